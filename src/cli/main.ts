@@ -1,0 +1,52 @@
+import { ThinkwhenError } from '../errors.ts';
+import type { Command } from './command.ts';
+
+// Commands load lazily so that `thinkwhen grade` does not pay for the native engine.
+const registry: Record<string, () => Promise<Command>> = {
+  doctor: async () => (await import('./doctor.ts')).command,
+};
+
+async function printOverview(): Promise<void> {
+  const lines = ['thinkwhen: hybrid reasoning models over llama.cpp', '', 'usage: thinkwhen <command> [options]', ''];
+  for (const load of Object.values(registry)) {
+    const c = await load();
+    lines.push(`  ${c.name.padEnd(18)} ${c.summary}`);
+  }
+  lines.push('', 'Run `thinkwhen <command> --help` for the options of one command.');
+  console.log(lines.join('\n'));
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    if (name === 'help' && rest[0] && registry[rest[0]]) {
+      console.log((await registry[rest[0]]()).help);
+      return 0;
+    }
+    await printOverview();
+    return 0;
+  }
+  const load = registry[name];
+  if (!load) {
+    console.error(`thinkwhen: unknown command '${name}'. Run \`thinkwhen --help\` for the list.`);
+    return 2;
+  }
+  const command = await load();
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(command.help);
+    return 0;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof ThinkwhenError) {
+      console.error(`thinkwhen ${name}: ${err.message}`);
+      return 2;
+    }
+    if (err instanceof TypeError && (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      console.error(`thinkwhen ${name}: ${err.message}. Run \`thinkwhen ${name} --help\`.`);
+      return 2;
+    }
+    throw err;
+  }
+}
