@@ -1,0 +1,3 @@
+export const NODE_LLAMA_CPP_VERSION: string;
+export function headersCacheDir(): string;
+export function binsDir(): string;

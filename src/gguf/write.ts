@@ -1,0 +1,164 @@
+// GGUF writer (version 3). Tensor data is either given or generated in chunks from a seeded
+// normal distribution, so multi-GB random test models never sit in memory whole.
+import { closeSync, openSync, renameSync, writeSync } from 'node:fs';
+import { encodeTensor } from './quant.ts';
+import { GgmlType, type GgufValue, GgufValueType, typeSize } from './types.ts';
+import { Rng } from '../rng.ts';
+
+export interface RandomFill {
+  seed: number;
+  std: number;
+  mean?: number;
+}
+
+export interface TensorToWrite {
+  name: string;
+  /** ggml order: shape[0] is the row length. */
+  shape: number[];
+  type: GgmlType;
+  data: Float32Array | RandomFill;
+}
+
+const ALIGNMENT = 32;
+
+class ByteSink {
+  private chunks: Buffer[] = [];
+  length = 0;
+  push(b: Buffer): void {
+    this.chunks.push(b);
+    this.length += b.length;
+  }
+  u32(v: number) {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v);
+    this.push(b);
+  }
+  u64(v: number | bigint) {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(v));
+    this.push(b);
+  }
+  string(s: string) {
+    const b = Buffer.from(s, 'utf8');
+    this.u64(b.length);
+    this.push(b);
+  }
+  value(type: GgufValueType, v: unknown) {
+    const b = Buffer.alloc(8);
+    switch (type) {
+      case GgufValueType.UINT8:
+        return this.push(Buffer.from([v as number]));
+      case GgufValueType.INT8:
+        b.writeInt8(v as number);
+        return this.push(b.subarray(0, 1));
+      case GgufValueType.UINT16:
+        b.writeUInt16LE(v as number);
+        return this.push(b.subarray(0, 2));
+      case GgufValueType.INT16:
+        b.writeInt16LE(v as number);
+        return this.push(b.subarray(0, 2));
+      case GgufValueType.UINT32:
+        return this.u32(v as number);
+      case GgufValueType.INT32:
+        b.writeInt32LE(v as number);
+        return this.push(b.subarray(0, 4));
+      case GgufValueType.FLOAT32:
+        b.writeFloatLE(v as number);
+        return this.push(b.subarray(0, 4));
+      case GgufValueType.FLOAT64:
+        b.writeDoubleLE(v as number);
+        return this.push(b);
+      case GgufValueType.BOOL:
+        return this.push(Buffer.from([v ? 1 : 0]));
+      case GgufValueType.STRING:
+        return this.string(v as string);
+      case GgufValueType.UINT64:
+        return this.u64(v as bigint);
+      case GgufValueType.INT64:
+        b.writeBigInt64LE(BigInt(v as bigint));
+        return this.push(b);
+      default:
+        throw new Error(`cannot write GGUF value type ${type}`);
+    }
+  }
+  concat(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+}
+
+function count(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** Writes a GGUF file atomically (temp file + rename: a crash never leaves a half file at `path`). */
+export function writeGguf(path: string, metadata: Map<string, GgufValue>, tensors: TensorToWrite[]): void {
+  const head = new ByteSink();
+  head.u32(0x46554747);
+  head.u32(3);
+  head.u64(tensors.length);
+  head.u64(metadata.size);
+  for (const [key, v] of metadata) {
+    head.string(key);
+    head.u32(v.type);
+    if (v.type === GgufValueType.ARRAY) {
+      head.u32(v.itemType);
+      head.u64(v.value.length);
+      for (const item of v.value) head.value(v.itemType, item);
+    } else {
+      head.value(v.type, v.value);
+    }
+  }
+  let offset = 0;
+  const offsets: number[] = [];
+  for (const t of tensors) {
+    head.string(t.name);
+    head.u32(t.shape.length);
+    for (const d of t.shape) head.u64(d);
+    head.u32(t.type);
+    head.u64(offset);
+    offsets.push(offset);
+    offset += Math.ceil(typeSize(t.type, count(t.shape)) / ALIGNMENT) * ALIGNMENT;
+  }
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w');
+  try {
+    const header = head.concat();
+    writeSync(fd, header);
+    let pos = header.length;
+    const pad = (to: number) => {
+      if (to > pos) writeSync(fd, Buffer.alloc(to - pos));
+      pos = to;
+    };
+    const dataStart = Math.ceil(pos / ALIGNMENT) * ALIGNMENT;
+    pad(dataStart);
+    tensors.forEach((t, i) => {
+      pad(dataStart + offsets[i]);
+      const n = count(t.shape);
+      const rowLength = t.shape[0];
+      if (t.data instanceof Float32Array) {
+        if (t.data.length !== n) throw new Error(`tensor ${t.name}: ${t.data.length} values for shape ${t.shape}`);
+        const bytes = encodeTensor(t.data, t.type, rowLength);
+        writeSync(fd, bytes);
+        pos += bytes.length;
+      } else {
+        const rng = new Rng(t.data.seed);
+        const { std, mean = 0 } = t.data;
+        const rowsPerChunk = Math.max(1, Math.floor((1 << 20) / rowLength));
+        const nRows = n / rowLength;
+        for (let r = 0; r < nRows; r += rowsPerChunk) {
+          const chunk = new Float32Array(Math.min(rowsPerChunk, nRows - r) * rowLength);
+          for (let j = 0; j < chunk.length; j++) chunk[j] = mean + std * rng.normal();
+          const bytes = encodeTensor(chunk, t.type, rowLength);
+          writeSync(fd, bytes);
+          pos += bytes.length;
+        }
+      }
+    });
+    pad(Math.ceil(pos / ALIGNMENT) * ALIGNMENT);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
+export { GgmlType };
