@@ -2,6 +2,8 @@
 // residual-stream hooks. Hooks run inside the scheduler's eval callback: when a wanted tensor
 // (e.g. "l_out-5") is final and nothing downstream has read it yet, rows are added to and/or
 // copied out. Which rows, which vectors: decided in TypeScript, passed in per decode.
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <unordered_map>
 #include <vector>
@@ -75,14 +77,26 @@ static void applyOp(DecodeState* s, HookOp& op, ggml_tensor* t) {
   }
 }
 
+// The token-embedding lookup has no name of its own in llama.cpp graphs; it is the GET_ROWS of
+// `token_embd.weight`. Hooks address it as "token_embd_rows" (blocks.0.hook_resid_pre).
+static const char* hookName(const ggml_tensor* t) {
+  if (t->op == GGML_OP_GET_ROWS && t->src[0] != nullptr && std::strcmp(t->src[0]->name, "token_embd.weight") == 0) {
+    return "token_embd_rows";
+  }
+  return t->name;
+}
+
+static bool g_trace = getenv("THINKWHEN_HOOK_TRACE") != nullptr;
+
 static bool evalCallback(ggml_tensor* t, bool ask, void* userData) {
   auto* s = static_cast<DecodeState*>(userData);
+  if (g_trace && ask) fprintf(stderr, "[thinkwhen hook trace] %s (%s)\n", hookName(t), ggml_op_desc(t));
   if (!s->active || s->byName.empty()) return !ask;
-  auto it = s->byName.find(t->name);
+  auto it = s->byName.find(hookName(t));
   if (it == s->byName.end()) return !ask;
   if (ask) return true;
   if (t->type != GGML_TYPE_F32 || t->ne[0] != s->nEmbd || t->nb[0] != sizeof(float)) {
-    s->error = std::string("tensor ") + t->name + " is not a contiguous F32 [n_embd, n_tokens] tensor";
+    s->error = std::string("tensor ") + hookName(t) + " is not a contiguous F32 [n_embd, n_tokens] tensor";
     return true;
   }
   for (size_t idx : it->second) {

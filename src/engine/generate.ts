@@ -37,6 +37,10 @@ export interface GenerationHook {
 export interface GenerateOptions {
   hooks?: GenerationHook[];
   onCapture?: (row: RowInfo, hookIndex: number, value: Float32Array) => void;
+  /**
+   * Streamed text. A token that ends inside a UTF-8 character yields '' and its bytes arrive with
+   * the next one; bytes still pending when a request ends arrive in a last event with token -1.
+   */
   onToken?: (ev: { request: number; token: number; text: string; position: number }) => void;
   /** cancel all requests */
   signal?: AbortSignal;
@@ -184,9 +188,14 @@ function sampleInto(
   const req = requests[l.request];
   const token = l.sampler(logits);
   const position = l.result.promptTokens + l.result.tokens.length;
-  if ((req.stopAtEog ?? true) && model.isEog(token)) {
-    l.result.text += l.stream.flush();
+  const finish = () => {
+    const rest = l.stream.flush();
+    l.result.text += rest;
+    if (rest) opts.onToken?.({ request: l.request, token: -1, text: rest, position });
     l.done = true;
+  };
+  if ((req.stopAtEog ?? true) && model.isEog(token)) {
+    finish();
     l.result.finishReason = 'eog';
     return;
   }
@@ -204,8 +213,7 @@ function sampleInto(
     }
   }
   if (l.result.tokens.length >= req.maxTokens) {
-    l.result.text += l.stream.flush();
-    l.done = true;
+    finish();
     l.result.finishReason = 'length';
     return;
   }

@@ -1,7 +1,8 @@
 // Hook points in the TransformerLens convention, mapped to llama.cpp graph tensors.
 //   blocks.L.hook_resid_post = output of decoder block L          = tensor `l_out-L`
 //   blocks.L.hook_resid_pre  = input of decoder block L           = `l_out-(L-1)`, and for L = 0
-//                              the token embeddings `inp_embd`
+//                              the token-embedding rows (the GET_ROWS of `token_embd.weight`,
+//                              before any architecture-specific scaling such as Gemma's)
 // Layers count from 0, as in TransformerLens and in llama.cpp's tensor names.
 import { ThinkwhenError } from '../errors.ts';
 
@@ -42,7 +43,7 @@ export function hookTensor(hook: string | HookPoint, nLayer: number): string {
     );
   }
   if (p.site === 'resid_post') return `l_out-${p.layer}`;
-  return p.layer === 0 ? 'inp_embd' : `l_out-${p.layer - 1}`;
+  return p.layer === 0 ? 'token_embd_rows' : `l_out-${p.layer - 1}`;
 }
 
 /** Rejects vectors of the wrong width or with NaN/Inf, naming the first bad entry. */
