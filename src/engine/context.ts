@@ -122,6 +122,7 @@ export class Context {
       );
     }
     this.held.add(id);
+    this.removeSequence(id); // a claimed sequence starts empty
     return id;
   }
 

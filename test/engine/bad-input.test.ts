@@ -1,0 +1,116 @@
+// Each bad input gives a typed error that names the problem and the fix, and the process lives on.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { Model, generate } from '../../src/engine/index.ts';
+import { ThinkwhenError } from '../../src/errors.ts';
+import { writeTinyBert } from '../helpers/bert.ts';
+import { tinyLlama } from '../helpers/models.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'tw-bad-'));
+const model = await Model.load(tinyLlama());
+
+function isError(code: string, ...patterns: RegExp[]) {
+  return (e: unknown) => {
+    assert.ok(e instanceof ThinkwhenError, `expected ThinkwhenError, got ${e}`);
+    assert.equal(e.code, code);
+    for (const p of patterns) assert.match(e.message, p);
+    assert.ok(e.fix || /fix:/.test(e.message) || code === 'TRUNCATED_GGUF', 'names a fix');
+    return true;
+  };
+}
+
+/** After every failure the engine must still work. */
+async function stillWorks() {
+  const ctx = model.createContext({ nCtx: 32, nBatch: 8, nSeqMax: 1, threads: 1 });
+  const out = await ctx.decode([{ token: 10, seq: 0, logits: true }]);
+  assert.equal(out.logits[0].length, model.info.nVocab);
+  ctx.free();
+}
+
+test('a path that does not exist', async () => {
+  await assert.rejects(Model.load(join(dir, 'nope.gguf')), isError('MODEL_NOT_FOUND', /not found/));
+  await stillWorks();
+});
+
+test('a file that is not a GGUF', async () => {
+  const p = join(dir, 'weights.safetensors');
+  writeFileSync(p, '{"__metadata__": {}}');
+  await assert.rejects(Model.load(p), isError('NOT_GGUF', /not a GGUF/, /convert/));
+  await stillWorks();
+});
+
+test('a truncated GGUF', async () => {
+  const p = join(dir, 'cut.gguf');
+  const bytes = readFileSync(tinyLlama());
+  writeFileSync(p, bytes.subarray(0, Math.floor(bytes.length / 2)));
+  await assert.rejects(Model.load(p), isError('TRUNCATED_GGUF', /truncated/, /ends at byte/));
+  await stillWorks();
+});
+
+test('an architecture without l_out hooks', async () => {
+  const p = join(dir, 'bert.gguf');
+  writeTinyBert(p);
+  const bert = await Model.load(p);
+  const ctx = bert.createContext({ nCtx: 64, nBatch: 64, nSeqMax: 1, threads: 1 });
+  const toks = Array.from(bert.tokenize('hello'));
+  await assert.rejects(
+    ctx.decode(toks.map((token) => ({ token, seq: 0, logits: true })), [{ hook: 'blocks.0.hook_resid_post', rows: 'all', capture: true }]),
+    isError('HOOK_UNSUPPORTED', /bert/, /l_out-0/),
+  );
+  ctx.free();
+  bert.free();
+  await stillWorks();
+});
+
+test('a layer out of range, a malformed hook name', async () => {
+  const ctx = model.createContext({ nCtx: 32, nBatch: 8, nSeqMax: 1, threads: 1 });
+  const rows = [{ token: 10, seq: 0 }];
+  await assert.rejects(ctx.decode(rows, [{ hook: 'blocks.4.hook_resid_post', rows: 'all', capture: true }]), isError('LAYER_OUT_OF_RANGE', /4 layers/, /0 and 3/));
+  await assert.rejects(ctx.decode(rows, [{ hook: 'blocks.-1.hook_resid_pre', rows: 'all', capture: true }]), isError('BAD_HOOK', /unknown hook/));
+  await assert.rejects(ctx.decode(rows, [{ hook: 'layers.2.mlp', rows: 'all', capture: true }]), isError('BAD_HOOK'));
+  assert.throws(() => ctx.setControlVector(new Map([[0, new Float32Array(64)]])), isError('LAYER_OUT_OF_RANGE', /1\.\.3/));
+  await stillWorks();
+  ctx.free();
+});
+
+test('vectors of the wrong width, with NaN or with Inf', async () => {
+  const ctx = model.createContext({ nCtx: 32, nBatch: 8, nSeqMax: 1, threads: 1 });
+  const rows = [{ token: 10, seq: 0 }];
+  const hook = 'blocks.1.hook_resid_post';
+  await assert.rejects(ctx.decode(rows, [{ hook, rows: 'all', add: new Float32Array(63) }]), isError('VECTOR_WIDTH', /63 values/, /64/));
+  const nan = new Float32Array(64);
+  nan[17] = Number.NaN;
+  await assert.rejects(ctx.decode(rows, [{ hook, rows: 'all', add: nan }]), isError('VECTOR_NOT_FINITE', /NaN at index 17/));
+  const inf = new Float32Array(64);
+  inf[3] = Number.POSITIVE_INFINITY;
+  assert.throws(() => ctx.setControlVector(new Map([[2, inf]])), isError('VECTOR_NOT_FINITE', /Infinity at index 3/));
+  assert.equal(ctx.sequenceLength(0), 0, 'a refused decode changes nothing');
+  await stillWorks();
+  ctx.free();
+});
+
+test('context overflow', async () => {
+  const ctx = model.createContext({ nCtx: 16, nBatch: 16, nSeqMax: 1, threads: 1 });
+  const long = Array.from({ length: 12 }, () => ({ token: 10, seq: 0 }));
+  await ctx.decode(long);
+  await assert.rejects(ctx.decode(long.slice(0, 8)), isError('CONTEXT_OVERFLOW', /position 16/, /16 tokens/));
+  await assert.rejects(generate(ctx, [{ prompt: 'abcdefghij', maxTokens: 50 }]), isError('CONTEXT_OVERFLOW'));
+  ctx.free();
+  await stillWorks();
+});
+
+test('two generators fighting over one sequence id', async () => {
+  const ctx = model.createContext({ nCtx: 64, nBatch: 16, nSeqMax: 2, threads: 1 });
+  const held = ctx.acquireSequence(0);
+  assert.throws(() => ctx.acquireSequence(0), isError('SEQUENCE_IN_USE', /sequence 0 is already held/));
+  // generate() takes free ids, so it runs beside the holder; a third claimant finds none.
+  const first = generate(ctx, [{ prompt: 'ab', maxTokens: 3 }]);
+  await assert.rejects(generate(ctx, [{ prompt: 'ab', maxTokens: 3 }]), isError('NO_FREE_SEQUENCE', /all 2 sequences/));
+  assert.equal((await first)[0].tokens.length, 3);
+  ctx.releaseSequence(held);
+  assert.throws(() => ctx.acquireSequence(5), isError('BAD_SEQUENCE', /out of range/));
+  ctx.free();
+});
