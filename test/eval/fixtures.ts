@@ -10,7 +10,8 @@ export const sharedData = join(repoRoot, '..', 'shared', 'data');
 
 export interface FakeRunOptions {
   name: string;
-  role: 'base' | 'thinking' | 'hybrid';
+  /** `base`, `thinking`, `hybrid` drive gap recovered; anything else is just a label. */
+  role: string;
   /** Probability that one sample is correct, before per-problem difficulty. */
   accuracy: number;
   problems: Problem[];

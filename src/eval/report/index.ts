@@ -1,0 +1,75 @@
+// Builds a report from run stores and writes it as HTML, JSON and markdown.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ThinkwhenError } from '../../errors.ts';
+import { type Comparison, compareRuns } from './compare.ts';
+import { renderHtml } from './html.ts';
+import { renderMarkdown } from './markdown.ts';
+import { type RunSummary, type SummarizeOptions, summarizeRun } from './summarize.ts';
+
+export interface Report {
+  title: string;
+  generatedAt: string;
+  runs: RunSummary[];
+  comparison: Comparison;
+}
+
+export interface BuildOptions extends SummarizeOptions {
+  title?: string;
+  /** Override each run's role, in the order of the paths (`base`, `thinking`, `hybrid`, or '' to keep). */
+  roles?: string[];
+  onProgress?: (done: number, total: number, path: string) => void;
+}
+
+export function buildReport(paths: string[], opts: BuildOptions = {}): Report {
+  if (paths.length === 0)
+    throw new ThinkwhenError('REPORT_NO_RUNS', 'no run stores given', 'name at least one run file');
+  if (opts.roles && opts.roles.length !== paths.length) {
+    throw new ThinkwhenError(
+      'REPORT_ROLES',
+      `--roles has ${opts.roles.length} entries for ${paths.length} runs`,
+      'give one role per run, in order',
+    );
+  }
+  const data = paths.map((p, i) => {
+    opts.onProgress?.(i, paths.length, p);
+    const d = summarizeRun(p, opts);
+    const role = opts.roles?.[i];
+    if (role) d.summary.role = role;
+    return d;
+  });
+  opts.onProgress?.(paths.length, paths.length, '');
+  // Names label table rows and plot series, so two runs must not share one.
+  const seen = new Map<string, number>();
+  for (const d of data) {
+    const n = (seen.get(d.summary.name) ?? 0) + 1;
+    seen.set(d.summary.name, n);
+    if (n > 1) d.summary.name = `${d.summary.name} (${n})`;
+  }
+  return {
+    title: opts.title ?? 'thinkwhen evaluation',
+    generatedAt: new Date().toISOString(),
+    runs: data.map((d) => d.summary),
+    comparison: compareRuns(data),
+  };
+}
+
+export interface WrittenReport {
+  html: string;
+  json: string;
+  markdown: string;
+}
+
+export function writeReport(report: Report, outDir: string): WrittenReport {
+  const dir = resolve(outDir);
+  mkdirSync(dir, { recursive: true });
+  const files = { html: join(dir, 'report.html'), json: join(dir, 'report.json'), markdown: join(dir, 'report.md') };
+  writeFileSync(files.html, renderHtml(report));
+  // JSON.stringify writes NaN as null, which is what a missing number should read as.
+  writeFileSync(files.json, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(files.markdown, renderMarkdown(report));
+  return files;
+}
+
+export { type Comparison, compareRuns } from './compare.ts';
+export { type RunSummary, summarizeRun } from './summarize.ts';
