@@ -1,0 +1,300 @@
+/**
+ * Is a predicted answer equivalent to the gold one? Always called as (gold, pred): the rules are
+ * deliberately asymmetric where Math-Verify's are (assignments, sets vs relations).
+ */
+import { bin, freeSymbols, hasDecimal, infinitySign, type Node, type RelationOp } from './ast.ts';
+import { closeComplex, evaluateExact, evaluateFloat, isFiniteComplex, type Exact } from './evaluate.ts';
+import { reduceToAnswer } from './extract.ts';
+import { exprValue, type ParsedAnswer, parseAnswer } from './parse-answer.ts';
+import * as Q from './rational.ts';
+import type { Value } from './value.ts';
+
+/** Math-Verify's default `float_rounding=6`: with a decimal on either side, both round to 6 places. */
+const DECIMAL_PLACES = 6;
+/** Relative tolerance for irrational constants and for sampled expressions (exact values skip it). */
+const FLOAT_TOLERANCE = 1e-9;
+const SAMPLE_TOLERANCE = 1e-8;
+const SAMPLE_POINTS = 8;
+const MIN_VALID_POINTS = 3;
+/** Fixed seed: the same pair always gets the same verdict. */
+const SAMPLE_SEED = 0x5eed1234;
+
+/** mulberry32: small, seedable, good enough to pick sample points. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Sample environments: each symbol gets a value in ±[0.25, 2.5], away from the usual poles at 0. */
+function samplePoints(symbols: string[]): Map<string, number>[] {
+  const random = rng(SAMPLE_SEED);
+  const points: Map<string, number>[] = [];
+  for (let k = 0; k < SAMPLE_POINTS; k++) {
+    const env = new Map<string, number>();
+    for (const s of symbols) {
+      const magnitude = 0.25 + 2.25 * random();
+      env.set(s, random() < 0.5 ? -magnitude : magnitude);
+    }
+    points.push(env);
+  }
+  return points;
+}
+
+function sameRounded(a: Exact, b: Exact): boolean {
+  return (
+    Q.roundScaled(a.re, DECIMAL_PLACES) === Q.roundScaled(b.re, DECIMAL_PLACES) &&
+    Q.roundScaled(a.im, DECIMAL_PLACES) === Q.roundScaled(b.im, DECIMAL_PLACES)
+  );
+}
+
+function roundFloat(x: number): number {
+  return Math.round(x * 10 ** DECIMAL_PLACES);
+}
+
+/** Numeric / symbolic equality of two expressions. */
+export function expressionsEqual(gold: Node, pred: Node): boolean {
+  const gInf = infinitySign(gold);
+  const pInf = infinitySign(pred);
+  if (gInf !== 0 || pInf !== 0) return gInf === pInf;
+
+  const decimal = hasDecimal(gold) || hasDecimal(pred);
+  const gExact = evaluateExact(gold);
+  const pExact = evaluateExact(pred);
+  if (gExact && pExact) {
+    if (Q.equals(gExact.re, pExact.re) && Q.equals(gExact.im, pExact.im)) return true;
+    return decimal && sameRounded(gExact, pExact);
+  }
+
+  const symbols = [...freeSymbols(pred, freeSymbols(gold))].sort();
+  if (symbols.length === 0) {
+    const g = evaluateFloat(gold, new Map());
+    const p = evaluateFloat(pred, new Map());
+    if (!isFiniteComplex(g) || !isFiniteComplex(p)) return false;
+    if (decimal) return roundFloat(g.re) === roundFloat(p.re) && roundFloat(g.im) === roundFloat(p.im);
+    return closeComplex(g, p, FLOAT_TOLERANCE);
+  }
+  let valid = 0;
+  for (const env of samplePoints(symbols)) {
+    const g = evaluateFloat(gold, env);
+    const p = evaluateFloat(pred, env);
+    if (!isFiniteComplex(g) || !isFiniteComplex(p)) continue;
+    if (!closeComplex(g, p, SAMPLE_TOLERANCE)) return false;
+    valid++;
+  }
+  return valid >= MIN_VALID_POINTS;
+}
+
+/**
+ * True when `a` = c·`b` for one constant c ≠ 0 (c > 0 if `positive`): the same equation or inequality
+ * rearranged, e.g. `y = -2x` and `2x + y = 0`.
+ */
+function proportional(a: Node, b: Node, positive: boolean): boolean {
+  const symbols = [...freeSymbols(b, freeSymbols(a))].sort();
+  if (symbols.length === 0) return expressionsEqual(a, b);
+  let ratio: number | null = null;
+  let valid = 0;
+  for (const env of samplePoints(symbols)) {
+    const x = evaluateFloat(a, env);
+    const y = evaluateFloat(b, env);
+    if (!isFiniteComplex(x) || !isFiniteComplex(y) || Math.abs(x.im) > 1e-12 || Math.abs(y.im) > 1e-12) continue;
+    if (Math.abs(y.re) < 1e-12) {
+      if (Math.abs(x.re) > 1e-9) return false;
+      continue;
+    }
+    const r = x.re / y.re;
+    if (ratio === null) ratio = r;
+    else if (Math.abs(r - ratio) > SAMPLE_TOLERANCE * Math.max(1, Math.abs(ratio))) return false;
+    valid++;
+  }
+  if (ratio === null || valid < MIN_VALID_POINTS || Math.abs(ratio) < 1e-12) return false;
+  return !positive || ratio > 0;
+}
+
+type Relation = Extract<Value, { kind: 'relation' }>;
+
+const isAssignment = (r: Relation): boolean => r.ops.length === 1 && r.ops[0] === '=' && r.sides[0].t === 'sym';
+const onlyEquals = (r: Relation): boolean => r.ops.every((op) => op === '=');
+
+/** `x < 3`, `-2 <= x <= 7`, `x != 1` over one variable with constant bounds, as an interval (or union). */
+function relationAsSet(r: Relation): { variable: string; set: Value } | null {
+  const constant = (n: Node): boolean => freeSymbols(n).size === 0;
+  const expr = (node: Node): Value => ({ kind: 'expr', node });
+  const inf: Node = { t: 'const', name: 'inf' };
+  const negInf: Node = { t: 'neg', a: inf };
+  const interval = (lo: Node, loClosed: boolean, hi: Node, hiClosed: boolean): Value => ({
+    kind: 'seq',
+    open: loClosed ? '[' : '(',
+    close: hiClosed ? ']' : ')',
+    items: [expr(lo), expr(hi)],
+  });
+  if (r.ops.length === 1) {
+    let [lhs, rhs] = r.sides;
+    let op: RelationOp = r.ops[0];
+    if (lhs.t !== 'sym' && rhs.t === 'sym') {
+      [lhs, rhs] = [rhs, lhs];
+      op = ({ '<': '>', '<=': '>=', '>': '<', '>=': '<=', '=': '=', '!=': '!=' } as const)[op];
+    }
+    if (lhs.t !== 'sym' || !constant(rhs)) return null;
+    const set =
+      op === '<' || op === '<='
+        ? interval(negInf, false, rhs, op === '<=')
+        : op === '>' || op === '>='
+          ? interval(rhs, op === '>=', inf, false)
+          : op === '!='
+            ? ({ kind: 'union', parts: [interval(negInf, false, rhs, false), interval(rhs, false, inf, false)] } as Value)
+            : null;
+    return set && { variable: lhs.name, set };
+  }
+  if (r.ops.length === 2) {
+    const [a, x, b] = r.sides;
+    if (x.t !== 'sym' || !constant(a) || !constant(b)) return null;
+    const [o1, o2] = r.ops;
+    const up = (o: RelationOp): boolean => o === '<' || o === '<=';
+    const down = (o: RelationOp): boolean => o === '>' || o === '>=';
+    if (up(o1) && up(o2)) return { variable: x.name, set: interval(a, o1 === '<=', b, o2 === '<=') };
+    if (down(o1) && down(o2)) return { variable: x.name, set: interval(b, o2 === '>=', a, o1 === '>=') };
+  }
+  return null;
+}
+
+/** `lhs op rhs` as `d op' 0` with op' in {=, !=, <, <=}. */
+function towardsZero(lhs: Node, op: RelationOp, rhs: Node): { diff: Node; op: RelationOp } {
+  if (op === '>' || op === '>=') return { diff: bin('-', rhs, lhs), op: op === '>' ? '<' : '<=' };
+  return { diff: bin('-', lhs, rhs), op };
+}
+
+function relationsEqual(gold: Relation, pred: Relation): boolean {
+  if (isAssignment(gold) && isAssignment(pred)) {
+    const g = gold.sides[0] as Extract<Node, { t: 'sym' }>;
+    const p = pred.sides[0] as Extract<Node, { t: 'sym' }>;
+    if (g.name !== p.name) return false; // `k = 1` is not `y = 1`
+    return valuesEqual(exprValue(gold.sides[1]), exprValue(pred.sides[1]));
+  }
+  const gSet = relationAsSet(gold);
+  const pSet = relationAsSet(pred);
+  if (gSet && pSet) return gSet.variable === pSet.variable && valuesEqual(gSet.set, pSet.set);
+  if (gold.ops.length === 1 && pred.ops.length === 1) {
+    const g = towardsZero(gold.sides[0], gold.ops[0], gold.sides[1]);
+    const p = towardsZero(pred.sides[0], pred.ops[0], pred.sides[1]);
+    if (g.op !== p.op) return false;
+    return proportional(g.diff, p.diff, g.op === '<' || g.op === '<=');
+  }
+  if (gold.ops.length !== pred.ops.length || gold.ops.some((op, i) => op !== pred.ops[i])) return false;
+  return gold.sides.every((s, i) => expressionsEqual(s, pred.sides[i]));
+}
+
+/** Letters of a product of single-letter symbols (`Evelyn` read as E·v·e·l·y·n), lower-cased; else null. */
+function lettersOf(node: Node): string | null {
+  if (node.t === 'sym') return node.name.length === 1 ? node.name.toLowerCase() : null;
+  if (node.t === 'const' && (node.name === 'e' || node.name === 'i')) return node.name;
+  if (node.t === 'bin' && node.op === '*') {
+    const a = lettersOf(node.a);
+    const b = lettersOf(node.b);
+    return a !== null && b !== null ? a + b : null;
+  }
+  return null;
+}
+
+/** Order-free comparison with duplicates merged (`1 \pm 1, 2` has the two answers 0 and 2). */
+function setsEqual(gold: Value[], pred: Value[]): boolean {
+  const dedupe = (items: Value[]): Value[] => {
+    const out: Value[] = [];
+    for (const v of items) if (!out.some((u) => valuesEqual(u, v))) out.push(v);
+    return out;
+  };
+  const flatten = (items: Value[]): Value[] => items.flatMap((v) => (v.kind === 'set' && !v.braces ? v.items : [v]));
+  const g = dedupe(flatten(gold));
+  const p = dedupe(flatten(pred));
+  if (g.length !== p.length) return false;
+  const used = new Array<boolean>(p.length).fill(false);
+  return g.every((gv) => {
+    const j = p.findIndex((pv, k) => !used[k] && valuesEqual(gv, pv));
+    if (j < 0) return false;
+    used[j] = true;
+    return true;
+  });
+}
+
+function orderedEqual(gold: Value[], pred: Value[]): boolean {
+  return gold.length === pred.length && gold.every((g, i) => valuesEqual(g, pred[i]));
+}
+
+/** A two-item bracket list is an interval: its bracket types count, except next to ±∞. */
+function bracketsMatch(gold: Extract<Value, { kind: 'seq' }>, pred: Extract<Value, { kind: 'seq' }>): boolean {
+  if (gold.items.length !== 2) return true;
+  const infiniteEnd = (v: Value): boolean => v.kind === 'expr' && infinitySign(v.node) !== 0;
+  const openOk = gold.open === pred.open || (infiniteEnd(gold.items[0]) && infiniteEnd(pred.items[0]));
+  const closeOk = gold.close === pred.close || (infiniteEnd(gold.items[1]) && infiniteEnd(pred.items[1]));
+  return openOk && closeOk;
+}
+
+/** Structured equivalence of two parsed answers, gold first. */
+export function valuesEqual(gold: Value, pred: Value): boolean {
+  if (gold.kind === 'raw' || pred.kind === 'raw') {
+    return gold.kind === 'raw' && pred.kind === 'raw' && gold.text === pred.text;
+  }
+  if (gold.kind === 'relation') {
+    if (pred.kind === 'relation') return relationsEqual(gold, pred);
+    // Gold `x = 5` accepts a bare `5`; gold `-2 <= x <= 7` accepts `[-2, 7]`. (The reverse is not true.)
+    if (isAssignment(gold)) return valuesEqual(exprValue(gold.sides[1]), pred);
+    const asSet = relationAsSet(gold);
+    return asSet !== null && valuesEqual(asSet.set, pred);
+  }
+  if (pred.kind === 'relation') {
+    // A predicted `x = 5` or chain `x = 5+5+1 = 11` answers with its last side; a predicted inequality
+    // never matches a gold set (models echo the inequality they were asked to solve).
+    return onlyEquals(pred) && valuesEqual(gold, exprValue(pred.sides[pred.sides.length - 1]));
+  }
+  switch (gold.kind) {
+    case 'expr':
+      if (pred.kind === 'expr') return expressionsEqual(gold.node, pred.node);
+      if (pred.kind === 'set' && pred.items.length === 1) return valuesEqual(gold, pred.items[0]);
+      if (pred.kind === 'text') return lettersOf(gold.node) === pred.text.replace(/[\s'-]/g, '');
+      return false;
+    case 'text':
+      if (pred.kind === 'text') return gold.text.replace(/\s/g, '') === pred.text.replace(/\s/g, '');
+      if (pred.kind === 'expr') return lettersOf(pred.node) === gold.text.replace(/[\s'-]/g, '');
+      return pred.kind === 'set' && pred.items.length === 1 && valuesEqual(gold, pred.items[0]);
+    case 'set':
+      if (pred.kind === 'set') return setsEqual(gold.items, pred.items);
+      if (pred.kind === 'seq' && pred.open === '(' && pred.close === ')') return setsEqual(gold.items, pred.items);
+      return gold.items.length === 1 && valuesEqual(gold.items[0], pred);
+    case 'seq':
+      if (pred.kind === 'seq') return bracketsMatch(gold, pred) && orderedEqual(gold.items, pred.items);
+      if (pred.kind === 'set' && gold.open === '(' && gold.close === ')') return orderedEqual(gold.items, pred.items);
+      return false;
+    case 'union':
+      return pred.kind === 'union' && setsEqual(gold.parts, pred.parts);
+    case 'matrix':
+      return (
+        pred.kind === 'matrix' &&
+        pred.rows.length === gold.rows.length &&
+        gold.rows.every((row, i) => orderedEqual(row, pred.rows[i]))
+      );
+  }
+}
+
+/** Compact normalised strings: equal strings are equivalent without parsing (both non-empty). */
+const compact = (s: string): string => s.replace(/\s+/g, '');
+
+/**
+ * Main entry for two answer strings (not whole responses). Empty answers are never equivalent.
+ * A gold or prediction that still contains `\boxed{}` or `####` is reduced to that answer first.
+ */
+export function isEquivalent(gold: string, pred: string): boolean {
+  const g = parseAnswer(reduceToAnswer(gold));
+  const p = parseAnswer(reduceToAnswer(pred));
+  return g !== null && p !== null && compareParsed(g, p);
+}
+
+/** Equivalence of two already-parsed answers, gold first. */
+export function compareParsed(gold: ParsedAnswer, pred: ParsedAnswer): boolean {
+  if (compact(gold.normalized) === compact(pred.normalized)) return true;
+  return valuesEqual(gold.value, pred.value);
+}

@@ -1,0 +1,217 @@
+/**
+ * Pulls the final answer out of a model response (or a dataset solution). All rules scan linearly, so
+ * a 1 MB response costs a few milliseconds and no regex can backtrack catastrophically.
+ */
+import { matchBrace, skipSpaces } from './scan.ts';
+
+/**
+ * - `boxed`: only the last `\boxed{}` / `\fbox{}` (Hendrycks / Qwen style).
+ * - `math`: boxed, else a "final answer is" / "the answer is" / "answer:" anchor. Default for MATH.
+ * - `gsm8k-strict`: `####`, boxed, or an answer anchor; never a bare number.
+ * - `gsm8k`: like `gsm8k-strict`, then the last number in the text (lm-eval's flexible-extract).
+ */
+export type ExtractionMode = 'boxed' | 'math' | 'gsm8k-strict' | 'gsm8k';
+export const EXTRACTION_MODES: readonly ExtractionMode[] = ['boxed', 'math', 'gsm8k-strict', 'gsm8k'];
+
+export type ExtractionRule = 'boxed' | 'hashes' | 'anchor' | 'last-number';
+
+export interface Extraction {
+  answer: string;
+  rule: ExtractionRule;
+}
+
+/** Longest anchored answer we take after "the answer is"; the sentence normally ends long before. */
+const MAX_ANCHOR_ANSWER = 300;
+/** How many unbalanced trailing boxes we step over before giving up (bounds the work on junk input). */
+const MAX_BOX_ATTEMPTS = 8;
+/** Math-Verify joins up to 6 adjacent boxes (`\boxed{1}, \boxed{2}`) into one set answer. */
+const MAX_MERGED_BOXES = 6;
+
+interface BoxSpan {
+  start: number; // index of the backslash
+  end: number; // index one past the box's last character
+  content: string;
+}
+
+/** The box starting at `start` (which points at `\boxed` or `\fbox`), or null if its braces never close. */
+function readBox(text: string, start: number): BoxSpan | null {
+  const nameEnd = start + (text.startsWith('\\boxed', start) ? 6 : 5);
+  const i = skipSpaces(text, nameEnd);
+  if (text[i] === '{') {
+    const close = matchBrace(text, i);
+    return close < 0 ? null : { start, end: close + 1, content: text.slice(i + 1, close) };
+  }
+  // `\boxed 5`: the answer is the next run up to `$`, whitespace or the end.
+  if (i === nameEnd || i >= text.length) return null;
+  let j = i;
+  while (j < text.length && text[j] !== '$' && !/\s/.test(text[j])) j++;
+  return j > i ? { start, end: j, content: text.slice(i, j) } : null;
+}
+
+function lastBoxStart(text: string, before: number): number {
+  const b = before < 0 ? -1 : text.lastIndexOf('\\boxed', before);
+  const f = before < 0 ? -1 : text.lastIndexOf('\\fbox', before);
+  return Math.max(b, f);
+}
+
+/** Only separators between two boxes: whitespace, `$`, commas, "and"/"or" (also inside `\text{}`). */
+function isBoxSeparator(between: string): boolean {
+  if (between.length > 40) return false;
+  const rest = between.replace(/\\text\{\s*(and|or)\s*\}|\\quad|\\[,;]|\b(and|or)\b|[\s$,.;]/g, '');
+  return rest === '' || rest === '\\(' || rest === '\\)' || rest === '\\)\\(';
+}
+
+/** Last balanced box; adjacent earlier boxes joined only by separators are merged as a comma list. */
+export function extractLastBoxed(text: string): string | null {
+  let pos = text.length;
+  let last: BoxSpan | null = null;
+  for (let attempt = 0; attempt < MAX_BOX_ATTEMPTS && !last; attempt++) {
+    const start = lastBoxStart(text, pos - 1);
+    if (start < 0) return null;
+    last = readBox(text, start);
+    pos = start;
+  }
+  if (!last) return null;
+  const parts = [last.content];
+  let first = last;
+  while (parts.length < MAX_MERGED_BOXES) {
+    const start = lastBoxStart(text, first.start - 1);
+    if (start < 0) break;
+    const box = readBox(text, start);
+    if (!box || box.end > first.start || !isBoxSeparator(text.slice(box.end, first.start))) break;
+    parts.unshift(box.content);
+    first = box;
+  }
+  return parts.length === 1 ? parts[0] : parts.join(', ');
+}
+
+/** Text after the last `####` up to the end of that line (GSM8K's gold format). */
+export function extractAfterHashes(text: string): string | null {
+  const at = text.lastIndexOf('####');
+  if (at < 0) return null;
+  let end = text.indexOf('\n', at);
+  if (end < 0) end = text.length;
+  const answer = text.slice(at + 4, end).trim();
+  return answer === '' ? null : answer;
+}
+
+const ANCHORS = ['final answer is', 'the answer is', 'answer is', 'final answer:', 'answer:'];
+
+/** End of the anchored answer: a newline, or a `.` that ends a sentence (not a decimal point). */
+function sentenceEnd(text: string, from: number): number {
+  const limit = Math.min(text.length, from + MAX_ANCHOR_ANSWER);
+  let depth = 0;
+  let inMath = false;
+  for (let i = from; i < limit; i++) {
+    const c = text[i];
+    if (c === '\n') return i;
+    if (c === '$') inMath = !inMath;
+    else if (c === '{') depth++;
+    else if (c === '}') depth--;
+    else if (c === '.' && depth <= 0 && !inMath && !/[0-9]/.test(text[i + 1] ?? '')) return i;
+    else if (text.startsWith('I hope', i)) return i; // Minerva: "... is $x$. I hope it is correct."
+  }
+  return limit;
+}
+
+/** The answer after the last "final answer is" / "the answer is" / "answer:" anchor. */
+export function extractAfterAnchor(text: string): string | null {
+  // Lower-casing a copy is linear; lastIndexOf on it is linear too.
+  const lower = text.toLowerCase();
+  let best = -1;
+  let bestLen = 0;
+  for (const anchor of ANCHORS) {
+    const at = lower.lastIndexOf(anchor);
+    // A later anchor wins; at the same spot the longer phrase wins ("final answer is" over "answer is").
+    if (
+      at >= 0 &&
+      (at + anchor.length > best + bestLen || (at + anchor.length === best + bestLen && anchor.length > bestLen))
+    ) {
+      best = at;
+      bestLen = anchor.length;
+    }
+  }
+  if (best < 0) return null;
+  const from = best + bestLen;
+  let answer = text.slice(from, sentenceEnd(text, from)).trim();
+  answer = answer.replace(/^[:\s]+/, '').replace(/^\*\*|\*\*$/g, '');
+  answer = stripMathDelimiters(answer).trim();
+  return answer === '' ? null : answer;
+}
+
+function stripMathDelimiters(s: string): string {
+  let t = s.trim();
+  for (const [open, close] of [
+    ['$$', '$$'],
+    ['$', '$'],
+    ['\\(', '\\)'],
+    ['\\[', '\\]'],
+  ]) {
+    if (t.startsWith(open) && t.endsWith(close) && t.length >= open.length + close.length) {
+      t = t.slice(open.length, t.length - close.length).trim();
+    }
+  }
+  return t.replace(/^\$+|\$+$/g, '').trim();
+}
+
+const isDigit = (c: string | undefined): boolean => c !== undefined && c >= '0' && c <= '9';
+
+/**
+ * The last number in the text, scanning backwards: `-1,234.5`, `.5`, or a fraction `3/4`. Commas inside
+ * the number are kept (normalisation strips well-formed thousands separators).
+ */
+export function extractLastNumber(text: string): string | null {
+  let end = text.length - 1;
+  while (end >= 0 && !isDigit(text[end])) end--;
+  if (end < 0) return null;
+  let start = end;
+  while (
+    start > 0 &&
+    (isDigit(text[start - 1]) || ((text[start - 1] === ',' || text[start - 1] === '.') && isDigit(text[start - 2])))
+  ) {
+    start--;
+  }
+  if (text[start - 1] === '.' && !isDigit(text[start - 2])) start--; // leading-dot decimal `.5`
+  // A fraction `a/b`: extend over the numerator.
+  if (text[start - 1] === '/' && isDigit(text[start - 2])) {
+    start -= 2;
+    while (start > 0 && isDigit(text[start - 1])) start--;
+  }
+  if (text[start - 1] === '-' || text[start - 1] === '\u2212') start--;
+  return text.slice(start, end + 1).replace('\u2212', '-');
+}
+
+/** Full extraction with the rule that fired; null when nothing qualifies (never an empty answer). */
+export function extractAnswerWithRule(text: string, options: { mode?: ExtractionMode } = {}): Extraction | null {
+  const mode = options.mode ?? 'math';
+  const gsm = mode === 'gsm8k' || mode === 'gsm8k-strict';
+  const found = (answer: string | null, rule: ExtractionRule): Extraction | null =>
+    answer !== null && answer.trim() !== '' ? { answer: answer.trim(), rule } : null;
+  if (gsm) {
+    const hashes = found(extractAfterHashes(text), 'hashes');
+    if (hashes) return hashes;
+  }
+  const boxed = found(extractLastBoxed(text), 'boxed');
+  if (boxed || mode === 'boxed') return boxed;
+  const anchored = found(extractAfterAnchor(text), 'anchor');
+  if (anchored || mode !== 'gsm8k') return anchored;
+  return found(extractLastNumber(text), 'last-number');
+}
+
+/** The extracted answer string, or null. See `ExtractionMode` for the rules each mode tries. */
+export function extractAnswer(text: string, options: { mode?: ExtractionMode } = {}): string | null {
+  return extractAnswerWithRule(text, options)?.answer ?? null;
+}
+
+/**
+ * For inputs that should already be answers but may still carry their wrapper: a gold written as a
+ * whole GSM8K solution (`... #### 18`) or a boxed solution. Returns the text unchanged otherwise.
+ */
+export function reduceToAnswer(text: string): string {
+  if (text.includes('\\boxed') || text.includes('\\fbox')) {
+    const boxed = extractLastBoxed(text);
+    if (boxed !== null) return boxed;
+  }
+  if (text.includes('####')) return extractAfterHashes(text) ?? text;
+  return text;
+}
