@@ -380,17 +380,13 @@ export class RunStore {
 
   /** True when every registered problem has all its samples. */
   done(): boolean {
-    const c = this.counts();
-    return c.problems > 0 && c.generations >= c.problems * this.config.samplesPerProblem && this.missing() === 0;
-  }
-
-  private missing(): number {
     const rows = this.db
       .prepare(
-        'SELECT p.id, count(g.sample_index) AS n FROM problems p LEFT JOIN generations g ON g.problem_id = p.id GROUP BY p.id',
+        `SELECT count(g.sample_index) AS n FROM problems p
+         LEFT JOIN generations g ON g.problem_id = p.id AND g.sample_index < ? GROUP BY p.id`,
       )
-      .all() as { id: string; n: number }[];
-    return rows.reduce((s, r) => s + Math.max(0, this.config.samplesPerProblem - r.n), 0);
+      .all(this.config.samplesPerProblem) as { n: number }[];
+    return rows.length > 0 && rows.every((r) => r.n === this.config.samplesPerProblem);
   }
 
   problems(): Problem[] {

@@ -143,9 +143,9 @@ describe('resume after kill -9', () => {
 
   it('loses no acknowledged generation and never double-counts', async () => {
     const path = join(tmp, 'killed.sqlite');
-    const nProblems = 50;
+    const nProblems = 80;
     const nSamples = 4;
-    const first = await run([path, String(nProblems), String(nSamples)], 60);
+    const first = await run([path, String(nProblems), String(nSamples)], 40);
     assert.equal(first.signal, 'SIGKILL');
     assert.ok(!first.lines.some((l) => l.startsWith('done')), 'the writer must be killed mid-run');
     const acked = first.lines.filter((l) => l.startsWith('ok ')).map((l) => l.slice(3));
