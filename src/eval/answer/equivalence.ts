@@ -9,7 +9,10 @@ import { exprValue, type ParsedAnswer, parseAnswer } from './parse-answer.ts';
 import * as Q from './rational.ts';
 import type { Value } from './value.ts';
 
-/** Math-Verify's default `float_rounding=6`: with a decimal on either side, both round to 6 places. */
+/**
+ * Math-Verify's default `float_rounding=6`: with a decimal on either side, both round to 6 places. We also
+ * require 6 equal significant digits, so small numbers are not all equal to 0.000000.
+ */
 const DECIMAL_PLACES = 6;
 /** Relative tolerance for irrational constants and for sampled expressions (exact values skip it). */
 const FLOAT_TOLERANCE = 1e-9;
@@ -46,15 +49,24 @@ function samplePoints(symbols: string[]): Map<string, number>[] {
   return points;
 }
 
+/** Same to 6 significant digits too: 6 decimal places alone would make 6.72e-5 equal 6.73e-5. */
+function sameSignificant(a: number, b: number): boolean {
+  if (Math.abs(a) < 1e-12 && Math.abs(b) < 1e-12) return true; // float noise around zero
+  return a.toPrecision(DECIMAL_PLACES) === b.toPrecision(DECIMAL_PLACES);
+}
+
 function sameRounded(a: Exact, b: Exact): boolean {
   return (
     Q.roundScaled(a.re, DECIMAL_PLACES) === Q.roundScaled(b.re, DECIMAL_PLACES) &&
-    Q.roundScaled(a.im, DECIMAL_PLACES) === Q.roundScaled(b.im, DECIMAL_PLACES)
+    Q.roundScaled(a.im, DECIMAL_PLACES) === Q.roundScaled(b.im, DECIMAL_PLACES) &&
+    sameSignificant(Q.toNumber(a.re), Q.toNumber(b.re)) &&
+    sameSignificant(Q.toNumber(a.im), Q.toNumber(b.im))
   );
 }
 
-function roundFloat(x: number): number {
-  return Math.round(x * 10 ** DECIMAL_PLACES);
+function sameRoundedFloat(a: number, b: number): boolean {
+  const scale = 10 ** DECIMAL_PLACES;
+  return Math.round(a * scale) === Math.round(b * scale) && sameSignificant(a, b);
 }
 
 /** Numeric / symbolic equality of two expressions. */
@@ -76,7 +88,7 @@ export function expressionsEqual(gold: Node, pred: Node): boolean {
     const g = evaluateFloat(gold, new Map());
     const p = evaluateFloat(pred, new Map());
     if (!isFiniteComplex(g) || !isFiniteComplex(p)) return false;
-    if (decimal) return roundFloat(g.re) === roundFloat(p.re) && roundFloat(g.im) === roundFloat(p.im);
+    if (decimal) return sameRoundedFloat(g.re, p.re) && sameRoundedFloat(g.im, p.im);
     return closeComplex(g, p, FLOAT_TOLERANCE);
   }
   let valid = 0;
@@ -254,17 +266,18 @@ export function valuesEqual(gold: Value, pred: Value): boolean {
   switch (gold.kind) {
     case 'expr':
       if (pred.kind === 'expr') return expressionsEqual(gold.node, pred.node);
-      if (pred.kind === 'set' && pred.items.length === 1) return valuesEqual(gold, pred.items[0]);
+      // `\boxed{15\frac{39}{40}}, or \boxed{\frac{639}{40}}`: a list whose items are all the gold answer.
+      if (pred.kind === 'set') return setsEqual([gold], pred.items);
       if (pred.kind === 'text') return lettersOf(gold.node) === pred.text.replace(/[\s'-]/g, '');
       return false;
     case 'text':
       if (pred.kind === 'text') return gold.text.replace(/\s/g, '') === pred.text.replace(/\s/g, '');
       if (pred.kind === 'expr') return lettersOf(pred.node) === gold.text.replace(/[\s'-]/g, '');
-      return pred.kind === 'set' && pred.items.length === 1 && valuesEqual(gold, pred.items[0]);
+      return pred.kind === 'set' && setsEqual([gold], pred.items);
     case 'set':
       if (pred.kind === 'set') return setsEqual(gold.items, pred.items);
       if (pred.kind === 'seq' && pred.open === '(' && pred.close === ')') return setsEqual(gold.items, pred.items);
-      return gold.items.length === 1 && valuesEqual(gold.items[0], pred);
+      return setsEqual(gold.items, [pred]);
     case 'seq':
       if (pred.kind === 'seq') return bracketsMatch(gold, pred) && orderedEqual(gold.items, pred.items);
       if (pred.kind === 'set' && gold.open === '(' && gold.close === ')') return orderedEqual(gold.items, pred.items);
