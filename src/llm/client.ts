@@ -147,7 +147,11 @@ export class LlmClient {
   async chat<T = string>(messages: ChatMessage[], options: ChatOptions<T> = {}): Promise<ChatResult<T>> {
     const model = options.model ?? this.model;
     if (!model) {
-      throw new ThinkwhenError('llm-no-model', 'no LLM model named for this call', 'pass --llm-model (or the model option)');
+      throw new ThinkwhenError(
+        'llm-no-model',
+        'no LLM model named for this call',
+        'pass --llm-model (or the model option)',
+      );
     }
     const params = options.params ?? {};
     const key = cacheKey({ baseUrl: this.baseUrl, model, messages, params, tag: options.cacheTag });
@@ -203,9 +207,17 @@ export class LlmClient {
         }
         const backoff = Math.min(this.opts.backoffMaxMs, this.opts.backoffBaseMs * 2 ** attempt);
         const waitMs =
-          err.retryAfterMs !== undefined ? Math.min(err.retryAfterMs, this.opts.maxRetryAfterMs) : Math.random() * backoff;
+          err.retryAfterMs !== undefined
+            ? Math.min(err.retryAfterMs, this.opts.maxRetryAfterMs)
+            : Math.random() * backoff;
         this.stats.retries[err.reason]++;
-        this.options.onEvent?.({ type: 'retry', reason: err.reason, attempt: attempt + 1, waitMs, detail: err.message });
+        this.options.onEvent?.({
+          type: 'retry',
+          reason: err.reason,
+          attempt: attempt + 1,
+          waitMs,
+          detail: err.message,
+        });
         await sleep(waitMs);
       }
     }
@@ -263,10 +275,18 @@ export class LlmClient {
       clearTimeout(timer);
     }
     if (res.status === 429) {
-      throw new Transient('rate-limited', `HTTP 429 ${text.slice(0, 200)}`, parseRetryAfter(res.headers.get('retry-after')));
+      throw new Transient(
+        'rate-limited',
+        `HTTP 429 ${text.slice(0, 200)}`,
+        parseRetryAfter(res.headers.get('retry-after')),
+      );
     }
     if (res.status >= 500) {
-      throw new Transient('server-error', `HTTP ${res.status} ${text.slice(0, 200)}`, parseRetryAfter(res.headers.get('retry-after')));
+      throw new Transient(
+        'server-error',
+        `HTTP ${res.status} ${text.slice(0, 200)}`,
+        parseRetryAfter(res.headers.get('retry-after')),
+      );
     }
     if (res.status === 401 || res.status === 403) {
       throw new ThinkwhenError(

@@ -102,7 +102,8 @@ export class SentenceActivationWriter {
   addThinkingVector(layer: number, vector: ArrayLike<number>): void {
     const mean = this.means.get(layer);
     if (!mean) throw new ThinkwhenError('missing-layer', `layer ${layer} is not in this store`);
-    if (vector.length !== this.options.dim) throw widthError('the thinking-span vector', vector.length, this.options.dim);
+    if (vector.length !== this.options.dim)
+      throw widthError('the thinking-span vector', vector.length, this.options.dim);
     mean.update(vector);
   }
 

@@ -215,7 +215,11 @@ export async function accuracyAutograder(
       for (let s = 0; s < tests.length; s += maxPerPrompt) chunks.push(tests.slice(s, s + maxPerPrompt));
       const answers = await Promise.all(
         chunks.map(async (chunk, chunkIdx) => {
-          const prompt = accuracyPrompt(cat.title, cat.description, numberedSentences(chunk.map((t) => sentences[t.i])));
+          const prompt = accuracyPrompt(
+            cat.title,
+            cat.description,
+            numberedSentences(chunk.map((t) => sentences[t.i])),
+          );
           try {
             const { value } = await client.chat([{ role: 'user', content: prompt }], {
               model: settings.model,

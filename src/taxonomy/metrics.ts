@@ -28,10 +28,11 @@ function contingency(truth: Labels, pred: Labels) {
   for (let i = 0; i < truth.length; i++) table[tIds.get(truth[i])! * cols + pIds.get(pred[i])!]++;
   const a = new Float64Array(rows);
   const b = new Float64Array(cols);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) {
-    a[r] += table[r * cols + c];
-    b[c] += table[r * cols + c];
-  }
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < cols; c++) {
+      a[r] += table[r * cols + c];
+      b[c] += table[r * cols + c];
+    }
   return { table, rows, cols, a, b, n: truth.length };
 }
 
@@ -65,10 +66,11 @@ export function normalizedMutualInfo(truth: Labels, pred: Labels): number {
   const hB = entropy(b);
   if (hA === 0 && hB === 0) return 1;
   let mi = 0;
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) {
-    const v = table[r * cols + c];
-    if (v > 0) mi += (v / n) * Math.log((v * n) / (a[r] * b[c]));
-  }
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < cols; c++) {
+      const v = table[r * cols + c];
+      if (v > 0) mi += (v / n) * Math.log((v * n) / (a[r] * b[c]));
+    }
   const denom = (hA + hB) / 2;
   return denom === 0 ? 0 : Math.max(0, mi / denom);
 }
@@ -115,11 +117,12 @@ export function centroidOrthogonality(centroids: Float32Array, dim: number): num
     norms[i] = Math.sqrt(sq) || 1;
   }
   let sum = 0;
-  for (let i = 0; i < k; i++) for (let j = i + 1; j < k; j++) {
-    let dot = 0;
-    for (let d = 0; d < dim; d++) dot += centroids[i * dim + d] * centroids[j * dim + d];
-    sum += 1 - Math.abs(dot / (norms[i] * norms[j]));
-  }
+  for (let i = 0; i < k; i++)
+    for (let j = i + 1; j < k; j++) {
+      let dot = 0;
+      for (let d = 0; d < dim; d++) dot += centroids[i * dim + d] * centroids[j * dim + d];
+      sum += 1 - Math.abs(dot / (norms[i] * norms[j]));
+    }
   return sum / pairs(k);
 }
 
@@ -137,7 +140,11 @@ export function clusterBalance(labels: Labels, clusters: number): ClusterBalance
   const sizes = new Array<number>(clusters).fill(0);
   for (let i = 0; i < labels.length; i++) {
     if (labels[i] < 0 || labels[i] >= clusters) {
-      throw new ThinkwhenError('bad-label', `label ${labels[i]} is outside 0..${clusters - 1}`, 'pass the SAE latent count');
+      throw new ThinkwhenError(
+        'bad-label',
+        `label ${labels[i]} is outside 0..${clusters - 1}`,
+        'pass the SAE latent count',
+      );
     }
     sizes[labels[i]]++;
   }

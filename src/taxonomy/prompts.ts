@@ -195,7 +195,12 @@ Only include the JSON object in your response, with no additional text before or
 }
 
 /** Pairwise similarity prompt (semantic orthogonality). */
-export function semanticSimilarityPrompt(title1: string, description1: string, title2: string, description2: string): string {
+export function semanticSimilarityPrompt(
+  title1: string,
+  description1: string,
+  title2: string,
+  description2: string,
+): string {
   return `# Task: Semantic Similarity Evaluation
 
 You are an expert at analyzing the semantic similarity between different reasoning functions. Your task is to evaluate how similar two categories of reasoning sentences are in terms of their underlying cognitive or functional purpose.

@@ -258,7 +258,9 @@ class Adam {
     const b2 = 0.999;
     const stepSize = this.lr / (1 - b1 ** t);
     const bc2 = Math.sqrt(1 - b2 ** t);
-    const { m, v, param } = this;
+    const m = this.m;
+    const v = this.v;
+    const param = this.param;
     for (let i = 0; i < param.length; i++) {
       const g = grad[i] * scale;
       m[i] = b1 * m[i] + (1 - b1) * g;
@@ -393,7 +395,8 @@ export async function trainTopKSae(x: Float32Array, dim: number, options: SaeTra
         if (pool) {
           const per = Math.ceil(rows / threads);
           const ranges: number[] = [];
-          for (let s = 1; s < threads; s++) ranges.push(Math.min(end, start + s * per), Math.min(end, start + (s + 1) * per));
+          for (let s = 1; s < threads; s++)
+            ranges.push(Math.min(end, start + s * per), Math.min(end, start + (s + 1) * per));
           pool.dispatch(ranges);
           accumulateRows(p, X, order, start, Math.min(end, start + per), g, scratch);
           pool.join();
@@ -508,7 +511,12 @@ export async function saveSae(base: string, sae: TopKSae): Promise<string> {
       decoder_weight: { dtype: 'F32', shape: [latents, dim], data: wDec },
       b_dec: { dtype: 'F32', shape: [dim], data: bDec },
     },
-    { format: 'thinkwhen-topk-sae/1', input_dim: String(dim), num_latents: String(latents), topk: String(sae.params.topK) },
+    {
+      format: 'thinkwhen-topk-sae/1',
+      input_dim: String(dim),
+      num_latents: String(latents),
+      topk: String(sae.params.topK),
+    },
   );
   await writeFile(`${base}.json`, `${JSON.stringify(sae.config, null, 2)}\n`);
   return path;
@@ -521,7 +529,11 @@ export async function loadSae(path: string): Promise<TopKSae> {
   const get = (name: string) => {
     const t = file.tensors[name];
     if (!t || t.dtype !== 'F32') {
-      throw new ThinkwhenError('bad-sae', `${base}.safetensors lacks an F32 tensor "${name}"`, 'retrain or re-save the SAE');
+      throw new ThinkwhenError(
+        'bad-sae',
+        `${base}.safetensors lacks an F32 tensor "${name}"`,
+        'retrain or re-save the SAE',
+      );
     }
     return t;
   };
@@ -543,7 +555,11 @@ export async function loadSae(path: string): Promise<TopKSae> {
     bDec: get('b_dec').data as Float32Array,
   };
   if (params.bDec.length !== dim || params.wDec.length !== latents * dim || params.bEnc.length !== latents) {
-    throw new ThinkwhenError('bad-sae', `${base}.safetensors has inconsistent tensor shapes`, 'retrain or re-save the SAE');
+    throw new ThinkwhenError(
+      'bad-sae',
+      `${base}.safetensors has inconsistent tensor shapes`,
+      'retrain or re-save the SAE',
+    );
   }
   return new TopKSae(params, config);
 }

@@ -115,10 +115,7 @@ function normalise(name: string, t: TensorInput): Tensor {
 }
 
 /** Serialise tensors (in name order) and string metadata to safetensors bytes. */
-export function encodeSafetensors(
-  tensors: Record<string, TensorInput>,
-  metadata: Record<string, string> = {},
-): Buffer {
+export function encodeSafetensors(tensors: Record<string, TensorInput>, metadata: Record<string, string> = {}): Buffer {
   const names = Object.keys(tensors).sort();
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
@@ -150,7 +147,11 @@ export function encodeSafetensors(
 /** Parse safetensors bytes. Tensor arrays are copies when the input is not aligned for their type. */
 export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors data'): SafetensorsFile {
   const bad = (what: string) =>
-    new ThinkwhenError('safetensors-corrupt', `${source}: ${what}`, 'regenerate the file; it is truncated or not safetensors');
+    new ThinkwhenError(
+      'safetensors-corrupt',
+      `${source}: ${what}`,
+      'regenerate the file; it is truncated or not safetensors',
+    );
   if (bytes.length < 8) throw bad('shorter than the 8-byte header length');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLen = Number(view.getBigUint64(0, true));

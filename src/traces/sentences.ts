@@ -182,7 +182,7 @@ export function splitIntoSentences(input: string, options: SplitOptions = {}): S
 
   for (const run of runs) {
     for (const p of pieces) {
-      if (p.paper && p.paper.includes(run[0])) p.paper = p.paper.replace(run[0], () => run);
+      if (p.paper.includes(run[0])) p.paper = p.paper.replace(run[0], () => run);
     }
   }
   pieces.forEach((p, i) => {

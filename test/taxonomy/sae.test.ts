@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { ThinkwhenError } from '../../src/errors.ts';
 import { adjustedRandIndex } from '../../src/taxonomy/metrics.ts';
 import { centerAndNormalize } from '../../src/taxonomy/preprocess.ts';
-import { Rng, defaultLr, loadSae, saveSae, trainSaeGrid, trainTopKSae } from '../../src/taxonomy/sae.ts';
+import { defaultLr, loadSae, Rng, saveSae, trainSaeGrid, trainTopKSae } from '../../src/taxonomy/sae.ts';
 import {
   accumulateRows,
   allocGrads,
@@ -48,54 +48,55 @@ test('top-k selection keeps the largest values, first index on ties', () => {
   assert.deepEqual([...val], [7, 3, 0.5]);
 });
 
-for (const topK of [2, 3]) test(`analytic gradients match finite differences of the FVU loss (top-${topK})`, () => {
-  const dim = 6;
-  const latents = 4;
-  const rows = 5;
-  const rng = new Rng(3);
-  const rand = (n: number) => Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
-  const p: SaeParams = {
-    latents,
-    dim,
-    topK,
-    wEnc: rand(latents * dim),
-    bEnc: rand(latents),
-    wDec: rand(latents * dim),
-    bDec: rand(dim),
-  };
-  const x = rand(rows * dim);
-  const order = Int32Array.from({ length: rows }, (_, i) => i);
-  const loss = () => {
+for (const topK of [2, 3])
+  test(`analytic gradients match finite differences of the FVU loss (top-${topK})`, () => {
+    const dim = 6;
+    const latents = 4;
+    const rows = 5;
+    const rng = new Rng(3);
+    const rand = (n: number) => Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
+    const p: SaeParams = {
+      latents,
+      dim,
+      topK,
+      wEnc: rand(latents * dim),
+      bEnc: rand(latents),
+      wDec: rand(latents * dim),
+      bDec: rand(dim),
+    };
+    const x = rand(rows * dim);
+    const order = Int32Array.from({ length: rows }, (_, i) => i);
+    const loss = () => {
+      const g = allocGrads(latents, dim);
+      accumulateRows(p, x, order, 0, rows, g, allocScratch(p));
+      return finishBatch(p, g, rows).loss;
+    };
     const g = allocGrads(latents, dim);
     accumulateRows(p, x, order, 0, rows, g, allocScratch(p));
-    return finishBatch(p, g, rows).loss;
-  };
-  const g = allocGrads(latents, dim);
-  accumulateRows(p, x, order, 0, rows, g, allocScratch(p));
-  const { scale } = finishBatch(p, g, rows);
-  const checks: Array<[Float32Array, Float64Array]> = [
-    [p.wEnc, g.gWEnc],
-    [p.bEnc, g.gBEnc],
-    [p.wDec, g.gWDec],
-    [p.bDec, g.gBDec],
-  ];
-  const h = 1e-3;
-  for (const [param, grad] of checks) {
-    for (let i = 0; i < param.length; i++) {
-      const keep = param[i];
-      param[i] = keep + h;
-      const up = loss();
-      param[i] = keep - h;
-      const down = loss();
-      param[i] = keep;
-      const numeric = (up - down) / (2 * h);
-      assert.ok(
-        Math.abs(numeric - grad[i] * scale) < 2e-3 * Math.max(1, Math.abs(numeric)),
-        `param ${i}: numeric ${numeric} analytic ${grad[i] * scale}`,
-      );
+    const { scale } = finishBatch(p, g, rows);
+    const checks: Array<[Float32Array, Float64Array]> = [
+      [p.wEnc, g.gWEnc],
+      [p.bEnc, g.gBEnc],
+      [p.wDec, g.gWDec],
+      [p.bDec, g.gBDec],
+    ];
+    const h = 1e-3;
+    for (const [param, grad] of checks) {
+      for (let i = 0; i < param.length; i++) {
+        const keep = param[i];
+        param[i] = keep + h;
+        const up = loss();
+        param[i] = keep - h;
+        const down = loss();
+        param[i] = keep;
+        const numeric = (up - down) / (2 * h);
+        assert.ok(
+          Math.abs(numeric - grad[i] * scale) < 2e-3 * Math.max(1, Math.abs(numeric)),
+          `param ${i}: numeric ${numeric} analytic ${grad[i] * scale}`,
+        );
+      }
     }
-  }
-});
+  });
 
 test('the SAE recovers planted clusters (ARI >= 0.9), decoder rows stay unit norm', async () => {
   // 5 planted categories, K = 8 latents (the paper sweeps K above the number of behaviours).
@@ -121,7 +122,14 @@ test('early stopping restores the best weights and stops after `patience` epochs
   const { x } = planted(600, 16, 3, 0.3, 5);
   const losses: number[] = [];
   // A huge learning rate makes the loss bounce, so the early stop triggers.
-  const sae = await trainTopKSae(x, 16, { latents: 5, lr: 0.5, patience: 3, seed: 2, threads: 1, onEpoch: (_, l) => losses.push(l) });
+  const sae = await trainTopKSae(x, 16, {
+    latents: 5,
+    lr: 0.5,
+    patience: 3,
+    seed: 2,
+    threads: 1,
+    onEpoch: (_, l) => losses.push(l),
+  });
   assert.equal(sae.config.stoppedEarly, true);
   const best = Math.min(...losses);
   const bestAt = losses.indexOf(best);
@@ -174,10 +182,13 @@ test('bad input: empty activations and width mismatches name the problem', async
   });
   const { x } = planted(100, 8, 2, 0.3, 1);
   const sae = await trainTopKSae(x, 8, { latents: 3, maxEpochs: 1, threads: 1 });
-  assert.throws(() => sae.assign(new Float32Array(12)), (e: unknown) => {
-    assert.ok(e instanceof ThinkwhenError);
-    assert.equal(e.code, 'width-mismatch');
-    assert.match(e.message, /width 8/);
-    return true;
-  });
+  assert.throws(
+    () => sae.assign(new Float32Array(12)),
+    (e: unknown) => {
+      assert.ok(e instanceof ThinkwhenError);
+      assert.equal(e.code, 'width-mismatch');
+      assert.match(e.message, /width 8/);
+      return true;
+    },
+  );
 });

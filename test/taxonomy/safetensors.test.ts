@@ -44,7 +44,10 @@ test('safetensors: F32/F16/I32/I64 round trip with metadata; header is 8-byte al
     assert.deepEqual(header.w, { dtype: 'F32', shape: [2, 3], data_offsets: header.w.data_offsets });
     const back = await readSafetensors(path);
     assert.deepEqual([...(back.tensors.w.data as Float32Array)], [...Float32Array.from([1, -2, 3.5, 0, 1e-7, -1e30])]);
-    assert.deepEqual([...float16ToFloat32(back.tensors.h.data as Uint16Array)], [1, -0.5, 65504, float16ToFloat32(float32ToFloat16(Float32Array.from([1e-6])))[0]]);
+    assert.deepEqual(
+      [...float16ToFloat32(back.tensors.h.data as Uint16Array)],
+      [1, -0.5, 65504, float16ToFloat32(float32ToFloat16(Float32Array.from([1e-6])))[0]],
+    );
     assert.deepEqual([...(back.tensors.i.data as Int32Array)], [-7, 2 ** 31 - 1]);
     assert.deepEqual([...(back.tensors.l.data as BigInt64Array)], [-(2n ** 40n), 5n]);
     assert.deepEqual(back.metadata, { layer: '4', model: 'tiny' });
@@ -65,7 +68,10 @@ test('float16 conversion rounds to nearest even and handles subnormals and overf
 
 test('corrupt or mislabelled safetensors data gives a clear error', () => {
   const good = encodeSafetensors({ x: { dtype: 'F32', shape: [2], data: Float32Array.from([1, 2]) } });
-  assert.throws(() => decodeSafetensors(good.subarray(0, good.length - 4)), isThinkwhen('safetensors-corrupt', /do not fit/));
+  assert.throws(
+    () => decodeSafetensors(good.subarray(0, good.length - 4)),
+    isThinkwhen('safetensors-corrupt', /do not fit/),
+  );
   assert.throws(() => decodeSafetensors(new Uint8Array(3)), isThinkwhen('safetensors-corrupt', /8-byte/));
   assert.throws(
     () => encodeSafetensors({ x: { dtype: 'F32', shape: [3], data: Float32Array.from([1, 2]) } }),
@@ -93,7 +99,13 @@ test('activation store: shards + JSONL index + thinking means round trip; width 
     writer.addThinkingVector(4, [1, 1, 1]);
     writer.addThinkingVector(4, [3, 5, 7]);
     await assert.rejects(
-      writer.add({ traceId: 'x', sentence: 's', tokenStart: 0, tokenEnd: 1 }, new Map([[4, [1, 2]], [8, [1, 2, 3]]])),
+      writer.add(
+        { traceId: 'x', sentence: 's', tokenStart: 0, tokenEnd: 1 },
+        new Map([
+          [4, [1, 2]],
+          [8, [1, 2, 3]],
+        ]),
+      ),
       isThinkwhen('width-mismatch', /width 2 .* width 3/),
     );
     const manifest = await writer.close();
@@ -138,6 +150,9 @@ test('preprocessing: sentence means, the reference running mean, centring + L2 n
   assert.deepEqual([...mean.mean], [2, 2]);
   const x = Float32Array.from([5, 6, 2, 2, 2, 0]);
   centerAndNormalize(x, 2, mean.mean);
-  assert.deepEqual([...x].map((v) => Math.round(v * 1e6) / 1e6), [0.6, 0.8, 0, 0, 0, -1]);
+  assert.deepEqual(
+    [...x].map((v) => Math.round(v * 1e6) / 1e6),
+    [0.6, 0.8, 0, 0, 0, -1],
+  );
   assert.throws(() => centerAndNormalize(new Float32Array(6), 3, [1, 2]), isThinkwhen('width-mismatch', /width 2/));
 });

@@ -43,7 +43,10 @@ test('"k!" (factorial) does not end a sentence; "!" after a word does', () => {
 });
 
 test('repeated punctuation collapses for splitting and is restored the reference way', () => {
-  assert.deepEqual(texts('Really?! Are you sure about it?? Yes I am sure.'), ['Are you sure about it??', 'Yes I am sure.']);
+  assert.deepEqual(texts('Really?! Are you sure about it?? Yes I am sure.'), [
+    'Are you sure about it??',
+    'Yes I am sure.',
+  ]);
   // The reference widens the first "." of every piece for each "..." run: text differs from the source.
   const input = 'Wait... Hmm let me think. OK so that is it.';
   const got = splitIntoSentences(input);
@@ -84,7 +87,10 @@ test('newlines split; short lines are dropped; unicode and emoji keep UTF-16 spa
   for (const s of got) assert.equal(input.slice(s.start, s.end), s.text);
   assert.equal(got[2].start, input.indexOf('Done'));
   // Non-ASCII digits count as decimals (Python's \d).
-  assert.deepEqual(texts('Value ٣.٥ is here ok. And more words here.'), ['Value ٣.٥ is here ok.', 'And more words here.']);
+  assert.deepEqual(texts('Value ٣.٥ is here ok. And more words here.'), [
+    'Value ٣.٥ is here ok.',
+    'And more words here.',
+  ]);
   checkSpans(input);
 });
 
