@@ -3,7 +3,13 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { ThinkwhenError } from '../errors.ts';
-import { describeAnswer, EXTRACTION_MODES, type ExtractionMode, gradeResponse, isEquivalent } from '../eval/answer/index.ts';
+import {
+  describeAnswer,
+  EXTRACTION_MODES,
+  type ExtractionMode,
+  gradeResponse,
+  isEquivalent,
+} from '../eval/answer/index.ts';
 import type { Command } from './command.ts';
 
 const help = `thinkwhen grade --gold ANSWER --pred ANSWER [--extract MODE]
@@ -123,11 +129,19 @@ export const command: Command = {
       },
     });
     if (positionals.length > 0) {
-      throw new ThinkwhenError('BAD_ARGUMENT', `unexpected argument '${positionals[0]}'`, "quote answers: --gold '1,-2'");
+      throw new ThinkwhenError(
+        'BAD_ARGUMENT',
+        `unexpected argument '${positionals[0]}'`,
+        "quote answers: --gold '1,-2'",
+      );
     }
     const mode = values.extract as ExtractionMode | undefined;
     if (mode !== undefined && !EXTRACTION_MODES.includes(mode)) {
-      throw new ThinkwhenError('BAD_ARGUMENT', `unknown --extract mode '${mode}'`, `use one of ${EXTRACTION_MODES.join(', ')}`);
+      throw new ThinkwhenError(
+        'BAD_ARGUMENT',
+        `unknown --extract mode '${mode}'`,
+        `use one of ${EXTRACTION_MODES.join(', ')}`,
+      );
     }
     if (values.jsonl !== undefined) {
       if (values.gold !== undefined || values.pred !== undefined) {

@@ -220,7 +220,13 @@ export function evaluateFloat(node: Node, env: Env): Complex {
     case 'num':
       return C(Q.toNumber(node.value));
     case 'const':
-      return node.name === 'pi' ? C(Math.PI) : node.name === 'e' ? C(Math.E) : node.name === 'i' ? C(0, 1) : C(Number.POSITIVE_INFINITY);
+      return node.name === 'pi'
+        ? C(Math.PI)
+        : node.name === 'e'
+          ? C(Math.E)
+          : node.name === 'i'
+            ? C(0, 1)
+            : C(Number.POSITIVE_INFINITY);
     case 'sym': {
       const v = env.get(node.name);
       return v === undefined ? NAN : C(v);

@@ -75,7 +75,6 @@ function parseMatrix(s: string): Value | null {
   return { kind: 'matrix', rows: cells };
 }
 
-const isOp = (t: Token | undefined, v: string): boolean => t !== undefined && t.k === 'op' && t.v === v;
 const isCmd = (t: Token | undefined, v: string): boolean => t !== undefined && t.k === 'cmd' && t.v === v;
 const OPENERS = new Set(['(', '[', '{', 'lbrace']);
 const CLOSERS = new Set([')', ']', '}', 'rbrace']);
@@ -138,7 +137,8 @@ function parseRange(toks: Token[], s: number, e: number, nesting: number): Value
     return { kind: 'set', braces: false, items: splitAt(s, e, commas).map(([a, b]) => sub(a, b)) };
   }
 
-  if (e - s === 1 && (isCmd(toks[s], 'emptyset') || isCmd(toks[s], 'varnothing'))) return { kind: 'set', braces: true, items: [] };
+  if (e - s === 1 && (isCmd(toks[s], 'emptyset') || isCmd(toks[s], 'varnothing')))
+    return { kind: 'set', braces: true, items: [] };
   // `\mathbb{R}`: all reals.
   if (e - s === 4 && isCmd(toks[s], 'mathbb') && toks[s + 2].v === 'R') {
     const inf: Node = { t: 'const', name: 'inf' };
@@ -160,7 +160,11 @@ function parseRange(toks: Token[], s: number, e: number, nesting: number): Value
     if (first.v === 'lbrace' || (first.v === '{' && inner.length > 0 && last.v === '}')) {
       if (e - s === 2) return { kind: 'set', braces: true, items: [] };
       const items = splitAt(s + 1, e - 1, inner).map(([a, b]) => sub(a, b));
-      return { kind: 'set', braces: true, items: items.flatMap((v) => (v.kind === 'set' && !v.braces ? v.items : [v])) };
+      return {
+        kind: 'set',
+        braces: true,
+        items: items.flatMap((v) => (v.kind === 'set' && !v.braces ? v.items : [v])),
+      };
     }
     if (inner.length > 0 && (first.v === '(' || first.v === '[') && (last.v === ')' || last.v === ']')) {
       if (inner.length >= MAX_LIST_ITEMS) throw new ParseError('tuple too long');

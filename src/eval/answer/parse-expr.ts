@@ -10,15 +10,64 @@ import { ParseError, type Token } from './tokenize.ts';
 const MAX_DEPTH = 60;
 
 const FUNCTIONS = new Set([
-  'sin', 'cos', 'tan', 'sec', 'csc', 'cot', 'arcsin', 'arccos', 'arctan', 'sinh', 'cosh', 'tanh',
-  'ln', 'log', 'exp',
+  'sin',
+  'cos',
+  'tan',
+  'sec',
+  'csc',
+  'cot',
+  'arcsin',
+  'arccos',
+  'arctan',
+  'sinh',
+  'cosh',
+  'tanh',
+  'ln',
+  'log',
+  'exp',
 ]);
 
 /** Commands that are neither values nor functions: seeing one where a value should start is an error. */
 const NOT_PRIMARY = new Set([
-  'times', 'cdot', 'div', 'ast', 'pm', 'mp', 'le', 'leq', 'ge', 'geq', 'ne', 'neq', 'lt', 'gt', 'leqslant', 'geqslant',
-  'in', 'cup', 'cap', 'to', 'rightarrow', 'implies', 'approx', 'equiv', 'cdots', 'ldots', 'dots', 'vdots',
-  'rfloor', 'rceil', 'end', 'begin', 'mathbb', 'emptyset', 'varnothing', 'setminus', 'mid', 'colon', 'quad',
+  'times',
+  'cdot',
+  'div',
+  'ast',
+  'pm',
+  'mp',
+  'le',
+  'leq',
+  'ge',
+  'geq',
+  'ne',
+  'neq',
+  'lt',
+  'gt',
+  'leqslant',
+  'geqslant',
+  'in',
+  'cup',
+  'cap',
+  'to',
+  'rightarrow',
+  'implies',
+  'approx',
+  'equiv',
+  'cdots',
+  'ldots',
+  'dots',
+  'vdots',
+  'rfloor',
+  'rceil',
+  'end',
+  'begin',
+  'mathbb',
+  'emptyset',
+  'varnothing',
+  'setminus',
+  'mid',
+  'colon',
+  'quad',
 ]);
 
 const CONSTANTS: Record<string, Node> = {
@@ -172,7 +221,13 @@ export class ExprParser {
       }
     }
     const isIntLit = (n: Node | null): boolean => n !== null && n.t === 'num' && !n.decimal && isInteger(n.value);
-    if (frac && frac.t === 'bin' && isIntLit(frac.a) && isIntLit(frac.b) && (this.pos >= this.end || !this.startsFactor())) {
+    if (
+      frac &&
+      frac.t === 'bin' &&
+      isIntLit(frac.a) &&
+      isIntLit(frac.b) &&
+      (this.pos >= this.end || !this.startsFactor())
+    ) {
       const a = frac.a as Extract<Node, { t: 'num' }>;
       const b = frac.b as Extract<Node, { t: 'num' }>;
       if (b.value.num === 0n) return null;
@@ -253,7 +308,8 @@ export class ExprParser {
       this.toks[this.pos] = { ...t, v: t.v.slice(1), sp: false };
       return this.numberNode(t.v[0]);
     }
-    if (t.k === 'num' || t.k === 'sym' || (t.k === 'cmd' && (CONSTANTS[t.v] || !NOT_PRIMARY.has(t.v)))) return this.parsePrimary();
+    if (t.k === 'num' || t.k === 'sym' || (t.k === 'cmd' && (CONSTANTS[t.v] || !NOT_PRIMARY.has(t.v))))
+      return this.parsePrimary();
     throw new ParseError(`bad argument '${t.v}'`);
   }
 
@@ -343,7 +399,6 @@ export class ExprParser {
         this.pos++;
         return { t: 'fn', name: name === 'lfloor' ? 'floor' : 'ceil', args: [inner] };
       }
-      case 'exp':
       default:
         if (FUNCTIONS.has(name)) return this.parseFunction(name);
         if (NOT_PRIMARY.has(name)) throw new ParseError(`unexpected \\${name}`);
@@ -374,7 +429,14 @@ export class ExprParser {
     }
     let node: Node = base ? { t: 'fn', name: 'logb', args: [arg, base] } : { t: 'fn', name, args: [arg] };
     // `\sin^{-1} x` is the inverse function, not a reciprocal.
-    if (power && power.t === 'neg' && power.a.t === 'num' && power.a.value.num === 1n && power.a.value.den === 1n && !base) {
+    if (
+      power &&
+      power.t === 'neg' &&
+      power.a.t === 'num' &&
+      power.a.value.num === 1n &&
+      power.a.value.den === 1n &&
+      !base
+    ) {
       node = { t: 'fn', name: `arc${name}`, args: [arg] };
     } else if (power) node = bin('^', node, power);
     return node;

@@ -14,8 +14,26 @@ export class ParseError extends Error {}
 
 /** Plain-text words read as functions or constants instead of letter products. */
 const PLAIN_WORDS = new Set([
-  'sin', 'cos', 'tan', 'sec', 'csc', 'cot', 'arcsin', 'arccos', 'arctan', 'sinh', 'cosh', 'tanh',
-  'ln', 'log', 'exp', 'sqrt', 'pi', 'inf', 'infty', 'infinity',
+  'sin',
+  'cos',
+  'tan',
+  'sec',
+  'csc',
+  'cot',
+  'arcsin',
+  'arccos',
+  'arctan',
+  'sinh',
+  'cosh',
+  'tanh',
+  'ln',
+  'log',
+  'exp',
+  'sqrt',
+  'pi',
+  'inf',
+  'infty',
+  'infinity',
 ]);
 
 const UNICODE: Record<string, [TokenKind, string]> = {
@@ -39,13 +57,36 @@ const UNICODE: Record<string, [TokenKind, string]> = {
   '\u27e9': ['op', ')'],
 };
 
-const OPS = new Set(['+', '-', '*', '/', '^', '_', '(', ')', '[', ']', '{', '}', ',', '=', '<', '>', '!', '|', '&', ';', "'"]);
+const OPS = new Set([
+  '+',
+  '-',
+  '*',
+  '/',
+  '^',
+  '_',
+  '(',
+  ')',
+  '[',
+  ']',
+  '{',
+  '}',
+  ',',
+  '=',
+  '<',
+  '>',
+  '!',
+  '|',
+  '&',
+  ';',
+  "'",
+]);
 
 /** Hard cap so a pathological answer cannot make the parser do unbounded work. */
 export const MAX_TOKENS = 2000;
 
 const isDigit = (c: string | undefined): boolean => c !== undefined && c >= '0' && c <= '9';
-const isLetter = (c: string | undefined): boolean => c !== undefined && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'));
+const isLetter = (c: string | undefined): boolean =>
+  c !== undefined && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'));
 
 export function tokenize(s: string): Token[] {
   const out: Token[] = [];
@@ -73,7 +114,10 @@ export function tokenize(s: string): Token[] {
         j++; // `18.` is 18
       }
       // Scientific notation `6.72e-5` only when digits follow the e.
-      if ((s[j] === 'e' || s[j] === 'E') && (isDigit(s[j + 1]) || ((s[j + 1] === '-' || s[j + 1] === '+') && isDigit(s[j + 2])))) {
+      if (
+        (s[j] === 'e' || s[j] === 'E') &&
+        (isDigit(s[j + 1]) || ((s[j + 1] === '-' || s[j + 1] === '+') && isDigit(s[j + 2])))
+      ) {
         j += 2;
         while (isDigit(s[j])) j++;
       }

@@ -42,7 +42,8 @@ export function formatNode(node: Node, parent = 0): string {
       const p = PRECEDENCE[node.op];
       const left = formatNode(node.a, node.op === '^' ? p + 1 : p);
       const right = formatNode(node.b, node.op === '^' ? p : p + 1);
-      const s = node.op === '*' ? `${left}*${right}` : node.op === '^' ? `${left}^${right}` : `${left} ${node.op} ${right}`;
+      const s =
+        node.op === '*' ? `${left}*${right}` : node.op === '^' ? `${left}^${right}` : `${left} ${node.op} ${right}`;
       return p < parent ? `(${s})` : s;
     }
     case 'fn':
