@@ -1,6 +1,7 @@
 // SAE training benchmark: N sentences × D dims of synthetic clustered activations (centred, L2-normalised
 // like the real features), K latents, trained to early stop. Prints wall time, epochs, time per epoch.
-// Usage: node --import tsx bench/sae.ts [--n 50000] [--dim 1536] [--k 15] [--threads 2] [--max-epochs 300]
+// Usage: node --import tsx bench/sae.ts [--n 50000] [--dim 1536] [--k 15] [--clusters 30] [--noise 1.0]
+//   [--threads 2] [--max-epochs 300]
 import { parseArgs } from 'node:util';
 import { adjustedRandIndex } from '../src/taxonomy/metrics.ts';
 import { centerAndNormalize } from '../src/taxonomy/preprocess.ts';
@@ -11,7 +12,8 @@ const { values } = parseArgs({
     n: { type: 'string', default: '50000' },
     dim: { type: 'string', default: '1536' },
     k: { type: 'string', default: '15' },
-    clusters: { type: 'string', default: '15' },
+    clusters: { type: 'string', default: '30' },
+    noise: { type: 'string', default: '1.0' },
     threads: { type: 'string', default: '2' },
     'max-epochs': { type: 'string', default: '300' },
     seed: { type: 'string', default: '1' },
@@ -28,7 +30,7 @@ const gauss = () => Math.sqrt(-2 * Math.log(1 - rng.next())) * Math.cos(2 * Math
 const centres = Float32Array.from({ length: clusters * dim }, gauss);
 const truth = new Int32Array(n);
 const x = new Float32Array(n * dim);
-const noise = 0.6;
+const noise = Number(values.noise);
 for (let i = 0; i < n; i++) {
   const c = rng.int(clusters);
   truth[i] = c;

@@ -280,7 +280,9 @@ const CTRL_RANGES = 3;
  * workers, so the worker registers tsx itself before importing the module.
  */
 function workerBootstrap(url: URL): string {
-  return `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); });`;
+  // Resolved here, so the worker finds tsx whatever the process's working directory is.
+  const tsx = import.meta.resolve('tsx/esm/api');
+  return `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); });`;
 }
 
 /** Runs batch slices on worker threads; the main thread takes the first slice itself. */
