@@ -94,7 +94,7 @@ function dropTrailingTextUnit(s: string): string {
   while (isLetter(body[nameStart - 1])) nameStart--;
   if (body[nameStart - 1] !== '\\' || !TEXT_COMMANDS.includes(body.slice(nameStart, nameEnd))) return s;
   const inner = body.slice(open + 1, body.length - 1);
-  if (!/^[\sa-zA-Z.]+$/.test(inner) || !/[a-zA-Z]{2}/.test(inner)) return s;
+  if (!/^[\sa-zA-Z.]+$/.test(inner) || !/[a-zA-Z]/.test(inner)) return s;
   const head = body.slice(0, nameStart - 1).trimEnd();
   return head === '' ? s : head;
 }

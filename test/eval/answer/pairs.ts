@@ -91,6 +91,9 @@ export const PAIRS: Pair[] = [
   ['20', '20 cm', true, 'plain unit word'],
   ['18', '18 students', true, 'count noun'],
   ['3R^2', '3r^2', false, 'single letters are variables, not units; case matters'],
+  ['48', '48\\,\\text{m}', true, 'single-letter unit inside \\text is still a unit'],
+  ['24', '24 \\mathrm{~cm}^2', true, '\\mathrm unit with a tilde space'],
+  ['300000000', '3 \\times 10^8', true, 'scientific notation, integer result'],
   // x = prefixes and assignments (Math-Verify asymmetry).
   ['x=5', '5', true, 'gold assignment vs bare value'],
   ['5', 'x=5', true, 'prediction assignment vs bare gold'],
@@ -238,6 +241,9 @@ export const PAIRS: Pair[] = [
   ['6+9i', '3(2+3i)', true, 'complex factored'],
   ['-1', 'i^2', true, 'i squared'],
   ['1+2i', '\\frac{5}{1-2i}', true, 'complex division'],
+  ['i', '\\sqrt{-1}', true, 'square root of a negative'],
+  ['\\frac{\\pi}{6}', '\\sin^{-1}(1/2)', true, 'inverse sine written as a -1 power'],
+  ['\\sqrt[3]{-8}', '-2', true, 'real cube root of a negative'],
   // Mixed numbers, base subscripts.
   ['\\frac{639}{40}', '15\\frac{39}{40}', true, 'mixed number'],
   ['137 \\frac{1}{2}', '137.5', true, 'mixed number with a space'],
