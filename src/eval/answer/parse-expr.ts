@@ -458,7 +458,12 @@ export class ExprParser {
       }
       throw new ParseError('unclosed subscript');
     }
+    if (t.k === 'num' && t.v.length > 1) {
+      // `x_12` is x_1 times 12's remaining digit, as TeX reads a one-token subscript.
+      this.toks[this.pos] = { ...t, v: t.v.slice(1), sp: false };
+      return t.v[0];
+    }
     this.pos++;
-    return t.k === 'num' ? t.v[0] : t.v;
+    return t.k === 'cmd' ? `\\${t.v}` : t.v;
   }
 }
