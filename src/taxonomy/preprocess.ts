@@ -80,3 +80,26 @@ export function centerAndNormalize(x: Float32Array, dim: number, mean: ArrayLike
   }
   return x;
 }
+
+/**
+ * Ambiguity A2 (method.md §7): the SAE is trained on centred, normalised sentence means, but the
+ * reference annotates traces (§2.5) and steers the hybrid (§2.7) with RAW activations.
+ * 'raw' (default, the paper's code) passes activations through; 'centred' applies the training-time
+ * centring and normalisation first (the later code's "saefix"). Returns a new array.
+ */
+export function saeInputForLabelling(
+  activations: Float32Array,
+  dim: number,
+  options: { mode?: 'raw' | 'centred'; mean?: ArrayLike<number> } = {},
+): Float32Array {
+  const out = new Float32Array(activations);
+  if ((options.mode ?? 'raw') === 'raw') return out;
+  if (!options.mean) {
+    throw new ThinkwhenError(
+      'no-mean',
+      'centred SAE input needs the thinking-span mean μ_L used in training',
+      'load it from the activation store (thinkingMean) or use mode "raw"',
+    );
+  }
+  return centerAndNormalize(out, dim, options.mean);
+}

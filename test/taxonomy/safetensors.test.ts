@@ -156,3 +156,14 @@ test('preprocessing: sentence means, the reference running mean, centring + L2 n
   );
   assert.throws(() => centerAndNormalize(new Float32Array(6), 3, [1, 2]), isThinkwhen('width-mismatch', /width 2/));
 });
+
+test('A2: SAE input for annotation is raw by default, centred + normalised on request', async () => {
+  const { saeInputForLabelling } = await import('../../src/taxonomy/preprocess.ts');
+  const a = Float32Array.from([3, 4, 1, 1]);
+  assert.deepEqual([...saeInputForLabelling(a, 2)], [3, 4, 1, 1]);
+  const centred = saeInputForLabelling(a, 2, { mode: 'centred', mean: [0, 0] });
+  const expected = [0.6, 0.8, Math.SQRT1_2, Math.SQRT1_2];
+  centred.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-6));
+  assert.deepEqual([...a], [3, 4, 1, 1], 'input untouched');
+  assert.throws(() => saeInputForLabelling(a, 2, { mode: 'centred' }), isThinkwhen('no-mean', /μ_L/));
+});
