@@ -163,7 +163,7 @@ test('A2: SAE input for annotation is raw by default, centred + normalised on re
   assert.deepEqual([...saeInputForLabelling(a, 2)], [3, 4, 1, 1]);
   const centred = saeInputForLabelling(a, 2, { mode: 'centred', mean: [0, 0] });
   const expected = [0.6, 0.8, Math.SQRT1_2, Math.SQRT1_2];
-  centred.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-6));
+  for (let i = 0; i < 4; i++) assert.ok(Math.abs(centred[i] - expected[i]) < 1e-6);
   assert.deepEqual([...a], [3, 4, 1, 1], 'input untouched');
   assert.throws(() => saeInputForLabelling(a, 2, { mode: 'centred' }), isThinkwhen('no-mean', /μ_L/));
 });
