@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "thinkwhen",
-      "sources": ["native/addon.cpp", "native/model.cpp", "native/context.cpp"],
+      "sources": ["native/addon.cpp", "native/model.cpp", "native/context.cpp", "native/train.cpp"],
       "include_dirs": [
         "<!@(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node scripts/llama-paths.mjs include)"

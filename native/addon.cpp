@@ -79,6 +79,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("takeLog", Napi::Function::New(env, TakeLog));
   ModelInit(env, exports);
   ContextInit(env, exports);
+  TrainInit(env, exports);
   return exports;
 }
 

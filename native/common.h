@@ -15,6 +15,7 @@ std::string logTake();  // returns and clears the errors/warnings logged since t
 
 Napi::Object ModelInit(Napi::Env env, Napi::Object exports);
 Napi::Object ContextInit(Napi::Env env, Napi::Object exports);
+Napi::Object TrainInit(Napi::Env env, Napi::Object exports);
 
 struct ModelHandle {
   llama_model* model = nullptr;

@@ -1,5 +1,5 @@
 // Training graph: the Llama/Qwen2 forward pass rebuilt with the public ggml API (no KV cache), so that
-// ggml can differentiate it exactly, plus AdamW steps, GGUF writing and a llama.cpp reference forward.
+// ggml can differentiate it exactly, plus AdamW steps, saving as GGUF and a llama.cpp reference forward.
 //
 // Trainable parameters are either F32 vectors added to the residual stream at chosen positions
 // (model weights frozen, any type) or all model weights in F32. Gradients accumulate in persistent
@@ -665,6 +665,13 @@ std::unique_ptr<Built> Trainer::build(const RunSpec& s) {
     ggml_build_backward_expand(c, b->gf, accs.data());
     ggml_tensor* lg = ggml_graph_get_grad_acc(b->gf, b->loss);
     if (lg) ggml_set_input(lg);
+    for (int i = 0; i < ggml_graph_n_nodes(b->gf); i++) {
+      ggml_tensor* n = ggml_graph_node(b->gf, i);
+      // ggml-alloc may compute SOFT_MAX_BACK in place over its src1 (the softmax output y) once y has
+      // no other consumer left, but the CPU kernel copies dy into dst before it reads y again: the
+      // gradient of every query and key then comes out wrong. Flagging y as an output keeps its memory.
+      if (n->op == GGML_OP_SOFT_MAX_BACK && n->src[1] != nullptr) ggml_set_output(n->src[1]);
+    }
     // dx = out_prod(W, dy^T) -> mul_mat(W^T, dy) for frozen W with a transposed copy.
     if (!transposed.empty()) {
       for (int i = 0; i < ggml_graph_n_nodes(b->gf); i++) {
@@ -704,19 +711,27 @@ void Trainer::execute(const RunSpec& s, float* lossOut, std::vector<float>* logi
   }
   for (int i = 0; i < ggml_graph_n_nodes(b->gf); i++) {
     ggml_tensor* n = ggml_graph_node(b->gf, i);
-    if (n->op == GGML_OP_NONE || ggml_is_view_op(n->op)) continue;
+    if (n->op == GGML_OP_NONE || n->op == GGML_OP_VIEW || n->op == GGML_OP_RESHAPE || n->op == GGML_OP_PERMUTE ||
+        n->op == GGML_OP_TRANSPOSE) {
+      continue;
+    }
     if (!ggml_backend_supports_op(backend, n)) {
       throw Fail(std::string("backend ") + backendName + " does not support op " + ggml_op_desc(n) + " (" + n->name + ", " +
                  ggml_type_name(n->type) + ")");
     }
   }
-  if (!ggml_gallocr_alloc_graph(galloc, b->gf)) throw Fail("could not allocate " + gib(need) + " for the compute graph");
-  ggml_backend_tensor_set(b->tok, s.tokens.data(), 0, ggml_nbytes(b->tok));
-  ggml_backend_tensor_set(b->pos, s.pos.data(), 0, ggml_nbytes(b->pos));
-  ggml_backend_tensor_set(b->mask, s.mask.data(), 0, ggml_nbytes(b->mask));
-  for (size_t j = 0; j < b->steer.size(); j++) {
-    ggml_backend_tensor_set(b->steer[j], s.steer.data() + j * (size_t)s.B * s.T, 0, ggml_nbytes(b->steer[j]));
+  // measure() left the allocator planned but without buffers: reserve for real, then place the graph.
+  if (!ggml_gallocr_reserve(galloc, b->gf) || !ggml_gallocr_alloc_graph(galloc, b->gf)) {
+    throw Fail("could not allocate " + gib(need) + " for the compute graph");
   }
+  // Inputs the graph does not read (e.g. a mask of a vector placed after the last block) have no buffer.
+  auto setIn = [](ggml_tensor* t, const void* data) {
+    if (t->buffer != nullptr) ggml_backend_tensor_set(t, data, 0, ggml_nbytes(t));
+  };
+  setIn(b->tok, s.tokens.data());
+  setIn(b->pos, s.pos.data());
+  setIn(b->mask, s.mask.data());
+  for (size_t j = 0; j < b->steer.size(); j++) setIn(b->steer[j], s.steer.data() + j * (size_t)s.B * s.T);
   if (b->rows) {
     ggml_backend_tensor_set(b->rows, s.rows.data(), 0, ggml_nbytes(b->rows));
     std::vector<float> onehot((size_t)hp.nVocab * s.rows.size(), 0.0f);
@@ -1175,89 +1190,6 @@ Napi::Value Trainer::Free(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// ================================================================== GGUF writer
-
-// writeGguf(path, kv: [{key, type, value}], tensors: [{name, type, shape, data: Float32Array}])
-// kv types: u32 i32 f32 bool str arr_str arr_f32 arr_i32. Tensor data is converted to `type` (f32 f16 bf16 q8_0).
-static Napi::Value WriteGguf(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsArray() || !info[2].IsArray()) {
-    throw Napi::TypeError::New(env, "writeGguf(path, kv[], tensors[]) expected");
-  }
-  std::string path = info[0].As<Napi::String>().Utf8Value();
-  gguf_context* g = gguf_init_empty();
-  std::unique_ptr<gguf_context, void (*)(gguf_context*)> gg(g, gguf_free);
-  Napi::Array kv = info[1].As<Napi::Array>();
-  for (uint32_t i = 0; i < kv.Length(); i++) {
-    Napi::Object e = kv.Get(i).As<Napi::Object>();
-    std::string key = e.Get("key").ToString().Utf8Value(), type = e.Get("type").ToString().Utf8Value();
-    Napi::Value v = e.Get("value");
-    if (type == "u32") gguf_set_val_u32(g, key.c_str(), v.As<Napi::Number>().Uint32Value());
-    else if (type == "i32") gguf_set_val_i32(g, key.c_str(), v.As<Napi::Number>().Int32Value());
-    else if (type == "f32") gguf_set_val_f32(g, key.c_str(), v.As<Napi::Number>().FloatValue());
-    else if (type == "bool") gguf_set_val_bool(g, key.c_str(), v.ToBoolean());
-    else if (type == "str") gguf_set_val_str(g, key.c_str(), v.ToString().Utf8Value().c_str());
-    else if (type == "arr_str") {
-      Napi::Array a = v.As<Napi::Array>();
-      std::vector<std::string> strs(a.Length());
-      std::vector<const char*> ptrs(a.Length());
-      for (uint32_t j = 0; j < a.Length(); j++) {
-        strs[j] = a.Get(j).ToString().Utf8Value();
-        ptrs[j] = strs[j].c_str();
-      }
-      gguf_set_arr_str(g, key.c_str(), ptrs.data(), ptrs.size());
-    } else if (type == "arr_f32" || type == "arr_i32") {
-      Napi::Array a = v.As<Napi::Array>();
-      if (type == "arr_f32") {
-        std::vector<float> d(a.Length());
-        for (uint32_t j = 0; j < a.Length(); j++) d[j] = a.Get(j).As<Napi::Number>().FloatValue();
-        gguf_set_arr_data(g, key.c_str(), GGUF_TYPE_FLOAT32, d.data(), d.size());
-      } else {
-        std::vector<int32_t> d(a.Length());
-        for (uint32_t j = 0; j < a.Length(); j++) d[j] = a.Get(j).As<Napi::Number>().Int32Value();
-        gguf_set_arr_data(g, key.c_str(), GGUF_TYPE_INT32, d.data(), d.size());
-      }
-    } else {
-      throw Napi::TypeError::New(env, "writeGguf: unknown kv type '" + type + "' for " + key);
-    }
-  }
-  Napi::Array ts = info[2].As<Napi::Array>();
-  ggml_init_params ip = {ggml_tensor_overhead() * (ts.Length() + 2), nullptr, true};
-  ggml_context* c = ggml_init(ip);
-  std::unique_ptr<ggml_context, void (*)(ggml_context*)> guard(c, ggml_free);
-  std::vector<std::vector<uint8_t>> data(ts.Length());
-  try {
-    for (uint32_t i = 0; i < ts.Length(); i++) {
-      Napi::Object e = ts.Get(i).As<Napi::Object>();
-      std::string name = e.Get("name").ToString().Utf8Value();
-      ggml_type type = parseType(e.Get("type").ToString().Utf8Value());
-      Napi::Array shape = e.Get("shape").As<Napi::Array>();
-      if (shape.Length() < 1 || shape.Length() > 4) throw Fail("tensor " + name + ": 1 to 4 dimensions expected");
-      int64_t ne[4] = {1, 1, 1, 1};
-      int64_t n = 1;
-      for (uint32_t d = 0; d < shape.Length(); d++) {
-        ne[d] = (int64_t)shape.Get(d).As<Napi::Number>().DoubleValue();
-        if (ne[d] <= 0) throw Fail("tensor " + name + ": dimensions must be positive");
-        n *= ne[d];
-      }
-      Napi::Value dv = e.Get("data");
-      if (!dv.IsTypedArray() || dv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
-          dv.As<Napi::Float32Array>().ElementLength() != (size_t)n) {
-        throw Fail("tensor " + name + ": data must be a Float32Array of " + std::to_string(n) + " elements");
-      }
-      data[i] = fromF32(dv.As<Napi::Float32Array>().Data(), n / ne[0], ne[0], type);
-      ggml_tensor* t = ggml_new_tensor(c, type, (int)shape.Length(), ne);
-      ggml_set_name(t, name.c_str());
-      t->data = data[i].data();
-      gguf_add_tensor(g, t);
-    }
-  } catch (const Fail& e) {
-    throw Napi::Error::New(env, e.what());
-  }
-  if (!gguf_write_to_file(g, path.c_str(), false)) throw Napi::Error::New(env, "could not write " + path);
-  return env.Undefined();
-}
-
 // ================================================================== llama.cpp reference forward
 
 namespace {
@@ -1273,7 +1205,11 @@ struct RefState {
 
 bool refCallback(ggml_tensor* t, bool ask, void* ud) {
   auto* s = static_cast<RefState*>(ud);
-  if (s->tensor.empty() || s->tensor != t->name) return !ask;
+  if (s->tensor.empty()) return !ask;
+  // The token-embedding lookup has no name of its own: it is the GET_ROWS of token_embd.weight
+  // (blocks.0.hook_resid_pre), addressed as "token_embd_rows" like the engine's hooks do.
+  const bool embRows = t->op == GGML_OP_GET_ROWS && t->src[0] != nullptr && strcmp(t->src[0]->name, "token_embd.weight") == 0;
+  if (s->tensor != (embRows ? "token_embd_rows" : t->name)) return !ask;
   if (ask) return true;
   s->seen = true;
   if (t->type != GGML_TYPE_F32 || t->ne[0] != s->nEmbd) {
@@ -1431,7 +1367,6 @@ Napi::Object TrainInit(Napi::Env env, Napi::Object exports) {
   Trainer::ctor = Napi::Persistent(fn);
   Trainer::ctor.SuppressDestruct();
   exports.Set("Trainer", fn);
-  exports.Set("writeGguf", Napi::Function::New(env, WriteGguf));
   exports.Set("referenceForward", Napi::Function::New(env, ReferenceForward));
   return exports;
 }
