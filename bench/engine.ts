@@ -7,11 +7,15 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Model, generate } from '../src/engine/index.ts';
+import { generate, Model } from '../src/engine/index.ts';
 import { QWEN25_05B_SHAPE, writeTinyModel } from '../src/gguf/tiny-model.ts';
 
 const { values } = parseArgs({
-  options: { reps: { type: 'string', default: '3' }, threads: { type: 'string', default: '2' }, model: { type: 'string' } },
+  options: {
+    reps: { type: 'string', default: '3' },
+    threads: { type: 'string', default: '2' },
+    model: { type: 'string' },
+  },
 });
 const REPS = Number(values.reps);
 const THREADS = Number(values.threads);
@@ -81,7 +85,13 @@ async function twGen(n: number, nTokens: number, hook: boolean): Promise<number>
 // --- node-llama-cpp
 const llama = await nlc.getLlama({ gpu: false, build: 'never', logLevel: 'error' });
 const refModel = await llama.loadModel({ modelPath, gpuLayers: 0 });
-const refCtx = await refModel.createContext({ contextSize: 2048, batchSize: 512, sequences: 4, threads: THREADS, flashAttention: false });
+const refCtx = await refModel.createContext({
+  contextSize: 2048,
+  batchSize: 512,
+  sequences: 4,
+  threads: THREADS,
+  flashAttention: false,
+});
 
 async function refPrompt(): Promise<number> {
   const seq = refCtx.getSequence();
@@ -129,8 +139,16 @@ for (let r = 0; r < REPS; r++) {
     }
   };
   await pair('prompt (256 tokens)', twPrompt, refPrompt);
-  await pair('generate, 1 sequence', () => twGen(1, GEN_1, false), () => refGen(1, GEN_1));
-  await pair('generate, 4 sequences', () => twGen(4, GEN_4, false), () => refGen(4, GEN_4));
+  await pair(
+    'generate, 1 sequence',
+    () => twGen(1, GEN_1, false),
+    () => refGen(1, GEN_1),
+  );
+  await pair(
+    'generate, 4 sequences',
+    () => twGen(4, GEN_4, false),
+    () => refGen(4, GEN_4),
+  );
   // the hook cost: its own alternating pair, so drift between runs does not pose as cost
   const g4 = rows['generate, 4 sequences'];
   if (order) {
@@ -146,7 +164,9 @@ for (let r = 0; r < REPS; r++) {
 console.log(`\n| tokens/s (median of ${REPS}) | thinkwhen | node-llama-cpp | ratio |`);
 console.log('|---|---|---|---|');
 for (const [k, v] of Object.entries(rows)) {
-  console.log(`| ${k} | ${median(v.tw).toFixed(1)} | ${median(v.ref).toFixed(1)} | ${(median(v.tw) / median(v.ref)).toFixed(3)} |`);
+  console.log(
+    `| ${k} | ${median(v.tw).toFixed(1)} | ${median(v.ref).toFixed(1)} | ${(median(v.tw) / median(v.ref)).toFixed(3)} |`,
+  );
 }
 const g4 = rows['generate, 4 sequences'];
 const cost = 1 - median(g4.hook) / median(g4.plain);

@@ -1,11 +1,11 @@
 // Builds the native addon. Headers come from node-llama-cpp's git bundle of the exact llama.cpp
 // source its prebuilt libraries were built from; they are cached outside the repo, never committed.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NODE_LLAMA_CPP_VERSION, headersCacheDir } from './llama-paths.mjs';
+import { headersCacheDir, NODE_LLAMA_CPP_VERSION } from './llama-paths.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // Files taken from the bundle: the C API headers and two tokenizer-only GGUFs used by tests.
@@ -17,19 +17,30 @@ function run(cmd, args, opts = {}) {
 
 function ensureHeaders() {
   const dest = headersCacheDir();
-  if (existsSync(join(dest, 'include', 'llama.h')) && existsSync(join(dest, 'models', 'ggml-vocab-qwen2.gguf'))) return dest;
+  if (existsSync(join(dest, 'include', 'llama.h')) && existsSync(join(dest, 'models', 'ggml-vocab-qwen2.gguf')))
+    return dest;
   console.log(`thinkwhen: fetching llama.cpp headers from node-llama-cpp@${NODE_LLAMA_CPP_VERSION} into ${dest}`);
   const work = mkdtempSync(join(tmpdir(), 'thinkwhen-headers-'));
   try {
     // npm verifies the tarball's integrity against the registry.
-    run('npm', ['pack', `node-llama-cpp@${NODE_LLAMA_CPP_VERSION}`, '--silent', '--pack-destination', work], { cwd: work });
+    run('npm', ['pack', `node-llama-cpp@${NODE_LLAMA_CPP_VERSION}`, '--silent', '--pack-destination', work], {
+      cwd: work,
+    });
     const tgz = readdirSync(work).find((f) => f.endsWith('.tgz'));
     if (!tgz) throw new Error('npm pack produced no tarball');
     run('tar', ['-xzf', join(work, tgz), '-C', work, 'package/llama/gitRelease.bundle']);
-    run('git', ['clone', '--quiet', '--no-checkout', join(work, 'package/llama/gitRelease.bundle'), join(work, 'repo')]);
+    run('git', [
+      'clone',
+      '--quiet',
+      '--no-checkout',
+      join(work, 'package/llama/gitRelease.bundle'),
+      join(work, 'repo'),
+    ]);
     const staging = join(work, 'out');
     mkdirSync(staging);
-    const tar = execFileSync('git', ['-C', join(work, 'repo'), 'archive', 'HEAD', ...BUNDLE_PATHS], { maxBuffer: 1 << 30 });
+    const tar = execFileSync('git', ['-C', join(work, 'repo'), 'archive', 'HEAD', ...BUNDLE_PATHS], {
+      maxBuffer: 1 << 30,
+    });
     execFileSync('tar', ['-x', '-C', staging], { input: tar });
     mkdirSync(dirname(dest), { recursive: true });
     rmSync(dest, { recursive: true, force: true });

@@ -1,14 +1,16 @@
 // Where the pinned llama.cpp pieces live: headers (cached outside git) and prebuilt libraries (npm).
 // Used by binding.gyp (as a command) and by the build and runtime code.
-import { createRequire } from 'node:module';
+
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
 export const NODE_LLAMA_CPP_VERSION = '3.21.1';
 
 export function headersCacheDir() {
-  const base = process.env.THINKWHEN_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'thinkwhen');
+  const base =
+    process.env.THINKWHEN_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'thinkwhen');
   return join(base, `llama.cpp-${NODE_LLAMA_CPP_VERSION}`);
 }
 
@@ -16,7 +18,9 @@ export function headersCacheDir() {
 export function binsDir() {
   const require = createRequire(import.meta.url);
   const wantCuda = process.env.THINKWHEN_BACKEND === 'cuda';
-  const pkgs = wantCuda ? ['@node-llama-cpp/linux-x64-cuda', '@node-llama-cpp/linux-x64'] : ['@node-llama-cpp/linux-x64'];
+  const pkgs = wantCuda
+    ? ['@node-llama-cpp/linux-x64-cuda', '@node-llama-cpp/linux-x64']
+    : ['@node-llama-cpp/linux-x64'];
   for (const pkg of pkgs) {
     // The package's exports hide package.json, so look along Node's own search path.
     for (const nodeModules of require.resolve.paths(pkg) ?? []) {
@@ -31,7 +35,8 @@ export function binsDir() {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const what = process.argv[2];
-  if (what === 'include') console.log([join(headersCacheDir(), 'include'), join(headersCacheDir(), 'ggml', 'include')].join(' '));
+  if (what === 'include')
+    console.log([join(headersCacheDir(), 'include'), join(headersCacheDir(), 'ggml', 'include')].join(' '));
   else if (what === 'bins') console.log(binsDir());
   else {
     console.error('usage: llama-paths.mjs include|bins');

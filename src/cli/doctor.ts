@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Model, backendInfo } from '../engine/index.ts';
+import { backendInfo, Model } from '../engine/index.ts';
 import { TINY_QWEN2, writeTinyModel } from '../gguf/tiny-model.ts';
 import { runSelfTest } from '../steer/selftest.ts';
 import type { Command } from './command.ts';
@@ -49,11 +49,21 @@ export const command: Command = {
       model.free();
       const ok = report.checks.every((c) => c.pass);
       if (values.json) {
-        console.log(JSON.stringify({ backend: report.backend, model: values.model ?? 'tiny random qwen2 (generated)', checks: report.checks }));
+        console.log(
+          JSON.stringify({
+            backend: report.backend,
+            model: values.model ?? 'tiny random qwen2 (generated)',
+            checks: report.checks,
+          }),
+        );
       } else {
         const info = backendInfo();
-        console.log(`backend: ${report.backend} (${info.devices.map((d) => `${d.backend}: ${d.description}`).join(', ')})`);
-        console.log(`model:   ${values.model ?? 'tiny random qwen2 (generated)'} — ${model.info.arch}, ${model.info.nLayer} layers, n_embd ${model.info.nEmbd}`);
+        console.log(
+          `backend: ${report.backend} (${info.devices.map((d) => `${d.backend}: ${d.description}`).join(', ')})`,
+        );
+        console.log(
+          `model:   ${values.model ?? 'tiny random qwen2 (generated)'} — ${model.info.arch}, ${model.info.nLayer} layers, n_embd ${model.info.nEmbd}`,
+        );
         for (const c of report.checks) console.log(`${c.pass ? 'PASS' : 'FAIL'}  ${c.name}: ${c.detail}`);
         console.log(ok ? 'all checks passed' : 'some checks FAILED');
       }

@@ -17,7 +17,11 @@ export interface ChatTemplateOptions {
 
 const cache = new Map<string, Template>();
 
-export function renderChatTemplate(source: string | null, messages: ChatMessage[], opts: ChatTemplateOptions = {}): string {
+export function renderChatTemplate(
+  source: string | null,
+  messages: ChatMessage[],
+  opts: ChatTemplateOptions = {},
+): string {
   if (!source) {
     throw new ThinkwhenError(
       'NO_CHAT_TEMPLATE',

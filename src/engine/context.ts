@@ -6,7 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { ThinkwhenError } from '../errors.ts';
 import type { ControlVector } from '../gguf/control-vector.ts';
-import { type HookPoint, checkVector, hookTensor } from './hooks.ts';
+import { checkVector, type HookPoint, hookTensor } from './hooks.ts';
 import type { Model } from './model.ts';
 import type { NativeContext, NativeHookOp } from './native.ts';
 import { native } from './native.ts';
@@ -78,7 +78,11 @@ export class Context {
         nThreadsBatch: threads,
       });
     } catch (err) {
-      throw new ThinkwhenError('CONTEXT_FAILED', `could not create a context: ${(err as Error).message}`, 'lower nCtx or nSeqMax');
+      throw new ThinkwhenError(
+        'CONTEXT_FAILED',
+        `could not create a context: ${(err as Error).message}`,
+        'lower nCtx or nSeqMax',
+      );
     }
     this.nextPos = new Array(this.nSeqMax).fill(0);
   }
@@ -111,7 +115,11 @@ export class Context {
   acquireSequence(seq?: number): number {
     const id = seq ?? [...Array(this.nSeqMax).keys()].find((s) => !this.held.has(s));
     if (id === undefined) {
-      throw new ThinkwhenError('NO_FREE_SEQUENCE', `all ${this.nSeqMax} sequences are in use`, 'release one or raise nSeqMax');
+      throw new ThinkwhenError(
+        'NO_FREE_SEQUENCE',
+        `all ${this.nSeqMax} sequences are in use`,
+        'release one or raise nSeqMax',
+      );
     }
     this.checkSeq(id);
     if (this.held.has(id)) {
@@ -141,7 +149,8 @@ export class Context {
   /** Drops the tokens of `seq` from position `from` on (e.g. to retry a continuation). */
   truncateSequence(seq: number, from: number): void {
     this.checkSeq(seq);
-    if (!this.alive().seqRm(seq, from, -1)) throw new ThinkwhenError('KV_REMOVE_FAILED', `could not truncate sequence ${seq}`);
+    if (!this.alive().seqRm(seq, from, -1))
+      throw new ThinkwhenError('KV_REMOVE_FAILED', `could not truncate sequence ${seq}`);
     this.nextPos[seq] = Math.min(this.nextPos[seq], from);
   }
 
@@ -206,7 +215,11 @@ export class Context {
     const n = tokens.length;
     if (n === 0) throw new ThinkwhenError('EMPTY_BATCH', 'decode needs at least one token');
     if (n > this.nBatch) {
-      throw new ThinkwhenError('BATCH_TOO_LARGE', `${n} tokens in one decode, but nBatch is ${this.nBatch}`, 'split the batch or raise nBatch');
+      throw new ThinkwhenError(
+        'BATCH_TOO_LARGE',
+        `${n} tokens in one decode, but nBatch is ${this.nBatch}`,
+        'split the batch or raise nBatch',
+      );
     }
     const { nVocab, nLayer, nEmbd } = this.model.info;
     const tok = new Int32Array(n);
@@ -218,7 +231,10 @@ export class Context {
       const t = tokens[i];
       this.checkSeq(t.seq);
       if (!Number.isInteger(t.token) || t.token < 0 || t.token >= nVocab) {
-        throw new ThinkwhenError('BAD_TOKEN', `token id ${t.token} at row ${i} is outside the vocabulary (0..${nVocab - 1})`);
+        throw new ThinkwhenError(
+          'BAD_TOKEN',
+          `token id ${t.token} at row ${i} is outside the vocabulary (0..${nVocab - 1})`,
+        );
       }
       const p = t.pos ?? next[t.seq];
       if (p >= this.nCtx) {

@@ -4,7 +4,7 @@
 import { ThinkwhenError } from '../errors.ts';
 import type { Context, HookRequest } from './context.ts';
 import type { HookPoint } from './hooks.ts';
-import { type SamplerOptions, createSampler } from './sampling.ts';
+import { createSampler, type SamplerOptions } from './sampling.ts';
 import { TextStream } from './tokens.ts';
 
 export interface GenerateRequest {
@@ -63,9 +63,15 @@ interface Live {
   done: boolean;
 }
 
-export async function generate(ctx: Context, requests: GenerateRequest[], opts: GenerateOptions = {}): Promise<GenerationResult[]> {
+export async function generate(
+  ctx: Context,
+  requests: GenerateRequest[],
+  opts: GenerateOptions = {},
+): Promise<GenerationResult[]> {
   const model = ctx.model;
-  const prompts = requests.map((r) => (typeof r.prompt === 'string' ? model.tokenize(r.prompt) : Int32Array.from(r.prompt)));
+  const prompts = requests.map((r) =>
+    typeof r.prompt === 'string' ? model.tokenize(r.prompt) : Int32Array.from(r.prompt),
+  );
   prompts.forEach((p, i) => {
     if (p.length === 0) throw new ThinkwhenError('EMPTY_PROMPT', `request ${i} has an empty prompt`);
   });
@@ -92,13 +98,17 @@ export async function generate(ctx: Context, requests: GenerateRequest[], opts: 
     for (const l of live) {
       const p = prompts[l.request];
       for (let j = 0; j < p.length; j++) {
-        rows.push({ live: l, info: { request: l.request, position: j, token: p[j], phase: 'prompt' }, last: j === p.length - 1 });
+        rows.push({
+          live: l,
+          info: { request: l.request, position: j, token: p[j], phase: 'prompt' },
+          last: j === p.length - 1,
+        });
       }
     }
     for (let start = 0; start < rows.length; start += ctx.nBatch) {
       const chunk = rows.slice(start, start + ctx.nBatch);
       const out = await step(ctx, chunk, opts);
-      out.forEach((logits, k) => sampleInto(chunk[k].live, logits, requests, opts, model));
+      for (const [k, logits] of out) sampleInto(chunk[k].live, logits, requests, opts, model);
       checkAbort(opts, live);
     }
     // Generation: one token per live sequence per decode.
@@ -116,7 +126,7 @@ export async function generate(ctx: Context, requests: GenerateRequest[], opts: 
           last: true,
         }));
       const out = await step(ctx, chunk, opts);
-      out.forEach((logits, k) => sampleInto(chunk[k].live, logits, requests, opts, model));
+      for (const [k, logits] of out) sampleInto(chunk[k].live, logits, requests, opts, model);
       checkAbort(opts, live);
     }
     return live.map((l) => l.result);
@@ -169,11 +179,15 @@ async function step(
     captureRows.forEach((rows, hi) => {
       if (!rows.length) return;
       const caps = out.captures[captureAt[hi]]!;
-      rows.forEach((row, j) => opts.onCapture!(chunk[row].info, hi, caps[j]));
+      rows.forEach((row, j) => {
+        opts.onCapture!(chunk[row].info, hi, caps[j]);
+      });
     });
   }
   const byIndex = new Map<number, Float32Array>();
-  out.logitRows.forEach((row, j) => byIndex.set(row, out.logits[j]));
+  out.logitRows.forEach((row, j) => {
+    byIndex.set(row, out.logits[j]);
+  });
   return byIndex;
 }
 

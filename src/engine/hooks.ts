@@ -60,7 +60,11 @@ export function checkVector(v: Float32Array, nEmbd: number, what: string): void 
   }
   for (let i = 0; i < v.length; i++) {
     if (!Number.isFinite(v[i])) {
-      throw new ThinkwhenError('VECTOR_NOT_FINITE', `${what} has ${v[i]} at index ${i}`, 'recompute or clip the vector');
+      throw new ThinkwhenError(
+        'VECTOR_NOT_FINITE',
+        `${what} has ${v[i]} at index ${i}`,
+        'recompute or clip the vector',
+      );
     }
   }
 }

@@ -5,7 +5,7 @@ import { readGguf } from '../gguf/read.ts';
 import { type ChatMessage, type ChatTemplateOptions, renderChatTemplate } from './chat-template.ts';
 import { Context, type ContextOptions } from './context.ts';
 import { type NativeModel, native } from './native.ts';
-import { TextStream, alignOffsets } from './tokens.ts';
+import { alignOffsets, TextStream } from './tokens.ts';
 
 export interface ModelInfo {
   path: string;
@@ -53,7 +53,11 @@ export class Model {
   /** Loads a GGUF. Checks the file first, so bad input gets a clear message instead of a llama.cpp abort. */
   static async load(path: string, opts: LoadOptions = {}): Promise<Model> {
     if (!existsSync(path)) {
-      throw new ThinkwhenError('MODEL_NOT_FOUND', `model file not found: ${path}`, 'check the path (or run `thinkwhen doctor` without --model)');
+      throw new ThinkwhenError(
+        'MODEL_NOT_FOUND',
+        `model file not found: ${path}`,
+        'check the path (or run `thinkwhen doctor` without --model)',
+      );
     }
     if (statSync(path).isDirectory()) {
       throw new ThinkwhenError('NOT_GGUF', `${path} is a directory`, 'pass the .gguf file itself');
@@ -61,10 +65,18 @@ export class Model {
     const gguf = readGguf(path); // throws NOT_GGUF / TRUNCATED_GGUF
     const arch = String(gguf.metadata.get('general.architecture')?.value ?? '');
     if (!opts.vocabOnly && gguf.tensors.length === 0) {
-      throw new ThinkwhenError('NO_WEIGHTS', `${path} holds no tensors (a tokenizer-only or adapter file?)`, 'pass a model file, or load with vocabOnly');
+      throw new ThinkwhenError(
+        'NO_WEIGHTS',
+        `${path} holds no tensors (a tokenizer-only or adapter file?)`,
+        'pass a model file, or load with vocabOnly',
+      );
     }
     if (arch === 'controlvector') {
-      throw new ThinkwhenError('NOT_A_MODEL', `${path} is a control vector, not a model`, 'load it with readControlVector() / --vector');
+      throw new ThinkwhenError(
+        'NOT_A_MODEL',
+        `${path} is a control vector, not a model`,
+        'load it with readControlVector() / --vector',
+      );
     }
     let nm: NativeModel;
     try {
@@ -125,7 +137,10 @@ export class Model {
    * Tokens with the character span [start, end) of each in `text` (UTF-16 indices).
    * Throws when the tokenizer changes the text so that spans are undefined.
    */
-  tokenizeWithOffsets(text: string, opts: TokenizeOptions = {}): { tokens: Int32Array; offsets: Array<[number, number]> } {
+  tokenizeWithOffsets(
+    text: string,
+    opts: TokenizeOptions = {},
+  ): { tokens: Int32Array; offsets: Array<[number, number]> } {
     const tokens = this.tokenize(text, { ...opts, addSpecial: false });
     const offsets = alignOffsets(
       text,

@@ -30,8 +30,10 @@ export function readControlVector(path: string): ControlVector {
   for (const t of file.tensors) {
     const m = /^direction\.(\d+)$/.exec(t.name);
     if (!m) continue;
-    if (t.shape.length !== 1) throw new ThinkwhenError('BAD_CONTROL_VECTOR', `${t.name} in ${path} is not 1-dimensional`);
-    if (nEmbd && t.shape[0] !== nEmbd) throw new ThinkwhenError('BAD_CONTROL_VECTOR', `${path}: directions of different widths`);
+    if (t.shape.length !== 1)
+      throw new ThinkwhenError('BAD_CONTROL_VECTOR', `${t.name} in ${path} is not 1-dimensional`);
+    if (nEmbd && t.shape[0] !== nEmbd)
+      throw new ThinkwhenError('BAD_CONTROL_VECTOR', `${path}: directions of different widths`);
     nEmbd = t.shape[0];
     directions.set(Number(m[1]), readTensor(file, t.name));
   }
@@ -41,8 +43,13 @@ export function readControlVector(path: string): ControlVector {
 
 export function writeControlVector(path: string, cv: ControlVector): void {
   for (const [layer, v] of cv.directions) {
-    if (v.length !== cv.nEmbd) throw new ThinkwhenError('BAD_CONTROL_VECTOR', `direction.${layer} has ${v.length} values, expected ${cv.nEmbd}`);
-    if (layer < 1) throw new ThinkwhenError('BAD_CONTROL_VECTOR', 'llama.cpp control vectors start at layer 1 (layer 0 has no slot)');
+    if (v.length !== cv.nEmbd)
+      throw new ThinkwhenError('BAD_CONTROL_VECTOR', `direction.${layer} has ${v.length} values, expected ${cv.nEmbd}`);
+    if (layer < 1)
+      throw new ThinkwhenError(
+        'BAD_CONTROL_VECTOR',
+        'llama.cpp control vectors start at layer 1 (layer 0 has no slot)',
+      );
   }
   const layers = [...cv.directions.keys()].sort((a, b) => a - b);
   const meta = new Map<string, GgufValue>([

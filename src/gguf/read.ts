@@ -129,7 +129,8 @@ export function readGguf(path: string): GgufFile {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new ThinkwhenError('MODEL_NOT_FOUND', `no file at ${path}`, 'check the path');
-    if (code === 'EISDIR') throw new ThinkwhenError('NOT_GGUF', `${path} is a directory, not a GGUF file`, 'pass the .gguf file inside it');
+    if (code === 'EISDIR')
+      throw new ThinkwhenError('NOT_GGUF', `${path} is a directory, not a GGUF file`, 'pass the .gguf file inside it');
     throw err;
   }
   try {
@@ -143,7 +144,8 @@ export function readGguf(path: string): GgufFile {
       );
     }
     const version = c.u32();
-    if (version < 2 || version > 3) throw new ThinkwhenError('BAD_GGUF', `${path}: unsupported GGUF version ${version}`);
+    if (version < 2 || version > 3)
+      throw new ThinkwhenError('BAD_GGUF', `${path}: unsupported GGUF version ${version}`);
     const nTensors = c.count('tensor count');
     const nKv = c.count('metadata count');
     const metadata = new Map<string, GgufValue>();
@@ -199,7 +201,8 @@ export function metaValue(file: GgufFile, key: string): unknown {
 export function readTensor(file: GgufFile, name: string): Float32Array {
   const info = file.tensors.find((t) => t.name === name);
   if (!info) throw new ThinkwhenError('NO_TENSOR', `${file.path} has no tensor named ${name}`);
-  if (info.byteLength < 0) throw new ThinkwhenError('UNSUPPORTED_TYPE', `tensor ${name}: type ${info.type} cannot be read here`);
+  if (info.byteLength < 0)
+    throw new ThinkwhenError('UNSUPPORTED_TYPE', `tensor ${name}: type ${info.type} cannot be read here`);
   const fd = openSync(file.path, 'r');
   try {
     const bytes = new Uint8Array(info.byteLength);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { headersCacheDir } from '../../scripts/llama-paths.mjs';
 import { ThinkwhenError } from '../errors.ts';
 import { readGguf } from './read.ts';
-import { GgmlType, type GgufValue, GgufValueType, arr, bool, f32, str, u32 } from './types.ts';
+import { arr, bool, f32, GgmlType, type GgufValue, GgufValueType, str, u32 } from './types.ts';
 import { type TensorToWrite, writeGguf } from './write.ts';
 
 export interface TinyModelSpec {
@@ -32,7 +32,15 @@ export const TINY_QWEN2: TinyModelSpec = {
   vocab: 'qwen2',
   tiedOutput: true,
 };
-export const TINY_LLAMA: TinyModelSpec = { arch: 'llama', nLayer: 4, nEmbd: 64, nHead: 4, nHeadKv: 2, nFf: 128, vocab: 'small' };
+export const TINY_LLAMA: TinyModelSpec = {
+  arch: 'llama',
+  nLayer: 4,
+  nEmbd: 64,
+  nHead: 4,
+  nHeadKv: 2,
+  nFf: 128,
+  vocab: 'small',
+};
 /** Qwen2.5-0.5B's shape (random weights), for benchmarks. */
 export const QWEN25_05B_SHAPE: TinyModelSpec = {
   arch: 'qwen2',
@@ -109,7 +117,10 @@ function vocabSize(tokenizer: Map<string, GgufValue>): number {
 export function writeTinyModel(path: string, spec: TinyModelSpec): { nVocab: number } {
   const { arch, nLayer, nEmbd, nHead, nHeadKv, nFf } = spec;
   if (nEmbd % nHead !== 0 || nHead % nHeadKv !== 0) {
-    throw new ThinkwhenError('BAD_SPEC', `n_embd ${nEmbd} must divide by n_head ${nHead}, and n_head by n_head_kv ${nHeadKv}`);
+    throw new ThinkwhenError(
+      'BAD_SPEC',
+      `n_embd ${nEmbd} must divide by n_head ${nHead}, and n_head by n_head_kv ${nHeadKv}`,
+    );
   }
   const wtype = spec.weightType ?? GgmlType.F32;
   const tokenizer = spec.vocab === 'qwen2' ? qwen2Tokenizer() : smallTokenizer();

@@ -76,4 +76,8 @@ export const u32 = (value: number): GgufValue => ({ type: GgufValueType.UINT32, 
 export const i32 = (value: number): GgufValue => ({ type: GgufValueType.INT32, value });
 export const f32 = (value: number): GgufValue => ({ type: GgufValueType.FLOAT32, value });
 export const bool = (value: boolean): GgufValue => ({ type: GgufValueType.BOOL, value });
-export const arr = (itemType: GgufValueType, value: unknown[]): GgufValue => ({ type: GgufValueType.ARRAY, itemType, value });
+export const arr = (itemType: GgufValueType, value: unknown[]): GgufValue => ({
+  type: GgufValueType.ARRAY,
+  itemType,
+  value,
+});

@@ -1,9 +1,9 @@
 // GGUF writer (version 3). Tensor data is either given or generated in chunks from a seeded
 // normal distribution, so multi-GB random test models never sit in memory whole.
 import { closeSync, openSync, renameSync, writeSync } from 'node:fs';
+import { Rng } from '../rng.ts';
 import { encodeTensor } from './quant.ts';
 import { GgmlType, type GgufValue, GgufValueType, typeSize } from './types.ts';
-import { Rng } from '../rng.ts';
 
 export interface RandomFill {
   seed: number;

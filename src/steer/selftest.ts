@@ -1,6 +1,6 @@
 // "Is steering actually applied?" — checks any model can run before it is trusted for steering.
 // Each check compares two real decodes of the same tokens; none needs the model's weights.
-import { type Context, type DecodeOutput, type BatchToken, type Model, backendInfo } from '../engine/index.ts';
+import { type BatchToken, backendInfo, type Context, type DecodeOutput, type Model } from '../engine/index.ts';
 
 export interface CheckResult {
   name: string;
@@ -27,7 +27,14 @@ function argmax(a: Float32Array): number {
 }
 
 function bitIdentical(a: Float32Array[], b: Float32Array[]): boolean {
-  return a.length === b.length && a.every((x, i) => Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(b[i].buffer, b[i].byteOffset, b[i].byteLength)));
+  return (
+    a.length === b.length &&
+    a.every((x, i) =>
+      Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(
+        Buffer.from(b[i].buffer, b[i].byteOffset, b[i].byteLength),
+      ),
+    )
+  );
 }
 
 /** A deterministic vector of the model's width with norm `scale`·sqrt(n_embd). */
@@ -37,7 +44,10 @@ function testVector(n: number, scale: number, seed: number): Float32Array {
   return v;
 }
 
-export async function runSelfTest(model: Model, opts: { layer?: number; threads?: number } = {}): Promise<SelfTestReport> {
+export async function runSelfTest(
+  model: Model,
+  opts: { layer?: number; threads?: number } = {},
+): Promise<SelfTestReport> {
   const { nLayer, nEmbd } = model.info;
   // A middle layer ≥ 1, where llama.cpp's control vector also applies.
   const layer = opts.layer ?? Math.max(1, Math.floor(nLayer / 2));
@@ -58,7 +68,8 @@ export async function runSelfTest(model: Model, opts: { layer?: number; threads?
   const n = Math.min(promptA.length, promptB.length, 24);
   const a = promptA.slice(0, n);
   const b = promptB.slice(0, n);
-  const batch = (toks: number[], seq: number): BatchToken[] => toks.map((token, pos) => ({ token, seq, pos, logits: true }));
+  const batch = (toks: number[], seq: number): BatchToken[] =>
+    toks.map((token, pos) => ({ token, seq, pos, logits: true }));
   const fresh = async (tokens: BatchToken[], hooks: Parameters<Context['decode']>[1] = []): Promise<DecodeOutput> => {
     ctx.clear();
     return ctx.decode(tokens, hooks);
@@ -101,7 +112,10 @@ export async function runSelfTest(model: Model, opts: { layer?: number; threads?
       }
       const same = bitIdentical(viaHook.logits, viaCvec.logits);
       const moved = maxAbsDiff(viaHook.logits[n - 1], base.logits[n - 1]) > 0;
-      return [same && moved, `same vector at layer ${layer} through the hook and through llama_set_adapter_cvec: ${same ? 'bit-identical' : 'DIFFERENT'} logits`];
+      return [
+        same && moved,
+        `same vector at layer ${layer} through the hook and through llama_set_adapter_cvec: ${same ? 'bit-identical' : 'DIFFERENT'} logits`,
+      ];
     });
 
     await check('captured state after steering = h + v', async () => {
@@ -132,7 +146,10 @@ export async function runSelfTest(model: Model, opts: { layer?: number; threads?
       let scale = 0;
       for (const x of want) scale = Math.max(scale, Math.abs(x));
       const ok = argmax(got) === argmax(want) && diff <= 1e-3 * Math.max(1, scale);
-      return [ok, `B steered by (h_A − h_B) at ${last}: argmax ${argmax(got)} (A's: ${argmax(want)}), max logit difference ${diff.toExponential(2)}`];
+      return [
+        ok,
+        `B steered by (h_A − h_B) at ${last}: argmax ${argmax(got)} (A's: ${argmax(want)}), max logit difference ${diff.toExponential(2)}`,
+      ];
     });
   } finally {
     ctx.free();

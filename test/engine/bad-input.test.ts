@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Model, generate } from '../../src/engine/index.ts';
+import { generate, Model } from '../../src/engine/index.ts';
 import { ThinkwhenError } from '../../src/errors.ts';
 import { writeTinyBert } from '../helpers/bert.ts';
 import { tinyLlama } from '../helpers/models.ts';
@@ -57,7 +57,10 @@ test('an architecture without l_out hooks', async () => {
   const ctx = bert.createContext({ nCtx: 64, nBatch: 64, nSeqMax: 1, threads: 1 });
   const toks = Array.from(bert.tokenize('hello'));
   await assert.rejects(
-    ctx.decode(toks.map((token) => ({ token, seq: 0, logits: true })), [{ hook: 'blocks.0.hook_resid_post', rows: 'all', capture: true }]),
+    ctx.decode(
+      toks.map((token) => ({ token, seq: 0, logits: true })),
+      [{ hook: 'blocks.0.hook_resid_post', rows: 'all', capture: true }],
+    ),
     isError('HOOK_UNSUPPORTED', /bert/, /l_out-0/),
   );
   ctx.free();
@@ -68,10 +71,19 @@ test('an architecture without l_out hooks', async () => {
 test('a layer out of range, a malformed hook name', async () => {
   const ctx = model.createContext({ nCtx: 32, nBatch: 8, nSeqMax: 1, threads: 1 });
   const rows = [{ token: 10, seq: 0 }];
-  await assert.rejects(ctx.decode(rows, [{ hook: 'blocks.4.hook_resid_post', rows: 'all', capture: true }]), isError('LAYER_OUT_OF_RANGE', /4 layers/, /0 and 3/));
-  await assert.rejects(ctx.decode(rows, [{ hook: 'blocks.-1.hook_resid_pre', rows: 'all', capture: true }]), isError('BAD_HOOK', /unknown hook/));
+  await assert.rejects(
+    ctx.decode(rows, [{ hook: 'blocks.4.hook_resid_post', rows: 'all', capture: true }]),
+    isError('LAYER_OUT_OF_RANGE', /4 layers/, /0 and 3/),
+  );
+  await assert.rejects(
+    ctx.decode(rows, [{ hook: 'blocks.-1.hook_resid_pre', rows: 'all', capture: true }]),
+    isError('BAD_HOOK', /unknown hook/),
+  );
   await assert.rejects(ctx.decode(rows, [{ hook: 'layers.2.mlp', rows: 'all', capture: true }]), isError('BAD_HOOK'));
-  assert.throws(() => ctx.setControlVector(new Map([[0, new Float32Array(64)]])), isError('LAYER_OUT_OF_RANGE', /1\.\.3/));
+  assert.throws(
+    () => ctx.setControlVector(new Map([[0, new Float32Array(64)]])),
+    isError('LAYER_OUT_OF_RANGE', /1\.\.3/),
+  );
   await stillWorks();
   ctx.free();
 });
@@ -80,10 +92,16 @@ test('vectors of the wrong width, with NaN or with Inf', async () => {
   const ctx = model.createContext({ nCtx: 32, nBatch: 8, nSeqMax: 1, threads: 1 });
   const rows = [{ token: 10, seq: 0 }];
   const hook = 'blocks.1.hook_resid_post';
-  await assert.rejects(ctx.decode(rows, [{ hook, rows: 'all', add: new Float32Array(63) }]), isError('VECTOR_WIDTH', /63 values/, /64/));
+  await assert.rejects(
+    ctx.decode(rows, [{ hook, rows: 'all', add: new Float32Array(63) }]),
+    isError('VECTOR_WIDTH', /63 values/, /64/),
+  );
   const nan = new Float32Array(64);
   nan[17] = Number.NaN;
-  await assert.rejects(ctx.decode(rows, [{ hook, rows: 'all', add: nan }]), isError('VECTOR_NOT_FINITE', /NaN at index 17/));
+  await assert.rejects(
+    ctx.decode(rows, [{ hook, rows: 'all', add: nan }]),
+    isError('VECTOR_NOT_FINITE', /NaN at index 17/),
+  );
   const inf = new Float32Array(64);
   inf[3] = Number.POSITIVE_INFINITY;
   assert.throws(() => ctx.setControlVector(new Map([[2, inf]])), isError('VECTOR_NOT_FINITE', /Infinity at index 3/));

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Model, argmax, createSampler, generate } from '../../src/engine/index.ts';
+import { argmax, createSampler, generate, Model } from '../../src/engine/index.ts';
 import { readGguf, readTensor } from '../../src/gguf/index.ts';
 import { tinyLlama, tinyQwen2 } from '../helpers/models.ts';
 
 const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
-const same = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+const same = (a: Float32Array, b: Float32Array) =>
+  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
 const qwen = await Model.load(tinyQwen2());
 const llama = await Model.load(tinyLlama());
@@ -30,7 +31,8 @@ test('tokenizer: known Qwen2 ids, detokenize round trip, character offsets', () 
       assert.equal(offsets.length, tokens.length);
       assert.equal(offsets[0][0], 0);
       assert.equal(offsets.at(-1)![1], text.length);
-      for (let i = 1; i < offsets.length; i++) assert.ok(offsets[i][0] >= offsets[i - 1][0] && offsets[i][0] <= offsets[i - 1][1]);
+      for (let i = 1; i < offsets.length; i++)
+        assert.ok(offsets[i][0] >= offsets[i - 1][0] && offsets[i][0] <= offsets[i - 1][1]);
       // Tokens that hold whole characters spell the text exactly.
       const whole = offsets.filter((o, i) => i === 0 || o[0] === offsets[i - 1][1]);
       assert.ok(whole.length >= tokens.length / 2);
@@ -51,7 +53,10 @@ test('batched decode: sequences in one batch match separate decodes, logits dete
   const b = Array.from(qwen.tokenize('five six seven'));
   const solo = await ctx.decode(a.map((token) => ({ token, seq: 0, logits: true })));
   ctx.clear();
-  const both = await ctx.decode([...a.map((token) => ({ token, seq: 0, logits: true })), ...b.map((token) => ({ token, seq: 1, logits: true }))]);
+  const both = await ctx.decode([
+    ...a.map((token) => ({ token, seq: 0, logits: true })),
+    ...b.map((token) => ({ token, seq: 1, logits: true })),
+  ]);
   assert.equal(both.logits.length, a.length + b.length);
   for (let i = 0; i < a.length; i++) assert.ok(maxDiff(solo.logits[i], both.logits[i]) < 1e-4);
   assert.deepEqual(both.logitRows.slice(0, 3), [0, 1, 2]);
@@ -61,14 +66,18 @@ test('batched decode: sequences in one batch match separate decodes, logits dete
 test('positions: prefill then step-by-step equals one pass; generated tokens continue the sequence', async () => {
   const ctx = llama.createContext({ nCtx: 128, nBatch: 32, nSeqMax: 2, threads: 2 });
   const toks = Array.from(llama.tokenize('abcdefgh'));
-  const full = await ctx.decode(toks.map((token) => ({ token, seq: 0, logits: true })), [
-    { hook: 'blocks.1.hook_resid_post', rows: 'all', capture: true },
-  ]);
+  const full = await ctx.decode(
+    toks.map((token) => ({ token, seq: 0, logits: true })),
+    [{ hook: 'blocks.1.hook_resid_post', rows: 'all', capture: true }],
+  );
   ctx.clear();
   await ctx.decode(toks.slice(0, 5).map((token) => ({ token, seq: 0 })));
   assert.equal(ctx.sequenceLength(0), 5);
   for (let p = 5; p < toks.length; p++) {
-    const out = await ctx.decode([{ token: toks[p], seq: 0, logits: true }], [{ hook: 'blocks.1.hook_resid_post', rows: [0], capture: true }]);
+    const out = await ctx.decode(
+      [{ token: toks[p], seq: 0, logits: true }],
+      [{ hook: 'blocks.1.hook_resid_post', rows: [0], capture: true }],
+    );
     assert.ok(maxDiff(out.logits[0], full.logits[p]) < 1e-4, `position ${p}`);
     assert.ok(maxDiff(out.captures[0]![0], full.captures[0]![p]) < 1e-4, `captured state at position ${p}`);
   }
@@ -107,8 +116,12 @@ test('hooks: resid_pre of layer 0 is the token embedding; resid_pre L = resid_po
     ],
   );
   const embd = readTensor(readGguf(llama.info.path), 'token_embd.weight');
-  toks.forEach((t, i) => assert.deepEqual(out.captures[0]![i], embd.subarray(t * 64, (t + 1) * 64)));
-  out.captures[1]!.forEach((row, i) => assert.ok(same(row, out.captures[2]![i])));
+  toks.forEach((t, i) => {
+    assert.deepEqual(out.captures[0]![i], embd.subarray(t * 64, (t + 1) * 64));
+  });
+  out.captures[1]!.forEach((row, i) => {
+    assert.ok(same(row, out.captures[2]![i]));
+  });
   assert.equal(out.captures[3]!.length, 1);
   assert.equal(out.logits.length, 0, 'rows forced to output for the last-layer hook return no logits');
   ctx.free();
@@ -121,11 +134,19 @@ test('steering one token of one sequence changes that sequence from that token o
   const plain = await ctx.decode([...rows(0), ...rows(1)]);
   ctx.clear();
   const v = Float32Array.from({ length: 64 }, (_, i) => Math.cos(i));
-  const steered = await ctx.decode([...rows(0), ...rows(1)], [{ hook: 'blocks.1.hook_resid_post', rows: [toks.length + 3], add: v }]);
+  const steered = await ctx.decode(
+    [...rows(0), ...rows(1)],
+    [{ hook: 'blocks.1.hook_resid_post', rows: [toks.length + 3], add: v }],
+  );
   const n = toks.length;
   for (let i = 0; i < n; i++) assert.ok(same(plain.logits[i], steered.logits[i]), `sequence 0 row ${i}`);
-  for (let i = 0; i < 3; i++) assert.ok(same(plain.logits[n + i], steered.logits[n + i]), `sequence 1 before the steered token, row ${i}`);
-  for (let i = 3; i < n; i++) assert.ok(maxDiff(plain.logits[n + i], steered.logits[n + i]) > 1e-3, `sequence 1 from the steered token on, row ${i}`);
+  for (let i = 0; i < 3; i++)
+    assert.ok(same(plain.logits[n + i], steered.logits[n + i]), `sequence 1 before the steered token, row ${i}`);
+  for (let i = 3; i < n; i++)
+    assert.ok(
+      maxDiff(plain.logits[n + i], steered.logits[n + i]) > 1e-3,
+      `sequence 1 from the steered token on, row ${i}`,
+    );
   ctx.free();
 });
 
@@ -133,11 +154,16 @@ test('control vector fast path equals the per-token hook at resid_post', async (
   const ctx = qwen.createContext({ nCtx: 64, nBatch: 16, nSeqMax: 1, threads: 2 });
   const toks = Array.from(qwen.tokenize('Let me check that again.'));
   const v = Float32Array.from({ length: 64 }, (_, i) => ((i % 7) - 3) / 4);
-  const viaHook = await ctx.decode(toks.map((token) => ({ token, seq: 0, logits: true })), [{ hook: 'blocks.2.hook_resid_post', rows: 'all', add: v }]);
+  const viaHook = await ctx.decode(
+    toks.map((token) => ({ token, seq: 0, logits: true })),
+    [{ hook: 'blocks.2.hook_resid_post', rows: 'all', add: v }],
+  );
   ctx.clear();
   ctx.setControlVector(new Map([[2, v]]));
   const viaCvec = await ctx.decode(toks.map((token) => ({ token, seq: 0, logits: true })));
-  viaHook.logits.forEach((l, i) => assert.ok(same(l, viaCvec.logits[i])));
+  viaHook.logits.forEach((l, i) => {
+    assert.ok(same(l, viaCvec.logits[i]));
+  });
   ctx.setControlVector(null);
   ctx.clear();
   const off = await ctx.decode(toks.map((token) => ({ token, seq: 0, logits: true })));
@@ -156,14 +182,16 @@ test('sampling: greedy is argmax, seeded sampling is reproducible, top-k 1 is gr
   assert.deepEqual(draw(7), draw(7));
   assert.notDeepEqual(draw(7), draw(8));
   const s = createSampler({ temperature: 0.7, topK: 3, seed: 1 });
-  const top3 = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]).slice(0, 3);
+  const top3 = Array.from(logits.keys())
+    .sort((a, b) => logits[b] - logits[a])
+    .slice(0, 3);
   for (let i = 0; i < 50; i++) assert.ok(top3.includes(s(logits)));
 });
 
 test('generate: batched greedy equals one-at-a-time, stop strings, max tokens, streaming, captures by position', async () => {
   const ctx = llama.createContext({ nCtx: 256, nBatch: 64, nSeqMax: 3, threads: 2 });
   const prompts = ['abc', 'hello there', 'x'];
-  const alone = [];
+  const alone: Awaited<ReturnType<typeof generate>> = [];
   for (const p of prompts) alone.push((await generate(ctx, [{ prompt: p, maxTokens: 6, stopAtEog: false }]))[0]);
   const streamed: string[] = ['', '', ''];
   const captured: Array<[number, number, string]> = [];
@@ -171,7 +199,9 @@ test('generate: batched greedy equals one-at-a-time, stop strings, max tokens, s
     ctx,
     prompts.map((p) => ({ prompt: p, maxTokens: 6, stopAtEog: false })),
     {
-      onToken: (e) => (streamed[e.request] += e.text),
+      onToken: (e) => {
+        streamed[e.request] += e.text;
+      },
       hooks: [{ hook: 'blocks.1.hook_resid_post', capture: (r) => r.phase === 'generated' }],
       onCapture: (r) => captured.push([r.request, r.position, r.phase]),
     },

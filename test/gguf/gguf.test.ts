@@ -3,13 +3,14 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import type { ThinkwhenError } from '../../src/errors.ts';
 import { f16ToF32, f32ToF16 } from '../../src/gguf/half.ts';
 import {
-  GgmlType,
-  GgufValueType,
   arr,
   bool,
   f32,
+  GgmlType,
+  GgufValueType,
   i32,
   metaValue,
   readControlVector,
@@ -20,7 +21,6 @@ import {
   writeControlVector,
   writeGguf,
 } from '../../src/gguf/index.ts';
-import { ThinkwhenError } from '../../src/errors.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tw-gguf-'));
 
@@ -95,19 +95,37 @@ test('control vectors in the llama.cpp layout round-trip', () => {
   const cv = readControlVector(path);
   assert.equal(cv.modelHint, 'qwen2');
   assert.deepEqual(cv.directions.get(3), directions.get(3));
-  assert.throws(() => writeControlVector(path, { modelHint: '', nEmbd: 8, directions: new Map([[0, new Float32Array(8)]]) }), /layer 0/);
+  assert.throws(
+    () => writeControlVector(path, { modelHint: '', nEmbd: 8, directions: new Map([[0, new Float32Array(8)]]) }),
+    /layer 0/,
+  );
 });
 
 test('foreign and truncated files are refused with a named problem', () => {
   const txt = join(dir, 'x.txt');
   writeFileSync(txt, 'hello, not a model');
-  assert.throws(() => readGguf(txt), (e: ThinkwhenError) => e.code === 'NOT_GGUF' && /not a GGUF/.test(e.message));
+  assert.throws(
+    () => readGguf(txt),
+    (e: ThinkwhenError) => e.code === 'NOT_GGUF' && /not a GGUF/.test(e.message),
+  );
   const good = readFileSync(join(dir, 'rt.gguf'));
   const cut = join(dir, 'cut.gguf');
   writeFileSync(cut, good.subarray(0, good.length - 100));
-  assert.throws(() => readGguf(cut), (e: ThinkwhenError) => e.code === 'TRUNCATED_GGUF' && /truncated/.test(e.message));
+  assert.throws(
+    () => readGguf(cut),
+    (e: ThinkwhenError) => e.code === 'TRUNCATED_GGUF' && /truncated/.test(e.message),
+  );
   writeFileSync(cut, good.subarray(0, 40));
-  assert.throws(() => readGguf(cut), (e: ThinkwhenError) => e.code === 'TRUNCATED_GGUF');
-  assert.throws(() => readGguf(join(dir, 'missing.gguf')), (e: ThinkwhenError) => e.code === 'MODEL_NOT_FOUND');
-  assert.throws(() => readControlVector(join(dir, 'rt.gguf')), (e: ThinkwhenError) => e.code === 'NOT_CONTROL_VECTOR');
+  assert.throws(
+    () => readGguf(cut),
+    (e: ThinkwhenError) => e.code === 'TRUNCATED_GGUF',
+  );
+  assert.throws(
+    () => readGguf(join(dir, 'missing.gguf')),
+    (e: ThinkwhenError) => e.code === 'MODEL_NOT_FOUND',
+  );
+  assert.throws(
+    () => readControlVector(join(dir, 'rt.gguf')),
+    (e: ThinkwhenError) => e.code === 'NOT_CONTROL_VECTOR',
+  );
 });

@@ -1,8 +1,9 @@
 // A tiny random BERT (encoder) GGUF: an architecture whose llama.cpp graph has no l_out tensors,
 // used to test that hooks on such a model fail with a clear error.
-import { GgmlType, type GgufValue, arr, f32, str, u32, GgufValueType } from '../../src/gguf/types.ts';
-import { writeGguf, type TensorToWrite } from '../../src/gguf/write.ts';
+
 import { smallVocabPieces } from '../../src/gguf/tiny-model.ts';
+import { arr, f32, GgmlType, type GgufValue, GgufValueType, str, u32 } from '../../src/gguf/types.ts';
+import { type TensorToWrite, writeGguf } from '../../src/gguf/write.ts';
 
 export function writeTinyBert(path: string): void {
   const nEmbd = 32;
@@ -21,7 +22,13 @@ export function writeTinyBert(path: string): void {
     ['tokenizer.ggml.token_type_count', u32(2)],
     ['tokenizer.ggml.model', str('llama')],
     ['tokenizer.ggml.tokens', arr(GgufValueType.STRING, pieces)],
-    ['tokenizer.ggml.scores', arr(GgufValueType.FLOAT32, pieces.map(() => 0))],
+    [
+      'tokenizer.ggml.scores',
+      arr(
+        GgufValueType.FLOAT32,
+        pieces.map(() => 0),
+      ),
+    ],
     ['tokenizer.ggml.token_type', arr(GgufValueType.INT32, types)],
   ]);
   let seed = 1;
