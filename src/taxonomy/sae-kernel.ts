@@ -25,9 +25,9 @@ export interface SaeParams {
 
 /** Per-thread accumulators. `stats` = [Σ squared error, Σ‖x‖²]; `colSum` = Σ x (for D). */
 export interface GradBuffers {
-  gWEnc: Float64Array;
+  gWEnc: Float32Array;
   gBEnc: Float64Array;
-  gWDec: Float64Array;
+  gWDec: Float32Array;
   gBDec: Float64Array;
   /** Σ over rows of ∂S/∂z_j (needed for the b_dec term that flows through the encoder). */
   dzSum: Float64Array;
@@ -37,10 +37,12 @@ export interface GradBuffers {
 
 export function allocGrads(latents: number, dim: number, shared = false): GradBuffers {
   const make = (n: number) => (shared ? new Float64Array(new SharedArrayBuffer(n * 8)) : new Float64Array(n));
+  // The two big matrices are float32 (as in the reference) to halve memory traffic in the hot loop.
+  const make32 = (n: number) => (shared ? new Float32Array(new SharedArrayBuffer(n * 4)) : new Float32Array(n));
   return {
-    gWEnc: make(latents * dim),
+    gWEnc: make32(latents * dim),
     gBEnc: make(latents),
-    gWDec: make(latents * dim),
+    gWDec: make32(latents * dim),
     gBDec: make(dim),
     dzSum: make(latents),
     colSum: make(dim),
@@ -60,8 +62,8 @@ export function zeroGrads(g: GradBuffers): void {
 
 /** Scratch memory for one thread, allocated once. */
 export interface Scratch {
-  xc: Float64Array;
-  resid: Float64Array;
+  xc: Float32Array;
+  resid: Float32Array;
   z: Float64Array;
   topIdx: Int32Array;
   topVal: Float64Array;
@@ -69,8 +71,8 @@ export interface Scratch {
 
 export function allocScratch(p: { latents: number; dim: number; topK: number }): Scratch {
   return {
-    xc: new Float64Array(p.dim),
-    resid: new Float64Array(p.dim),
+    xc: new Float32Array(p.dim),
+    resid: new Float32Array(p.dim),
     z: new Float64Array(p.latents),
     topIdx: new Int32Array(p.topK),
     topVal: new Float64Array(p.topK),
@@ -191,8 +193,8 @@ export function finishBatch(p: SaeParams, g: GradBuffers, rows: number): { loss:
  */
 function backward3(
   p: SaeParams,
-  xc: Float64Array,
-  resid: Float64Array,
+  xc: Float32Array,
+  resid: Float32Array,
   idx: Int32Array,
   val: Float64Array,
   g: GradBuffers,
@@ -242,8 +244,8 @@ function backward3(
 /** The same for any k, one latent per pass. */
 function backwardAny(
   p: SaeParams,
-  xc: Float64Array,
-  resid: Float64Array,
+  xc: Float32Array,
+  resid: Float32Array,
   idx: Int32Array,
   val: Float64Array,
   g: GradBuffers,

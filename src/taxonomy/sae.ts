@@ -253,7 +253,7 @@ class Adam {
     this.v = new Float64Array(param.length);
   }
 
-  step(grad: Float64Array, scale: number, t: number): void {
+  step(grad: Float32Array | Float64Array, scale: number, t: number): void {
     const b1 = 0.9;
     const b2 = 0.999;
     const stepSize = this.lr / (1 - b1 ** t);
@@ -338,7 +338,7 @@ class ThreadPool {
   }
 }
 
-function addInto(dst: Float64Array, src: Float64Array): void {
+function addInto(dst: Float32Array | Float64Array, src: Float32Array | Float64Array): void {
   for (let i = 0; i < dst.length; i++) dst[i] += src[i];
 }
 

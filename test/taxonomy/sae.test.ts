@@ -74,7 +74,7 @@ for (const topK of [2, 3])
     const g = allocGrads(latents, dim);
     accumulateRows(p, x, order, 0, rows, g, allocScratch(p));
     const { scale } = finishBatch(p, g, rows);
-    const checks: Array<[Float32Array, Float64Array]> = [
+    const checks: Array<[Float32Array, Float32Array | Float64Array]> = [
       [p.wEnc, g.gWEnc],
       [p.bEnc, g.gBEnc],
       [p.wDec, g.gWDec],
