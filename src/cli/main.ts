@@ -4,6 +4,7 @@ import type { Command } from './command.ts';
 // Commands load lazily so that `thinkwhen grade` does not pay for the native engine.
 const registry: Record<string, () => Promise<Command>> = {
   doctor: async () => (await import('./doctor.ts')).command,
+  gradcheck: async () => (await import('./gradcheck.ts')).command,
   grade: async () => (await import('./grade.ts')).command,
   merge: async () => (await import('./merge.ts')).command,
   report: async () => (await import('./report.ts')).command,

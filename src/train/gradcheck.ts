@@ -4,6 +4,8 @@
 //   backward: the vector's gradient vs central finite differences of the loss (Richardson-
 //             extrapolated), along the gradient direction and along its largest coordinates.
 import { Model } from '../engine/model.ts';
+import { GgmlType, type TinyModelSpec, typeName, writeTinyModel } from '../gguf/index.ts';
+import { readGguf } from '../gguf/read.ts';
 import { exampleBatch } from './batch.ts';
 import type { NativeRunBatch } from './native.ts';
 import { trainAddon } from './native.ts';
@@ -25,6 +27,30 @@ export interface GradcheckOptions {
   /** compare logits with llama.cpp (needs the file to load in llama.cpp) */
   forward?: boolean;
   gradWeightType?: TrainerOptions['gradWeightType'];
+}
+
+/** Bounds `thinkwhen gradcheck` enforces on F32 models. */
+export const FORWARD_BOUND = 1e-4;
+export const GRADIENT_BOUND = 1e-2;
+
+/** The default check models: small enough for finite differences in F32, both architectures. */
+export function gradcheckSpec(arch: 'qwen2' | 'llama', weightType: GgmlType = GgmlType.F32): TinyModelSpec {
+  return { arch, nLayer: 4, nEmbd: 64, nHead: 4, nHeadKv: 2, nFf: 128, vocab: 'small', weightType, seed: 3 };
+}
+
+export function writeGradcheckModel(
+  path: string,
+  arch: 'qwen2' | 'llama',
+  weightType: GgmlType = GgmlType.F32,
+): string {
+  writeTinyModel(path, gradcheckSpec(arch, weightType));
+  return path;
+}
+
+/** Type of the model's matrices (that of blk.0.ffn_down.weight). */
+export function matrixType(path: string): string {
+  const t = readGguf(path).tensors.find((x) => x.name === 'blk.0.ffn_down.weight');
+  return t ? typeName(t.type) : 'unknown';
 }
 
 export interface LayerCheck {
@@ -90,7 +116,7 @@ function maxDiff(ours: Float32Array, ref: Float32Array, rows: number[], nVocab: 
 export async function gradcheck(path: string, opts: GradcheckOptions = {}): Promise<GradcheckReport> {
   const threads = opts.threads ?? 2;
   const logitScale = opts.logitScale ?? 0.7;
-  const h = opts.step ?? 1e-2;
+  const h = opts.step ?? 0.1;
   const topK = opts.topCoords ?? 3;
   const seed = opts.seed ?? 1;
   const tr = Trainer.open(path, { mode: 'vectors', threads, device: opts.device, gradWeightType: opts.gradWeightType });
@@ -174,7 +200,7 @@ export async function gradcheck(path: string, opts: GradcheckOptions = {}): Prom
       model: path,
       arch: tr.info.arch,
       backend: tr.info.backend,
-      weightType: tr.info.gradWeightType,
+      weightType: matrixType(path),
       nLayer,
       layers,
       forwardMaxDiffKvF16,

@@ -42,7 +42,10 @@ export interface VectorSpec {
 /** Residual position of a hook: resid_pre L is the input of block L, resid_post L the input of L + 1. */
 export function residPosition(layer: number, site: HookSite, nLayer: number): number {
   if (!Number.isInteger(layer) || layer < 0 || layer >= nLayer) {
-    throw new ThinkwhenError('LAYER_OUT_OF_RANGE', `layer ${layer} is out of range: this model has ${nLayer} layers (0..${nLayer - 1})`);
+    throw new ThinkwhenError(
+      'LAYER_OUT_OF_RANGE',
+      `layer ${layer} is out of range: this model has ${nLayer} layers (0..${nLayer - 1})`,
+    );
   }
   return site === 'resid_pre' ? layer : layer + 1;
 }
@@ -114,9 +117,16 @@ export class Trainer {
       specs.map((s) => {
         const data = s.data ?? new Float32Array(this.nEmbd);
         if (data.length !== this.nEmbd) {
-          throw new ThinkwhenError('VECTOR_WIDTH', `vector has ${data.length} values, the model's residual has ${this.nEmbd}`);
+          throw new ThinkwhenError(
+            'VECTOR_WIDTH',
+            `vector has ${data.length} values, the model's residual has ${this.nEmbd}`,
+          );
         }
-        return { pos: residPosition(s.layer, s.site ?? 'resid_pre', this.nLayer), trainable: s.trainable ?? true, data };
+        return {
+          pos: residPosition(s.layer, s.site ?? 'resid_pre', this.nLayer),
+          trainable: s.trainable ?? true,
+          data,
+        };
       }),
     );
     this.vectorCount = specs.length;
