@@ -18,7 +18,8 @@ interface WorkerInit {
 const CTRL_GEN = 0;
 const CTRL_STOP = 1;
 const CTRL_DONE = 2;
-const CTRL_RANGES = 3;
+const CTRL_FAILED = 3;
+const CTRL_RANGES = 4;
 
 const init = workerData as WorkerInit;
 const scratch = allocScratch(init.params);
@@ -30,8 +31,14 @@ for (;;) {
   if (Atomics.load(init.ctrl, CTRL_STOP) === 1) break;
   const from = init.ctrl[CTRL_RANGES + 2 * init.slot];
   const to = init.ctrl[CTRL_RANGES + 2 * init.slot + 1];
-  zeroGrads(init.grads);
-  accumulateRows(init.params, init.X, init.order, from, to, init.grads, scratch);
+  try {
+    zeroGrads(init.grads);
+    accumulateRows(init.params, init.X, init.order, from, to, init.grads, scratch);
+  } catch (err) {
+    // The main thread is blocked in Atomics.wait and cannot see events: flag the failure in shared memory.
+    Atomics.store(init.ctrl, CTRL_FAILED, 1);
+    parentPort?.postMessage({ error: String((err as Error)?.stack ?? err) });
+  }
   Atomics.add(init.ctrl, CTRL_DONE, 1);
   Atomics.notify(init.ctrl, CTRL_DONE);
 }

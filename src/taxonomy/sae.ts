@@ -273,7 +273,8 @@ class Adam {
 const CTRL_GEN = 0;
 const CTRL_STOP = 1;
 const CTRL_DONE = 2;
-const CTRL_RANGES = 3;
+const CTRL_FAILED = 3;
+const CTRL_RANGES = 4;
 
 /**
  * Worker source that loads the TypeScript worker module. Node 20 does not pass tsx's loader hooks to
@@ -325,8 +326,15 @@ class ThreadPool {
   join(): void {
     for (;;) {
       const done = Atomics.load(this.ctrl, CTRL_DONE);
-      if (done >= this.count) return;
+      if (done >= this.count) break;
       Atomics.wait(this.ctrl, CTRL_DONE, done);
+    }
+    if (Atomics.load(this.ctrl, CTRL_FAILED) === 1) {
+      throw new ThinkwhenError(
+        'sae-worker-failed',
+        'an SAE training worker thread failed',
+        'rerun with threads: 1 to see the error',
+      );
     }
   }
 
@@ -362,7 +370,8 @@ export async function trainTopKSae(x: Float32Array, dim: number, options: SaeTra
   const batchSize = Math.min(options.batchSize ?? 512, n);
   const maxEpochs = options.maxEpochs ?? 300;
   const patience = options.patience ?? 10;
-  const threads = Math.max(1, Math.min(options.threads ?? Math.min(2, availableParallelism()), batchSize));
+  // At most 8 threads (the control block holds 14 slices; more gains nothing at batch 512).
+  const threads = Math.max(1, Math.min(options.threads ?? Math.min(2, availableParallelism()), batchSize, 8));
   const shared = threads > 1;
   const rng = new Rng(seed);
   const p = initParams(dim, latents, topK, rng, shared);
