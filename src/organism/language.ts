@@ -1,0 +1,131 @@
+// The trace language: one sentence per line, each of a known type. Traces are produced by a
+// policy that decides after every quick computation whether to verify it digit by digit.
+import type { Rng } from '../rng.ts';
+import { digitsLsb, type Op, type OpKind, type Problem, quickResult, trueResult } from './task.ts';
+
+export const SENTENCE_TYPES = ['setup', 'plan', 'compute', 'verify', 'backtrack', 'conclude'] as const;
+export type SentenceType = (typeof SENTENCE_TYPES)[number];
+
+export interface Sentence {
+  type: SentenceType;
+  text: string;
+  /** the operation (0-based) the sentence belongs to; -1 for set-up and conclusion */
+  step: number;
+}
+
+export interface Trace {
+  problem: Problem;
+  sentences: Sentence[];
+  /** sentences joined by newlines: the assistant's answer */
+  text: string;
+  /** the value the trace ends with (boxed) */
+  final: number;
+  correct: boolean;
+}
+
+export const COLUMN_NAMES = ['ones', 'tens', 'hundreds', 'thousands'] as const;
+
+const SYMBOL: Record<OpKind, string> = { add: '+', sub: '-' };
+
+export function setupSentence(p: Pick<Problem, 'name' | 'start' | 'item'>): string {
+  return `${p.name} starts with ${p.start} ${p.item}.`;
+}
+export function planSentence(v: number, op: { kind: OpKind; n: number }): string {
+  return op.kind === 'add' ? `Now add ${op.n} to ${v}.` : `Now take ${op.n} from ${v}.`;
+}
+export function computeSentence(v: number, op: { kind: OpKind; n: number }, q: number): string {
+  return `Quick: ${v} ${SYMBOL[op.kind]} ${op.n} = ${q}.`;
+}
+
+/**
+ * Careful column-by-column check of v op n: one sentence per column (digits, carry or borrow in,
+ * result, carry or borrow out), then the assembled result. Always correct.
+ */
+export function verifySentences(v: number, op: { kind: OpKind; n: number }): string[] {
+  const a = digitsLsb(v);
+  const b = digitsLsb(op.n);
+  const cols = Math.max(a.length, b.length);
+  const out: string[] = [];
+  let c = 0;
+  for (let i = 0; i < cols; i++) {
+    const x = a[i] ?? 0;
+    const y = b[i] ?? 0;
+    if (op.kind === 'add') {
+      const s = x + y + c;
+      const c2 = s >= 10 ? 1 : 0;
+      out.push(`Check ${COLUMN_NAMES[i]}: ${x} + ${y} + ${c} = ${s}, carry ${c2}.`);
+      c = c2;
+    } else {
+      const borrow = x - y - c < 0 ? 1 : 0;
+      const xx = x + 10 * borrow;
+      out.push(`Check ${COLUMN_NAMES[i]}: ${xx} - ${y} - ${c} = ${xx - y - c}, borrow ${borrow}.`);
+      c = borrow;
+    }
+  }
+  out.push(`So ${v} ${SYMBOL[op.kind]} ${op.n} = ${trueResult(v, op)}.`);
+  return out;
+}
+
+export const AGREE_SENTENCE = 'That agrees with the quick result.';
+export function backtrackSentence(q: number, r: number): string {
+  return `Wait, ${q} was wrong, so use ${r}.`;
+}
+export function conclusionSentences(p: Pick<Problem, 'name' | 'item'>, v: number): string[] {
+  return [`So ${p.name} has ${v} ${p.item} now.`, `The answer is \\boxed{${v}}.`];
+}
+
+/** When to verify a quick computation. */
+export type VerifyPolicy =
+  /** thinking corpus: after every quick computation */
+  | { kind: 'always' }
+  /** base corpus: at random, independent of whether the quick result is wrong */
+  | { kind: 'random'; p: number }
+  | { kind: 'never' };
+
+/** The verify block after a quick result q: check sentences, then agreement or a backtrack. */
+export function verifyBlock(v: number, op: { kind: OpKind; n: number }, q: number, step: number): Sentence[] {
+  const r = trueResult(v, op);
+  const out: Sentence[] = verifySentences(v, op).map((text) => ({ type: 'verify' as const, text, step }));
+  if (r === q) out.push({ type: 'verify', text: AGREE_SENTENCE, step });
+  else out.push({ type: 'backtrack', text: backtrackSentence(q, r), step });
+  return out;
+}
+
+/**
+ * A trace of `problem` under a policy. Quick results follow the carry-dropping rule; a verified
+ * step continues from the careful result, an unverified one from the quick result (right or not).
+ */
+export function makeTrace(problem: Problem, policy: VerifyPolicy, rng: Rng): Trace {
+  const s: Sentence[] = [{ type: 'setup', text: setupSentence(problem), step: -1 }];
+  let v = problem.start;
+  problem.ops.forEach((op: Op, i) => {
+    s.push({ type: 'plan', text: planSentence(v, op), step: i });
+    const q = quickResult(v, op);
+    s.push({ type: 'compute', text: computeSentence(v, op, q), step: i });
+    const verify = policy.kind === 'always' || (policy.kind === 'random' && rng.next() < policy.p);
+    if (verify) {
+      s.push(...verifyBlock(v, op, q, i));
+      v = trueResult(v, op);
+    } else {
+      v = q;
+    }
+  });
+  for (const text of conclusionSentences(problem, v)) s.push({ type: 'conclude', text, step: -1 });
+  return { problem, sentences: s, text: s.map((x) => x.text).join('\n'), final: v, correct: v === problem.answer };
+}
+
+/** A stand-alone verification exercise: is `v op n = claim`? Answered with a verify block. */
+export interface Exercise {
+  question: string;
+  sentences: Sentence[];
+  text: string;
+}
+
+export function exerciseQuestion(v: number, op: { kind: OpKind; n: number }, claim: number): string {
+  return `Is ${v} ${SYMBOL[op.kind]} ${op.n} = ${claim} right?`;
+}
+
+export function makeExercise(v: number, op: { kind: OpKind; n: number }, claim: number): Exercise {
+  const sentences = verifyBlock(v, op, claim, 0);
+  return { question: exerciseQuestion(v, op, claim), sentences, text: sentences.map((x) => x.text).join('\n') };
+}

@@ -1,0 +1,187 @@
+// The organism's task: multi-step arithmetic word problems with a known integer answer.
+// Seeded and deterministic; train and test problems are disjoint by construction (a hash of the
+// problem's numbers decides which split may use it).
+import { Rng } from '../rng.ts';
+
+export type OpKind = 'add' | 'sub';
+
+export interface Op {
+  kind: OpKind;
+  n: number;
+  /** index into the verb list of this kind (wording only) */
+  verb: number;
+}
+
+export interface Problem {
+  /** stable id: `${split}-${seed}-${index}` */
+  id: string;
+  split: Split;
+  name: string;
+  pronoun: 'She' | 'He';
+  item: string;
+  start: number;
+  ops: Op[];
+  /** the correct final quantity */
+  answer: number;
+  /** the question as the user asks it */
+  question: string;
+}
+
+export type Split = 'train' | 'test';
+
+export interface Difficulty {
+  /** number of operations, inclusive range */
+  minSteps: number;
+  maxSteps: number;
+  /** digits of the starting quantity and of each operand, inclusive range */
+  minDigits: number;
+  maxDigits: number;
+  /** largest quantity any path of quick (carry-dropping) and careful results may reach */
+  maxValue: number;
+}
+
+export const DEFAULT_DIFFICULTY: Difficulty = { minSteps: 2, maxSteps: 4, minDigits: 2, maxDigits: 2, maxValue: 999 };
+
+export const NAMES: readonly { name: string; pronoun: 'She' | 'He' }[] = [
+  { name: 'Ann', pronoun: 'She' },
+  { name: 'Eva', pronoun: 'She' },
+  { name: 'Ivy', pronoun: 'She' },
+  { name: 'Mia', pronoun: 'She' },
+  { name: 'Ben', pronoun: 'He' },
+  { name: 'Dan', pronoun: 'He' },
+  { name: 'Gus', pronoun: 'He' },
+  { name: 'Tom', pronoun: 'He' },
+];
+export const ITEMS = ['apples', 'coins', 'books', 'pens', 'cards', 'shells', 'stamps', 'beads'] as const;
+/** `{n}` is replaced by the operand */
+export const VERBS: Record<OpKind, readonly string[]> = {
+  add: ['buys {n} more', 'finds {n} more', 'gets {n} more'],
+  sub: ['gives away {n}', 'loses {n}', 'sells {n}'],
+};
+
+/** Digits of n, least significant first. */
+export function digitsLsb(n: number): number[] {
+  const out: number[] = [];
+  let x = n;
+  do {
+    out.push(x % 10);
+    x = Math.floor(x / 10);
+  } while (x > 0);
+  return out;
+}
+
+export function trueResult(v: number, op: { kind: OpKind; n: number }): number {
+  return op.kind === 'add' ? v + op.n : v - op.n;
+}
+
+/**
+ * The "quick" result: column by column without carrying (addition) or without paying back a
+ * borrow (subtraction); the top column is written in full. It equals the true result exactly when
+ * no carry or borrow is needed, and is off by a multiple of 10 otherwise: the slip a hurried
+ * person makes, and one a model can imitate exactly, so greedy decoding reproduces it.
+ */
+export function quickResult(v: number, op: { kind: OpKind; n: number }): number {
+  const a = digitsLsb(v);
+  const b = digitsLsb(op.n);
+  const cols = Math.max(a.length, b.length);
+  let out = 0;
+  let place = 1;
+  for (let i = 0; i < cols; i++) {
+    const x = a[i] ?? 0;
+    const y = b[i] ?? 0;
+    const top = i === cols - 1;
+    let d: number;
+    if (op.kind === 'add') d = top ? x + y : (x + y) % 10;
+    else d = top ? x - y : x >= y ? x - y : x + 10 - y;
+    out += d * place;
+    place *= 10;
+  }
+  return out;
+}
+
+/** Whether the quick result of this operation is wrong (a carry or a borrow is needed). */
+export function quickIsWrong(v: number, op: { kind: OpKind; n: number }): boolean {
+  return quickResult(v, op) !== trueResult(v, op);
+}
+
+function randDigits(rng: Rng, d: Difficulty): number {
+  const digits = d.minDigits + rng.int(d.maxDigits - d.minDigits + 1);
+  const lo = digits === 1 ? 1 : 10 ** (digits - 1);
+  return lo + rng.int(10 ** digits - lo);
+}
+
+/** Every value a trace may hold before each step, over all mixes of quick and careful results. */
+function reachable(start: number, ops: { kind: OpKind; n: number }[]): number[][] {
+  const sets: number[][] = [[start]];
+  for (const op of ops) {
+    const next = new Set<number>();
+    for (const v of sets[sets.length - 1]) {
+      next.add(trueResult(v, op));
+      next.add(quickResult(v, op));
+    }
+    sets.push([...next]);
+  }
+  return sets;
+}
+
+/** FNV-1a over the problem's numbers: the split a problem belongs to (1 in 8 go to test). */
+export function splitOf(start: number, ops: { kind: OpKind; n: number }[]): Split {
+  let h = 0x811c9dc5;
+  const feed = (x: number) => {
+    h ^= x & 0xff;
+    h = Math.imul(h, 0x01000193) >>> 0;
+    h ^= (x >>> 8) & 0xff;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  };
+  feed(start);
+  for (const op of ops) {
+    feed(op.kind === 'add' ? 1 : 2);
+    feed(op.n);
+  }
+  return h % 8 === 0 ? 'test' : 'train';
+}
+
+export function questionText(p: Pick<Problem, 'name' | 'pronoun' | 'item' | 'start' | 'ops'>): string {
+  const parts = [`${p.name} has ${p.start} ${p.item}.`];
+  for (const op of p.ops) parts.push(`${p.pronoun} ${VERBS[op.kind][op.verb].replace('{n}', String(op.n))}.`);
+  parts.push(`How many ${p.item} does ${p.name} have now?`);
+  return parts.join(' ');
+}
+
+/** One problem of the given split (rejection-sampled until it lands in that split and in range). */
+export function sampleProblem(rng: Rng, split: Split, d: Difficulty, id: string): Problem {
+  for (;;) {
+    const steps = d.minSteps + rng.int(d.maxSteps - d.minSteps + 1);
+    const start = randDigits(rng, d);
+    const ops: Op[] = [];
+    for (let i = 0; i < steps; i++) {
+      const kind: OpKind = rng.next() < 0.5 ? 'add' : 'sub';
+      ops.push({ kind, n: randDigits(rng, d), verb: rng.int(VERBS[kind].length) });
+    }
+    const sets = reachable(start, ops);
+    let ok = true;
+    for (let i = 0; i < ops.length && ok; i++) {
+      for (const v of sets[i]) {
+        if (ops[i].kind === 'sub' && v < ops[i].n) ok = false;
+      }
+    }
+    for (const s of sets) for (const v of s) if (v < 0 || v > d.maxValue) ok = false;
+    if (!ok || splitOf(start, ops) !== split) continue;
+    const who = NAMES[rng.int(NAMES.length)];
+    const item = ITEMS[rng.int(ITEMS.length)];
+    const p = { name: who.name, pronoun: who.pronoun, item, start, ops };
+    const answer = ops.reduce((v, op) => trueResult(v, op), start);
+    return { id, split, ...p, answer, question: questionText(p) };
+  }
+}
+
+/** `count` problems of one split from one seed: the same arguments always give the same problems. */
+export function generateProblems(
+  split: Split,
+  count: number,
+  seed: number,
+  d: Difficulty = DEFAULT_DIFFICULTY,
+): Problem[] {
+  const rng = new Rng(seed * 2 + (split === 'test' ? 1 : 0));
+  return Array.from({ length: count }, (_, i) => sampleProblem(rng, split, d, `${split}-${seed}-${i}`));
+}
