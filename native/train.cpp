@@ -35,8 +35,6 @@ namespace tw {
 
 namespace {
 
-constexpr size_t kGraphSize = 32768;
-
 struct Fail : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -562,6 +560,8 @@ void Trainer::setVectors(const std::vector<Vec>& spec, const std::vector<std::ve
 
 std::unique_ptr<Built> Trainer::build(const RunSpec& s) {
   auto b = std::make_unique<Built>();
+  // About 60 forward and 150 backward nodes per layer: the size grows with depth so ggml never asserts.
+  const size_t kGraphSize = std::max<size_t>(8192, (size_t)hp.nLayer * 512 + 1024);
   ggml_init_params ip = {ggml_tensor_overhead() * kGraphSize + ggml_graph_overhead_custom(kGraphSize, true), nullptr, true};
   b->ctx = ggml_init(ip);
   ggml_context* c = b->ctx;
@@ -755,11 +755,12 @@ void Trainer::execute(const RunSpec& s, float* lossOut, std::vector<float>* logi
 
 void Trainer::adamStep(const float hp7[7]) {
   if (params.empty()) throw Fail("nothing to train");
-  ggml_init_params ip = {ggml_tensor_overhead() * (params.size() + 8) + ggml_graph_overhead_custom(params.size() + 8, false), nullptr,
-                         true};
+  // Nodes: one step per parameter; leafs: its gradient, moments and the shared hyper-parameters.
+  const size_t size = params.size() * 4 + 16;
+  ggml_init_params ip = {ggml_tensor_overhead() * size + ggml_graph_overhead_custom(size, false), nullptr, true};
   ggml_context* c = ggml_init(ip);
   std::unique_ptr<ggml_context, void (*)(ggml_context*)> guard(c, ggml_free);
-  ggml_cgraph* g = ggml_new_graph_custom(c, params.size() + 8, false);
+  ggml_cgraph* g = ggml_new_graph_custom(c, size, false);
   for (auto& p : params) ggml_build_forward_expand(g, ggml_opt_step_adamw(c, p.t, p.g, p.m, p.v, adamParams));
   if (!ggml_gallocr_alloc_graph(gallocOpt, g)) throw Fail("could not allocate the optimizer graph");
   ggml_backend_tensor_set(adamParams, hp7, 0, 7 * sizeof(float));

@@ -110,3 +110,48 @@ test('bad input is rejected with an exception, never an abort', async () => {
   assert.throws(() => Trainer.open('/nonexistent.gguf'), /not found/);
   tr.free();
 });
+
+test('weights mode: gradients of every kind of weight match finite differences', async () => {
+  const tr = Trainer.open(f32Model('qwen2'), { mode: 'weights' });
+  const b = exampleBatch([
+    { prompt: [7, 8, 9, 10], target: [11, 12, 13, 14, 15] },
+    { prompt: [20, 21], target: [22, 23, 24] },
+  ]);
+  const run = async (backward: boolean) => (await tr.run({ ...b, steer: undefined, lossScale: 1 / 8, backward })).loss;
+  await run(true);
+  const names = [
+    'token_embd.weight',
+    'blk.0.attn_q.weight',
+    'blk.1.attn_k.bias',
+    'blk.2.attn_v.weight',
+    'blk.3.attn_output.weight',
+  ];
+  names.push(
+    'blk.1.ffn_gate.weight',
+    'blk.2.ffn_down.weight',
+    'blk.0.attn_norm.weight',
+    'output_norm.weight',
+    'output.weight',
+  );
+  for (const name of names) {
+    const g = tr.grad(name);
+    const p = tr.param(name);
+    const i = Array.from(g.keys()).reduce((a, j) => (Math.abs(g[j]) > Math.abs(g[a]) ? j : a), 0);
+    const h = 1e-2;
+    const orig = p[i];
+    p[i] = orig + h;
+    tr.setParam(name, p);
+    const lp = await run(false);
+    p[i] = orig - h;
+    tr.setParam(name, p);
+    const lm = await run(false);
+    p[i] = orig;
+    tr.setParam(name, p);
+    const fd = (lp - lm) / (2 * h);
+    assert.ok(
+      Math.abs(fd - g[i]) <= 1e-2 * Math.abs(g[i]) + 1e-5,
+      `${name}[${i}]: backprop ${g[i]}, finite differences ${fd}`,
+    );
+  }
+  tr.free();
+});
