@@ -8,6 +8,9 @@ const registry: Record<string, () => Promise<Command>> = {
   grade: async () => (await import('./grade.ts')).command,
   merge: async () => (await import('./merge.ts')).command,
   report: async () => (await import('./report.ts')).command,
+  traces: async () => (await import('./traces.ts')).command,
+  activations: async () => (await import('./activations.ts')).command,
+  taxonomy: async () => (await import('./taxonomy.ts')).command,
 };
 
 async function printOverview(): Promise<void> {
