@@ -784,7 +784,7 @@ export interface OrganismChainOptions {
   dir: string;
   /** Thinking model (default: the shipped organism). */
   model?: string;
-  /** Held-out (test-split) problems to trace (default 200) and their generator seed (default 1000). */
+  /** Held-out (test-split) problems to trace (default 200) and their generator seed (default: the organism's). */
   problems?: number;
   problemSeed?: number;
   maxTokens?: number;
@@ -836,8 +836,9 @@ export async function runOrganismChain(o: OrganismChainOptions): Promise<Organis
   let traces: TraceRecord[];
   let sentences: number;
   try {
-    const problems = generateProblems('test', o.problems ?? 200, o.problemSeed ?? 1000);
-    const maxTokens = o.maxTokens ?? Math.min(1000, Math.max(64, model.info.nCtxTrain - 128));
+    // 20251008 = the organism's own held-out seed (organism TEST_SEED); 320 tokens = its eval cap.
+    const problems = generateProblems('test', o.problems ?? 200, o.problemSeed ?? 20251008);
+    const maxTokens = o.maxTokens ?? 320;
     o.onProgress?.(`organism: ${problems.length} held-out problems, thinking model ${modelPath}`);
     await generateTraces(
       model,

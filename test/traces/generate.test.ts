@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { main } from '../../src/cli/main.ts';
+import { Model } from '../../src/engine/index.ts';
+import {
+  generateTraces,
+  makeTraceRecord,
+  readQuestionsJsonl,
+  readTraces,
+  renderPrompt,
+} from '../../src/traces/generate.ts';
+import { tinyLlama } from '../helpers/models.ts';
+
+const model = await Model.load(tinyLlama());
+const tmp = () => mkdtempSync(join(tmpdir(), 'tw-traces-'));
+const questions = [
+  { id: 'q1', question: 'What is 2 + 3?' },
+  { id: 'q2', question: 'Ann has 4 pens. She buys 5 more. How many pens does Ann have now?' },
+  { id: 'q3', question: 'Is 7 prime?' },
+];
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    return (err as { code?: string }).code ?? String(err);
+  }
+  return 'no error';
+}
+
+/** Runs the CLI, returning its exit code and what it printed. */
+async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const log = console.log;
+  const error = console.error;
+  console.log = (...a: unknown[]) => out.push(a.join(' '));
+  console.error = (...a: unknown[]) => err.push(a.join(' '));
+  try {
+    const code = await main(args);
+    return { code, out: out.join('\n'), err: err.join('\n') };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+test('records: chat-template prompt, full response, thinking span; batched greedy equals one at a time', async () => {
+  const dir = tmp();
+  const batched = join(dir, 'b.jsonl');
+  const single = join(dir, 's.jsonl');
+  const sum = await generateTraces(model, questions, batched, { maxTokens: 8, batch: 3, threads: 1 });
+  assert.equal(sum.generated, 3);
+  await generateTraces(model, questions, single, { maxTokens: 8, batch: 1, threads: 1 });
+  const a = (await readTraces(batched)).records;
+  const b = (await readTraces(single)).records;
+  assert.deepEqual(
+    a.map((r) => r.id),
+    ['q1', 'q2', 'q3'],
+  );
+  for (let i = 0; i < 3; i++) {
+    const r = a[i];
+    assert.equal(r.prompt, model.applyChatTemplate([{ role: 'user', content: questions[i].question }]));
+    assert.equal(r.fullResponse, r.prompt + r.generated);
+    assert.equal(r.maxTokens, 8);
+    assert.ok(r.generatedTokens <= 8 && r.generatedTokens > 0);
+    // No <think> anywhere: the paper's extraction starts at 0 (prompt included).
+    assert.equal(r.thinkingStart, 0);
+    assert.equal(r.thinking, r.fullResponse.trim());
+    assert.equal(r.generated, b[i].generated, 'greedy decoding does not depend on the batch');
+  }
+});
+
+test('thinking span after a <think> prompt suffix', () => {
+  const prompt = renderPrompt(model, 'Why?', { promptSuffix: '<think>\n' });
+  assert.ok(prompt.endsWith('assistant\n<think>\n'));
+  const rec = makeTraceRecord({ id: 'x', question: 'Why?' }, prompt, 'Because it is so.\n</think>\nDone.', {
+    finishReason: 'eog',
+    promptTokens: 1,
+    generatedTokens: 1,
+    model: 'm',
+    maxTokens: 1,
+    temperature: 0,
+  });
+  assert.equal(rec.thinking, 'Because it is so.');
+  assert.equal(rec.fullResponse.slice(rec.thinkingStart, rec.thinkingStart + rec.thinking.length), rec.thinking);
+});
+
+test('resume: a torn last line is cut, finished questions are skipped, other settings are refused', async () => {
+  const dir = tmp();
+  const out = join(dir, 't.jsonl');
+  await generateTraces(model, questions.slice(0, 1), out, { maxTokens: 6, threads: 1 });
+  const first = readFileSync(out, 'utf8');
+  writeFileSync(out, `${first}{"id":"q2","prompt":"<|im_st`);
+  const lines: string[] = [];
+  const sum = await generateTraces(model, questions, out, {
+    maxTokens: 6,
+    threads: 1,
+    onProgress: (l) => lines.push(l),
+  });
+  assert.equal(sum.skipped, 1);
+  assert.equal(sum.generated, 2);
+  assert.ok(lines.some((l) => l.includes('torn')));
+  const { records, tornAt } = await readTraces(out);
+  assert.equal(tornAt, null);
+  assert.deepEqual(
+    records.map((r) => r.id),
+    ['q1', 'q2', 'q3'],
+  );
+  assert.ok(readFileSync(out, 'utf8').startsWith(first), 'earlier records are kept byte for byte');
+  const again = await generateTraces(model, questions, out, { maxTokens: 6, threads: 1 });
+  assert.equal(again.generated, 0);
+  assert.equal(await codeOf(generateTraces(model, questions, out, { maxTokens: 7 })), 'traces-mismatch');
+});
+
+test('bad input: empty question set, malformed question file, missing trace file', async () => {
+  const dir = tmp();
+  assert.equal(await codeOf(generateTraces(model, [], join(dir, 'x.jsonl'))), 'no-questions');
+  const q = join(dir, 'q.jsonl');
+  writeFileSync(q, '{"id": 1, "question": "ok?"}\n{"id": 2, "prompt": "no question field"}\n');
+  assert.equal(await codeOf(readQuestionsJsonl(q)), 'questions-malformed');
+  writeFileSync(q, '{"id": 1, "question": "a?"}\n{"id": 1, "question": "b?"}\n');
+  assert.equal(await codeOf(readQuestionsJsonl(q)), 'questions-malformed');
+  assert.equal(await codeOf(readTraces(join(dir, 'none.jsonl'))), 'traces-not-found');
+  writeFileSync(q, '{"id": "a", "question": "one?"}\nnot json\n{"id": "b", "question": "two?"}\n');
+  assert.equal(await codeOf(readQuestionsJsonl(q)), 'questions-malformed');
+});
+
+test('CLI: thinkwhen traces writes and resumes; errors name the fix', async () => {
+  const dir = tmp();
+  const q = join(dir, 'q.jsonl');
+  writeFileSync(q, `${questions.map((x) => JSON.stringify(x)).join('\n')}\n`);
+  const out = join(dir, 'traces.jsonl');
+  const args = ['traces', '--model', model.info.path, '--questions', q, '--out', out, '--max-tokens', '4'];
+  const r1 = await cli([...args, '--limit', '2', '--threads', '1']);
+  assert.equal(r1.code, 0, r1.err);
+  assert.match(r1.out, /2 traces written/);
+  const r2 = await cli([...args, '--threads', '1']);
+  assert.equal(r2.code, 0, r2.err);
+  assert.match(r2.out, /1 traces written .*2 already there/);
+  assert.equal((await readTraces(out)).records.length, 3);
+  const bad = await cli(['traces', '--questions', q, '--out', out]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /--model is required/);
+  const empty = join(dir, 'empty.jsonl');
+  writeFileSync(empty, '');
+  const e = await cli(['traces', '--model', model.info.path, '--questions', empty, '--out', join(dir, 'e.jsonl')]);
+  assert.equal(e.code, 2);
+  assert.match(e.err, /question set is empty/);
+  assert.ok(!existsSync(join(dir, 'e.jsonl')));
+  const help = await cli(['traces', '--help']);
+  assert.match(help.out, /Examples:/);
+});
