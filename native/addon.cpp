@@ -34,14 +34,24 @@ std::string logTake() {
 
 static bool g_initialised = false;
 
-// init(binsDir): loads the backends found in the prebuilt library folder. Idempotent.
+// init(binsDir, extraBackends?): loads backend libraries given by path (e.g. a ggml-cuda built
+// from source), then those found in the prebuilt library folder. Idempotent.
 static Napi::Value Init(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!g_initialised) {
     if (info.Length() < 1 || !info[0].IsString()) {
-      throw Napi::TypeError::New(env, "init(binsDir: string) expected");
+      throw Napi::TypeError::New(env, "init(binsDir: string, extraBackends?: string[]) expected");
     }
     logInstall();
+    if (info.Length() > 1 && info[1].IsArray()) {
+      Napi::Array extra = info[1].As<Napi::Array>();
+      for (uint32_t i = 0; i < extra.Length(); i++) {
+        std::string path = extra.Get(i).As<Napi::String>().Utf8Value();
+        if (ggml_backend_load(path.c_str()) == nullptr) {
+          throw Napi::Error::New(env, "could not load backend " + path + ": " + logTake());
+        }
+      }
+    }
     ggml_backend_load_all_from_path(info[0].As<Napi::String>().Utf8Value().c_str());
     llama_backend_init();
     g_initialised = true;

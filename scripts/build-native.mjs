@@ -17,36 +17,8 @@ function run(cmd, args, opts = {}) {
 
 function ensureHeaders() {
   const dest = headersCacheDir();
-  if (existsSync(join(dest, 'include', 'llama.h')) && existsSync(join(dest, 'models', 'ggml-vocab-qwen2.gguf')))
-    return dest;
-  console.log(`thinkwhen: fetching llama.cpp headers from node-llama-cpp@${NODE_LLAMA_CPP_VERSION} into ${dest}`);
-  const work = mkdtempSync(join(tmpdir(), 'thinkwhen-headers-'));
-  try {
-    // npm verifies the tarball's integrity against the registry.
-    run('npm', ['pack', `node-llama-cpp@${NODE_LLAMA_CPP_VERSION}`, '--silent', '--pack-destination', work], {
-      cwd: work,
-    });
-    const tgz = readdirSync(work).find((f) => f.endsWith('.tgz'));
-    if (!tgz) throw new Error('npm pack produced no tarball');
-    run('tar', ['-xzf', join(work, tgz), '-C', work, 'package/llama/gitRelease.bundle']);
-    run('git', [
-      'clone',
-      '--quiet',
-      '--no-checkout',
-      join(work, 'package/llama/gitRelease.bundle'),
-      join(work, 'repo'),
-    ]);
-    const staging = join(work, 'out');
-    mkdirSync(staging);
-    const tar = execFileSync('git', ['-C', join(work, 'repo'), 'archive', 'HEAD', ...BUNDLE_PATHS], {
-      maxBuffer: 1 << 30,
-    });
-    execFileSync('tar', ['-x', '-C', staging], { input: tar });
-    mkdirSync(dirname(dest), { recursive: true });
-    rmSync(dest, { recursive: true, force: true });
-    renameSync(staging, dest); // atomic: a half-fetched cache is never seen
-  } finally {
-    rmSync(work, { recursive: true, force: true });
+  if (!existsSync(join(dest, 'include', 'llama.h')) || !existsSync(join(dest, 'models', 'ggml-vocab-qwen2.gguf'))) {
+    extractFromBundle(BUNDLE_PATHS, dest);
   }
   return dest;
 }

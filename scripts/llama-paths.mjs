@@ -33,7 +33,8 @@ export function binsDir() {
   );
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+// Command-line use from binding.gyp (checked by file name, so bundlers that inline this module do not trigger it).
+if (process.argv[1]?.endsWith('llama-paths.mjs')) {
   const what = process.argv[2];
   if (what === 'include')
     console.log([join(headersCacheDir(), 'include'), join(headersCacheDir(), 'ggml', 'include')].join(' '));

@@ -55,7 +55,7 @@ export interface NativeContext {
 }
 
 interface Addon {
-  init(binsDir: string): { devices: NativeDevice[]; systemInfo: string };
+  init(binsDir: string, extraBackends?: string[]): { devices: NativeDevice[]; systemInfo: string };
   takeLog(): string;
   loadModel(path: string, nGpuLayers: number, vocabOnly: boolean): Promise<NativeModel>;
   Context: new (
@@ -76,7 +76,15 @@ export function native(): Addon {
     throw new ThinkwhenError('ADDON_MISSING', `the native addon is not built (${path})`, 'run `npm run build:native`');
   }
   const loaded = createRequire(import.meta.url)(path) as Addon;
-  const info = loaded.init(binsDir());
+  // THINKWHEN_EXTRA_BACKENDS: ':'-separated backend libraries to load first, such as a
+  // libggml-cuda.so built by `npm run build:cuda` where the prebuilt CUDA package is unavailable.
+  const extra = (process.env.THINKWHEN_EXTRA_BACKENDS ?? '').split(':').filter(Boolean);
+  let info: ReturnType<Addon['init']>;
+  try {
+    info = loaded.init(binsDir(), extra);
+  } catch (err) {
+    throw new ThinkwhenError('BACKEND_LOAD_FAILED', (err as Error).message, 'check THINKWHEN_EXTRA_BACKENDS');
+  }
   devices = info.devices;
   systemInfo = info.systemInfo;
   addon = loaded;
