@@ -35,7 +35,13 @@ export function createSampler(opts: SamplerOptions = {}): Sampler {
   const topP = opts.topP ?? 1;
   const minP = opts.minP ?? 0;
   return (logits) => {
-    let ids = Array.from({ length: logits.length }, (_, i) => i);
+    // Tokens more than 40 temperature units below the best carry < e^-40 of its probability:
+    // dropping them before the sort changes nothing measurable and avoids sorting the vocabulary.
+    let best = logits[0];
+    for (let i = 1; i < logits.length; i++) if (logits[i] > best) best = logits[i];
+    const floor = best - 40 * temperature;
+    let ids: number[] = [];
+    for (let i = 0; i < logits.length; i++) if (logits[i] >= floor) ids.push(i);
     ids.sort((a, b) => logits[b] - logits[a] || a - b);
     if (topK > 0) ids = ids.slice(0, topK);
     const max = logits[ids[0]] / temperature;
