@@ -10,10 +10,16 @@ import {
   gradeResponse,
   isEquivalent,
 } from '../eval/answer/index.ts';
+import {
+  createJudgeClient,
+  DEFAULT_JUDGE_CACHE,
+  DEFAULT_JUDGE_MODEL,
+  type JudgeClient,
+} from '../eval/answer/judge-client.ts';
 import type { Command } from './command.ts';
 
 const help = `thinkwhen grade --gold ANSWER --pred ANSWER [--extract MODE]
-thinkwhen grade --jsonl FILE [--extract MODE]
+thinkwhen grade --jsonl FILE [--extract MODE] [--judge [--judge-url URL] [--judge-model NAME] ...]
 
 Decide whether a predicted math answer is equivalent to the gold answer, with
 the rule-based grader described in docs/grader.md: exact rational arithmetic,
@@ -37,12 +43,40 @@ Options:
                    (math: last \\boxed{}, else "the answer is ..."; gsm8k: "####",
                    box, "the answer is", else the last number)
 
+LLM judge (--jsonl only; the paper's GPT-4.1 judge, docs/grader.md):
+  --judge          also ask an OpenAI-compatible chat endpoint the paper's YES/NO
+                   prompt for each line carrying "question" (gold and pred are
+                   passed as given: pred = the full response, gold = the full
+                   solution for GSM8K). Adds to each output line
+                   "judge": true|false|null and "judge_source": judge (fresh
+                   call) | cache (cached reply) | fallback (call failed, see
+                   --judge-fallback) | skipped (no "question", or a bad line).
+                   "equivalent" stays the rule-based verdict; judge null means
+                   no judge verdict, so use "equivalent".
+  --judge-url URL  endpoint base URL, e.g. http://127.0.0.1:8080/v1
+                   (default: env OPENAI_BASE_URL, else https://api.openai.com/v1;
+                   API key from env OPENAI_API_KEY, may be empty locally)
+  --judge-model NAME   (default ${DEFAULT_JUDGE_MODEL}); sent with temperature 0, max_tokens 100
+  --judge-cache DIR    on-disk cache of judge calls keyed by a hash of URL, model
+                   and prompt (default ${DEFAULT_JUDGE_CACHE} under the working
+                   directory); a rerun makes no request for cached lines
+  --judge-retries N    retries per call on 429/5xx/timeouts/network (default 4)
+  --judge-concurrency N  calls in flight (default 8); output stays in input order
+  --judge-fallback     when a call fails, print "judge": null with
+                   "judge_source": "fallback" and "judge_error", and go on (the
+                   rule-based verdict decides that line). Without it, an
+                   unreachable endpoint, a refused key, an unknown model or a call
+                   that keeps failing stops the run with an error (exit 2);
+                   lines judged so far stay cached.
+
 Examples:
   thinkwhen grade --gold '\\frac{1}{2}' --pred '0.5'              # true
   thinkwhen grade --gold '(3,4]' --pred '(3,4)'                   # false: open/closed
   thinkwhen grade --gold '1,-2' --pred 'x = -2 \\text{ or } x = 1'  # true: order-free
   thinkwhen grade --gold 18 --pred 'So she makes $18.00 a day.' --extract gsm8k
   printf '%s\\n' '{"gold":"2,125","pred":"2125"}' | thinkwhen grade --jsonl -
+  thinkwhen grade --jsonl runs.jsonl --extract gsm8k --judge \\
+      --judge-url http://127.0.0.1:8080/v1 --judge-model qwen2.5-7b-instruct
 `;
 
 interface LineResult {
@@ -51,6 +85,16 @@ interface LineResult {
   pred_parsed?: string | null;
   extracted?: string | null;
   error?: string;
+  judge?: boolean | null;
+  judge_source?: 'judge' | 'cache' | 'fallback' | 'skipped';
+  judge_reply?: string | null;
+  judge_error?: string;
+}
+
+interface ParsedLine {
+  result: LineResult;
+  /** Present when the line can go to the judge (it has a "question"). */
+  judgeInput?: { question: string; gold: string; response: string };
 }
 
 /** Accepts strings, and numbers for convenience (GSM8K golds are often stored as numbers). */
@@ -62,7 +106,7 @@ function field(obj: Record<string, unknown>, name: string): string {
   throw new Error(`field "${name}" must be a string, got ${v === null ? 'null' : typeof v}`);
 }
 
-function gradeLine(line: string, mode: ExtractionMode | undefined): LineResult {
+function gradeLine(line: string, mode: ExtractionMode | undefined): ParsedLine {
   let obj: unknown;
   try {
     obj = JSON.parse(line);
@@ -70,20 +114,32 @@ function gradeLine(line: string, mode: ExtractionMode | undefined): LineResult {
     throw new Error(`malformed JSON: ${(err as Error).message}`);
   }
   if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new Error('expected a JSON object');
-  const gold = field(obj as Record<string, unknown>, 'gold');
-  const pred = field(obj as Record<string, unknown>, 'pred');
+  const record = obj as Record<string, unknown>;
+  const gold = field(record, 'gold');
+  const pred = field(record, 'pred');
+  const question = record.question === undefined ? undefined : field(record, 'question');
+  let result: LineResult;
   if (mode) {
     const r = gradeResponse(gold, pred, { mode });
-    return { equivalent: r.correct, gold_parsed: r.goldParsed, pred_parsed: r.predParsed, extracted: r.extracted };
+    result = { equivalent: r.correct, gold_parsed: r.goldParsed, pred_parsed: r.predParsed, extracted: r.extracted };
+  } else {
+    result = {
+      equivalent: isEquivalent(gold, pred),
+      gold_parsed: describeAnswer(gold),
+      pred_parsed: describeAnswer(pred),
+    };
   }
-  return { equivalent: isEquivalent(gold, pred), gold_parsed: describeAnswer(gold), pred_parsed: describeAnswer(pred) };
+  return question === undefined ? { result } : { result, judgeInput: { question, gold, response: pred } };
 }
 
 async function write(text: string): Promise<void> {
   if (!process.stdout.write(text)) await new Promise<void>((resolve) => process.stdout.once('drain', resolve));
 }
 
-async function gradeJsonl(source: string, mode: ExtractionMode | undefined): Promise<number> {
+/** Lines read ahead of the oldest unprinted one (their judge calls queue in the judge client). */
+const JUDGE_WINDOW = 256;
+
+async function gradeJsonl(source: string, mode: ExtractionMode | undefined, judge?: JudgeClient): Promise<number> {
   let input: Readable;
   if (source === '-') input = process.stdin;
   else {
@@ -93,24 +149,78 @@ async function gradeJsonl(source: string, mode: ExtractionMode | undefined): Pro
     input = createReadStream(source, { encoding: 'utf8' });
   }
   const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
+  const counts = { judged: 0, fallback: 0, skipped: 0, disagree: 0 };
   let lineNo = 0;
   let bad = 0;
+  // Output in input order while judge calls run concurrently (the client caps requests in flight).
+  const pending: Promise<LineResult>[] = [];
+  const flushOldest = async () => {
+    const result = await (pending.shift() as Promise<LineResult>);
+    await write(`${JSON.stringify(result)}\n`);
+  };
+  let fatal: unknown = null;
   for await (const line of lines) {
+    if (fatal) break; // the judge cannot work: stop reading; flushing below rethrows in line order
     lineNo++;
-    let result: LineResult;
+    let parsed: ParsedLine;
     try {
       if (line.trim() === '') throw new Error('empty line');
-      result = gradeLine(line, mode);
+      parsed = gradeLine(line, mode);
     } catch (err) {
       bad++;
       const message = (err as Error).message;
       process.stderr.write(`thinkwhen grade: line ${lineNo}: ${message}\n`);
-      result = { equivalent: false, error: message };
+      parsed = { result: { equivalent: false, error: message } };
     }
-    await write(`${JSON.stringify(result)}\n`);
+    const { result, judgeInput } = parsed;
+    let done: Promise<LineResult>;
+    if (!judge) done = Promise.resolve(result);
+    else if (!judgeInput) {
+      counts.skipped++;
+      done = Promise.resolve({ ...result, judge: null, judge_source: 'skipped' });
+    } else {
+      done = judge.judge(judgeInput).then((v): LineResult => {
+        if (v.correct === null) counts.fallback++;
+        else {
+          counts.judged++;
+          if (v.correct !== result.equivalent) counts.disagree++;
+        }
+        const out: LineResult = { ...result, judge: v.correct, judge_source: v.source, judge_reply: v.reply };
+        if (v.error !== undefined) out.judge_error = v.error;
+        return out;
+      });
+      // Rejections are observed in order by flushOldest; this keeps a later one from going unhandled.
+      done.catch((err) => {
+        fatal ??= err;
+      });
+    }
+    pending.push(done);
+    if (pending.length >= JUDGE_WINDOW) await flushOldest();
   }
+  while (pending.length > 0) await flushOldest();
   if (bad > 0) process.stderr.write(`thinkwhen grade: ${bad} of ${lineNo} lines could not be graded\n`);
+  if (judge) {
+    const s = judge.stats();
+    process.stderr.write(
+      `thinkwhen grade: judge ${judge.model} at ${judge.baseUrl}: ${counts.judged} verdicts ` +
+        `(${s.requests} requests, ${s.cacheHits} from cache), ${counts.fallback} fallback, ${counts.skipped} skipped; ` +
+        `judge and rule-based grader disagree on ${counts.disagree}\n`,
+    );
+  }
   return bad > 0 ? 1 : 0;
+}
+
+function intOption(value: string | undefined, name: string, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) {
+    throw new ThinkwhenError(
+      'BAD_ARGUMENT',
+      `--${name} must be an integer ≥ ${min}, got '${value}'`,
+      `e.g. --${name} ${min + 1}`,
+    );
+  }
+  return n;
 }
 
 export const command: Command = {
@@ -126,6 +236,13 @@ export const command: Command = {
         pred: { type: 'string' },
         jsonl: { type: 'string' },
         extract: { type: 'string' },
+        judge: { type: 'boolean' },
+        'judge-url': { type: 'string' },
+        'judge-model': { type: 'string' },
+        'judge-cache': { type: 'string' },
+        'judge-retries': { type: 'string' },
+        'judge-concurrency': { type: 'string' },
+        'judge-fallback': { type: 'boolean' },
       },
     });
     if (positionals.length > 0) {
@@ -143,11 +260,32 @@ export const command: Command = {
         `use one of ${EXTRACTION_MODES.join(', ')}`,
       );
     }
+    const judgeFlags = Object.keys(values).filter((k) => k.startsWith('judge-'));
+    if (!values.judge && judgeFlags.length > 0) {
+      throw new ThinkwhenError('BAD_ARGUMENT', `--${judgeFlags[0]} needs --judge`, 'add --judge to use the LLM judge');
+    }
     if (values.jsonl !== undefined) {
       if (values.gold !== undefined || values.pred !== undefined) {
         throw new ThinkwhenError('BAD_ARGUMENT', '--jsonl cannot be combined with --gold/--pred', 'use one form');
       }
-      return gradeJsonl(values.jsonl, mode);
+      const judge = values.judge
+        ? createJudgeClient({
+            baseUrl: values['judge-url'],
+            model: values['judge-model'],
+            cacheDir: values['judge-cache'] ?? DEFAULT_JUDGE_CACHE,
+            maxRetries: intOption(values['judge-retries'], 'judge-retries', 0),
+            concurrency: intOption(values['judge-concurrency'], 'judge-concurrency', 1),
+            fallback: values['judge-fallback'] ?? false,
+          })
+        : undefined;
+      return gradeJsonl(values.jsonl, mode, judge);
+    }
+    if (values.judge) {
+      throw new ThinkwhenError(
+        'BAD_ARGUMENT',
+        '--judge needs --jsonl (the judge prompt needs the question)',
+        `printf '%s\\n' '{"question":"...","gold":"18","pred":"..."}' | thinkwhen grade --jsonl - --judge`,
+      );
     }
     if (values.gold === undefined || values.pred === undefined) {
       throw new ThinkwhenError(
