@@ -7,6 +7,7 @@ const registry: Record<string, () => Promise<Command>> = {
   gradcheck: async () => (await import('./gradcheck.ts')).command,
   grade: async () => (await import('./grade.ts')).command,
   merge: async () => (await import('./merge.ts')).command,
+  organism: async () => (await import('./organism.ts')).command,
   report: async () => (await import('./report.ts')).command,
   traces: async () => (await import('./traces.ts')).command,
   activations: async () => (await import('./activations.ts')).command,
@@ -50,8 +51,9 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`thinkwhen ${name}: ${err.message}`);
       return 2;
     }
-    if (err instanceof TypeError && (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-      console.error(`thinkwhen ${name}: ${err.message}. Run \`thinkwhen ${name} --help\`.`);
+    const code = (err as { code?: string }).code ?? '';
+    if (err instanceof TypeError && code.startsWith('ERR_PARSE_ARGS_')) {
+      console.error(`thinkwhen ${name}: ${err.message.replace(/\.$/, '')}. Run \`thinkwhen ${name} --help\`.`);
       return 2;
     }
     throw err;
