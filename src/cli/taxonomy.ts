@@ -36,14 +36,16 @@ directory (--dir).
             loss, Adam lr 2e-4/sqrt(K/2^14), batch 512, ≤300 epochs, patience 10)
             for every layer × K, on centred + L2-normalised sentence means.
             Saved as DIR/sae/sae_layer{L}_k{K}.safetensors + .json; trained ones
-            are kept, so a rerun resumes. A second seed per (layer, K) is trained
-            for the stability metric (--stability-seeds none to skip).
+            are kept, so a rerun resumes. --stability-seeds 1 also trains a
+            second seed per (layer, K) for the stability metric.
   score     titles and metrics for every (layer, K), then the selection
             (DIR/grid.json, DIR/selection.json). Trains what is missing first.
             Offline (default): titles from each category's most distinctive
-            words; metrics variance explained, centroid orthogonality, cluster
-            balance, seed stability (ARI between two seeds), and their offline
-            score = mean(stability, balance, centroid orthogonality).
+            words; the paper's three autograder metrics with a bag-of-words
+            naive-Bayes reader in place of the LLM (F1, completeness,
+            orthogonality) and their mean, the offline score; also variance
+            explained, centroid orthogonality, cluster balance and, with
+            --stability-seeds, seed stability (ARI between two seeds' labels).
             With an LLM (--llm-base-url/--llm-model, any OpenAI-compatible
             endpoint; every call cached in DIR/llm-cache): the paper's titles
             (5 repetitions) and autograders: F1, completeness, semantic
@@ -63,7 +65,7 @@ train / score:
   --layers LIST         captured layers to use (default: all in the store)
   --k LIST              latent counts (default 5,10,...,50)
   --seed N              SAE seed (default 0)
-  --stability-seeds L   extra seeds for the stability metric (default seed+1; none)
+  --stability-seeds L   extra seeds for the stability metric (default none)
   --max-epochs N        (default 300)   --patience N (default 10)
   --threads N           SAE training threads (default 2)
   --model FILE          check the store's width against this model
@@ -247,13 +249,25 @@ const fmt = (x: number | null | undefined) => (x === undefined || x === null ? '
 
 function gridTable(grid: Grid, selection: Selection): string {
   const llm = grid.entries.some((e) => e.metrics.finalScore !== undefined);
-  const head = ['layer', 'K', 'var.expl', 'c.orth', 'balance', 'stability', 'offline'];
+  const head = [
+    'layer',
+    'K',
+    'var.expl',
+    'c.orth',
+    'balance',
+    'stability',
+    'lex.F1',
+    'lex.comp',
+    'lex.orth',
+    'offline',
+  ];
   if (llm) head.push('F1', 'complete', 's.orth', 'final');
   if (grid.groundTruth) head.push('ARI', 'NMI', 'purity');
   const rows = grid.entries.map((e) => {
     const m = e.metrics;
     const r = [String(e.layer), String(e.k), fmt(m.varianceExplained), fmt(m.centroidOrthogonality), fmt(m.balance)];
-    r.push(fmt(m.stability), fmt(m.offlineScore));
+    r.push(fmt(m.stability), fmt(m.lexicalF1), fmt(m.lexicalCompleteness), fmt(m.lexicalOrthogonality));
+    r.push(fmt(m.offlineScore));
     if (llm) r.push(fmt(m.avgF1), fmt(m.avgConfidence), fmt(m.semanticOrthogonality), fmt(m.finalScore));
     if (grid.groundTruth) r.push(fmt(m.ari), fmt(m.nmi), fmt(m.purity));
     const mark = e.layer === selection.layer && e.k === selection.k ? ' <- selected' : '';

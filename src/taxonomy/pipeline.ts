@@ -4,9 +4,11 @@
  *    means; saved as `sae/sae_layer{L}_k{K}.{safetensors,json}`; resumable (trained ones are kept);
  *  - evaluate: every (layer, K) gets category titles (offline: distinctive words; LLM: the paper's
  *    prompts, `repetitions` sets) and metrics — without an LLM: variance explained, centroid
- *    orthogonality, cluster balance and seed stability; with one: the paper's F1, completeness,
- *    semantic orthogonality and final score; with ground-truth sentence types: ARI, NMI and purity;
- *  - select: the (layer, K) maximising a chosen metric (paper: the final score);
+ *    orthogonality, cluster balance, seed stability (optional) and the offline judge's F1,
+ *    completeness and orthogonality (LexicalJudge); with one: the paper's F1, completeness, semantic
+ *    orthogonality and final score; with ground-truth sentence types: ARI, NMI and purity;
+ *  - select: the (layer, K) maximising a chosen metric (paper: the LLM final score; offline: the
+ *    offline judge's final score);
  *  - annotate: every trace sentence by sentence in the paper's format (§2.5).
  * Results live in one taxonomy directory: `grid.json` (all entries) and `selection.json` (the choice).
  */
@@ -103,7 +105,7 @@ export interface TrainOptions {
   maxEpochs?: number;
   patience?: number;
   threads?: number;
-  /** Extra seeds trained per (layer, K) for the stability metric (default [seed + 1]; [] = none). */
+  /** Extra seeds trained per (layer, K) for the stability metric (default none). */
   stabilitySeeds?: number[];
   /** The model's width, when known (checked against the store). */
   expectedDim?: number;
@@ -160,7 +162,7 @@ export async function trainTaxonomyGrid(
   const layers = await storeLayers(activations, options.layers);
   const ks = checkKs(options.ks ?? DEFAULT_LATENT_COUNTS, options.topK ?? 3);
   const seed = options.seed ?? 0;
-  const extra = options.stabilitySeeds ?? [seed + 1];
+  const extra = options.stabilitySeeds ?? [];
   await mkdir(join(dir, 'sae'), { recursive: true });
   const out: TrainedEntry[] = [];
   const total = layers.length * ks.length;
@@ -219,7 +221,11 @@ export interface EntryMetrics {
   emptyClusters: number;
   /** Mean ARI between this SAE's labels and those of the extra-seed SAEs (null without them). */
   stability: number | null;
-  /** mean(stability, balance, centroid orthogonality): the offline selection score. */
+  /** The offline judge's three metrics (see LexicalJudge). */
+  lexicalF1: number;
+  lexicalCompleteness: number;
+  lexicalOrthogonality: number;
+  /** Their mean: the offline final score, the default selection metric without an LLM. */
   offlineScore: number;
   /** Against ground-truth sentence types (sentences with a known type only). */
   ari?: number;
@@ -317,6 +323,7 @@ export async function evaluateGrid(
     sentences = data.rows;
     groundTruth = data.truth !== null;
     const traceTexts = await traceTextsOf(data);
+    const judge = new LexicalJudge(data.sentences);
     for (const t of list) {
       const sae = await loadSae(t.path);
       if (sae.dim !== data.dim) {
@@ -326,7 +333,7 @@ export async function evaluateGrid(
           'train the SAEs on these activations (use a fresh taxonomy directory)',
         );
       }
-      const entry = await evaluateEntry(sae, t, data, traceTexts, options);
+      const entry = await evaluateEntry(sae, t, data, traceTexts, judge, options);
       entries.push(entry);
       const m = entry.metrics;
       options.onProgress?.(
@@ -356,6 +363,7 @@ async function evaluateEntry(
   t: TrainedEntry,
   data: LayerData,
   traceTexts: string[],
+  judge: LexicalJudge,
   options: EvaluateOptions,
 ): Promise<GridEntry> {
   const dense = sae.encodeDense(data.x);
@@ -374,6 +382,7 @@ async function evaluateEntry(
     stability = sum / t.stabilityPaths.length;
   }
   const centroidOrth = centroidOrthogonality(sae.centroids(), sae.dim);
+  const lexical = judge.score(labels, k);
   const metrics: EntryMetrics = {
     varianceExplained: varianceExplained(data.x, sae.reconstruct(data.x), sae.dim),
     centroidOrthogonality: centroidOrth,
@@ -381,7 +390,10 @@ async function evaluateEntry(
     largestShare: balance.largestShare,
     emptyClusters: balance.empty,
     stability,
-    offlineScore: offlineScore(stability, balance.normalizedEntropy, centroidOrth),
+    lexicalF1: lexical.f1,
+    lexicalCompleteness: lexical.completeness,
+    lexicalOrthogonality: lexical.orthogonality,
+    offlineScore: lexical.final,
   };
   if (data.truth) {
     const tm = truthMetrics(data.truth, labels);
@@ -457,13 +469,152 @@ async function evaluateEntry(
   return { layer: t.layer, k, path: t.path, labelSource, metrics, categories: infos };
 }
 
+// ---------------------------------------------------------------------------------------------------
+// The offline judge: the paper's three autograder metrics with a bag-of-words reader instead of an LLM
+
+/** Lower-cased words, numbers as `<num>`, and every other non-space character as its own token. */
+export function lexicalTokens(sentence: string): string[] {
+  return (sentence.toLowerCase().match(/\p{L}+|\p{N}+|[^\s\p{L}\p{N}]/gu) ?? []).map((t) =>
+    /^\p{N}+$/u.test(t) ? '<num>' : t,
+  );
+}
+
+export interface LexicalScores {
+  /** Macro F1 of a per-category naive-Bayes reader (this category vs the rest, equal priors). */
+  f1: number;
+  /** Mean fit of a sentence to its category: cosine between its tf-idf vector and the category's profile. */
+  completeness: number;
+  /** Share of category pairs whose tf-idf word profiles have 1 − cos > 0.5. */
+  orthogonality: number;
+  /** mean(f1, completeness, orthogonality), the offline final score. */
+  final: number;
+}
+
 /**
- * The offline selection score: mean of seed stability (ARI between two seeds' partitions; a K beyond
- * the data's natural number of categories splits them arbitrarily, so seeds disagree), cluster balance
- * and centroid orthogonality. Without stability, the mean of the other two.
+ * Offline analogue of the paper's final score (§2.4), for selecting (layer, K) without an LLM. Each
+ * category is "described" by its sentences' word distribution (multinomial, add-½ smoothing) and read
+ * back by naive Bayes instead of an LLM:
+ *  - F1: for each category, sentences are classified in/out by the log-likelihood ratio of its
+ *    distribution against the other categories' pooled distribution; macro F1 over used categories;
+ *  - completeness: how well a sentence fits its category, the cosine between its tf-idf vector and the
+ *    category's tf-idf profile (mean word frequencies × idf), averaged over sentences;
+ *  - orthogonality: pairs of categories whose tf-idf profiles differ (1 − cosine > 0.5), as a share.
+ * Splitting one kind of sentence over several latents makes their profiles alike (orthogonality and
+ * F1 fall); merging different kinds blurs a profile (completeness falls).
  */
-export function offlineScore(stability: number | null, balance: number, centroidOrth: number): number {
-  return stability === null ? (balance + centroidOrth) / 2 : (stability + balance + centroidOrth) / 3;
+export class LexicalJudge {
+  private readonly docs: Int32Array[];
+  private readonly vocab: number;
+  private readonly idf: Float64Array;
+
+  constructor(readonly sentences: readonly string[]) {
+    const ids = new Map<string, number>();
+    this.docs = sentences.map((s) =>
+      Int32Array.from(lexicalTokens(s), (t) => {
+        let id = ids.get(t);
+        if (id === undefined) {
+          id = ids.size;
+          ids.set(t, id);
+        }
+        return id;
+      }),
+    );
+    this.vocab = Math.max(1, ids.size);
+    const df = new Float64Array(this.vocab);
+    for (const d of this.docs) for (const v of new Set(d)) df[v]++;
+    const n = Math.max(1, sentences.length);
+    this.idf = Float64Array.from(df, (x) => (x > 0 ? Math.log(n / x) : 0));
+  }
+
+  score(labels: ArrayLike<number>, k: number): LexicalScores {
+    const V = this.vocab;
+    const n = this.docs.length;
+    const alpha = 0.5;
+    const counts = Array.from({ length: k }, () => new Float64Array(V));
+    const totals = new Float64Array(k);
+    const sizes = new Float64Array(k);
+    const all = new Float64Array(V);
+    this.docs.forEach((d, i) => {
+      const c = labels[i];
+      sizes[c]++;
+      for (const v of d) {
+        counts[c][v]++;
+        all[v]++;
+      }
+      totals[c] += d.length;
+    });
+    const grand = totals.reduce((a, b) => a + b, 0);
+    const live = [...Array(k).keys()].filter((c) => sizes[c] > 0);
+    const logp = counts.map((cnt, c) => Float64Array.from(cnt, (x) => Math.log((x + alpha) / (totals[c] + alpha * V))));
+
+    let f1 = 0;
+    for (const c of live) {
+      const rest = Float64Array.from(all, (x, v) =>
+        Math.log((x - counts[c][v] + alpha) / (grand - totals[c] + alpha * V)),
+      );
+      let tp = 0;
+      let fp = 0;
+      let fn = 0;
+      this.docs.forEach((d, i) => {
+        let llr = 0;
+        for (const v of d) llr += logp[c][v] - rest[v];
+        const inside = labels[i] === c;
+        if (llr > 0 && inside) tp++;
+        else if (llr > 0) fp++;
+        else if (inside) fn++;
+      });
+      const precision = tp + fp ? tp / (tp + fp) : 0;
+      const recall = tp + fn ? tp / (tp + fn) : 0;
+      f1 += precision + recall ? (2 * precision * recall) / (precision + recall) : 0;
+    }
+    f1 = live.length ? f1 / live.length : 0;
+
+    const profiles = live.map((c) =>
+      Float64Array.from(counts[c], (x, v) => (x / Math.max(1, totals[c])) * this.idf[v]),
+    );
+    let pairs = 0;
+    let apart = 0;
+    for (let a = 0; a < profiles.length; a++) {
+      for (let b = a + 1; b < profiles.length; b++) {
+        let dot = 0;
+        let na = 0;
+        let nb = 0;
+        for (let v = 0; v < V; v++) {
+          dot += profiles[a][v] * profiles[b][v];
+          na += profiles[a][v] ** 2;
+          nb += profiles[b][v] ** 2;
+        }
+        const cos = na > 0 && nb > 0 ? dot / Math.sqrt(na * nb) : 0;
+        pairs++;
+        if (1 - cos > 0.5) apart++;
+      }
+    }
+    const orthogonality = pairs ? apart / pairs : 1;
+
+    // Completeness: how well each sentence fits its category's profile (cosine of tf-idf vectors).
+    const norms = profiles.map((p) => Math.sqrt(p.reduce((acc, x) => acc + x * x, 0)));
+    const slot = new Int32Array(k).fill(-1);
+    live.forEach((c, j) => {
+      slot[c] = j;
+    });
+    let completeness = 0;
+    const tf = new Map<number, number>();
+    this.docs.forEach((d, i) => {
+      const j = slot[labels[i]];
+      tf.clear();
+      for (const v of d) tf.set(v, (tf.get(v) ?? 0) + 1);
+      let dot = 0;
+      let sq = 0;
+      for (const [v, c] of tf) {
+        const w = c * this.idf[v];
+        dot += w * profiles[j][v];
+        sq += w * w;
+      }
+      if (sq > 0 && norms[j] > 0) completeness += dot / (Math.sqrt(sq) * norms[j]);
+    });
+    completeness = n ? completeness / n : 0;
+    return { f1, completeness, orthogonality, final: (f1 + completeness + orthogonality) / 3 };
+  }
 }
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN);
@@ -478,6 +629,9 @@ export const SELECTION_METRICS = [
   'variance-explained',
   'centroid-orthogonality',
   'balance',
+  'lexical-f1',
+  'lexical-completeness',
+  'lexical-orthogonality',
   'f1',
   'completeness',
   'semantic-orthogonality',
@@ -501,6 +655,12 @@ function metricValue(m: EntryMetrics, metric: SelectionMetric): number | undefin
       return m.centroidOrthogonality;
     case 'balance':
       return m.balance;
+    case 'lexical-f1':
+      return m.lexicalF1;
+    case 'lexical-completeness':
+      return m.lexicalCompleteness;
+    case 'lexical-orthogonality':
+      return m.lexicalOrthogonality;
     case 'f1':
       return m.avgF1;
     case 'completeness':

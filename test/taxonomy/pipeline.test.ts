@@ -19,6 +19,8 @@ import {
   annotateTraces,
   evaluateGrid,
   formatValue,
+  LexicalJudge,
+  lexicalTokens,
   locateForAnnotation,
   organismLabeller,
   readSelection,
@@ -204,6 +206,33 @@ test('SAE grid, offline scoring with ground truth, selection', async () => {
   await trainTaxonomyGrid(acts, tax, { ks: [3, 6], maxEpochs: 60, threads: 1 });
   assert.ok(Date.now() - t0 < 2000);
   assert.deepEqual(truthMetrics(['a', 'a', null, 'b'], [1, 1, 0, 2]), { ari: 1, nmi: 1, purity: 1, labelled: 3 });
+});
+
+test('offline judge: the true partition outscores a split and a merge', () => {
+  const sentences: string[] = [];
+  const truth: number[] = [];
+  for (let i = 0; i < 30; i++) {
+    sentences.push(
+      `Now add ${i} to ${i + 3}.`,
+      `Check ones: ${i} + 1 + 0 = ${i + 1}, carry 0.`,
+      `Wait, ${i} was wrong, so use ${i + 10}.`,
+    );
+    truth.push(0, 1, 2);
+  }
+  const judge = new LexicalJudge(sentences);
+  const exact = judge.score(truth, 3);
+  const split = judge.score(
+    truth.map((t, i) => (t === 1 && i % 2 ? 3 : t)),
+    4,
+  );
+  const merged = judge.score(
+    truth.map((t) => Math.min(t, 1)),
+    3,
+  );
+  assert.ok(exact.f1 > 0.99 && exact.completeness > 0.99 && exact.orthogonality === 1);
+  assert.ok(exact.final > split.final, `${exact.final} vs split ${split.final}`);
+  assert.ok(exact.final > merged.final, `${exact.final} vs merged ${merged.final}`);
+  assert.deepEqual(lexicalTokens('Quick: 12 + 3 = 15.'), ['quick', ':', '<num>', '+', '<num>', '=', '<num>', '.']);
 });
 
 test('annotation in the paper format', async () => {
