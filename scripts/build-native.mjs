@@ -1,11 +1,11 @@
 // Builds the native addon. Headers come from node-llama-cpp's git bundle of the exact llama.cpp
 // source its prebuilt libraries were built from; they are cached outside the repo, never committed.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { headersCacheDir, NODE_LLAMA_CPP_VERSION } from './llama-paths.mjs';
+import { extractFromBundle } from './llama-bundle.mjs';
+import { headersCacheDir } from './llama-paths.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // Files taken from the bundle: the C API headers and two tokenizer-only GGUFs used by tests.
