@@ -36,11 +36,23 @@ export interface Difficulty {
   /** digits of the starting quantity and of each operand, inclusive range */
   minDigits: number;
   maxDigits: number;
-  /** largest quantity any path of quick (carry-dropping) and careful results may reach */
+  /** smallest and largest quantity any path of quick (carry-dropping) and careful results may reach */
+  minValue: number;
   maxValue: number;
 }
 
-export const DEFAULT_DIFFICULTY: Difficulty = { minSteps: 2, maxSteps: 4, minDigits: 2, maxDigits: 2, maxValue: 999 };
+/**
+ * The organism's default: 2 or 3 operations on 2-digit quantities that stay 2-digit along every
+ * path, so every number a trace writes has two digits and every check has two columns.
+ */
+export const DEFAULT_DIFFICULTY: Difficulty = {
+  minSteps: 2,
+  maxSteps: 3,
+  minDigits: 2,
+  maxDigits: 2,
+  minValue: 10,
+  maxValue: 99,
+};
 
 export const NAMES: readonly { name: string; pronoun: 'She' | 'He' }[] = [
   { name: 'Ann', pronoun: 'She' },
@@ -165,7 +177,7 @@ export function sampleProblem(rng: Rng, split: Split, d: Difficulty, id: string)
         if (ops[i].kind === 'sub' && v < ops[i].n) ok = false;
       }
     }
-    for (const s of sets) for (const v of s) if (v < 0 || v > d.maxValue) ok = false;
+    for (const s of sets) for (const v of s) if (v < d.minValue || v > d.maxValue) ok = false;
     if (!ok || splitOf(start, ops) !== split) continue;
     const who = NAMES[rng.int(NAMES.length)];
     const item = ITEMS[rng.int(ITEMS.length)];

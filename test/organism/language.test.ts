@@ -19,12 +19,12 @@ test('problems: deterministic, disjoint splits, answers and ranges', () => {
   assert.equal(train.filter((p) => testKeys.has(key(p))).length, 0);
   for (const p of [...a, ...train]) {
     assert.equal(splitOf(p.start, p.ops), p.split);
-    assert.ok(p.ops.length >= 2 && p.ops.length <= 4);
+    assert.ok(p.ops.length >= 2 && p.ops.length <= 3);
     let v = p.start;
     for (const op of p.ops) {
       assert.ok(op.kind === 'add' || v >= op.n);
       v = trueResult(v, op);
-      assert.ok(v >= 0 && v <= 999);
+      assert.ok(v >= 10 && v <= 99);
     }
     assert.equal(v, p.answer);
     assert.ok(p.question.includes(String(p.start)) && p.question.endsWith('now?'));
@@ -35,6 +35,7 @@ test('problems: deterministic, disjoint splits, answers and ranges', () => {
     maxSteps: 5,
     minDigits: 3,
     maxDigits: 3,
+    minValue: 0,
     maxValue: 9999,
   });
   assert.ok(hard.every((p) => p.ops.length === 5 && p.ops.every((o) => o.n >= 100)));
@@ -87,7 +88,7 @@ test('traces: thinking policy always right, every sentence labelled with its typ
     for (const tr of [t, base, makeTrace(p, { kind: 'random', p: 0.3 }, rng)]) {
       const parsed = parseTrace(tr.text);
       assert.equal(parsed.length, tr.sentences.length);
-      parsed.forEach((s, i) => assert.equal(s.type, tr.sentences[i].type, s.text));
+      for (const [i, s] of parsed.entries()) assert.equal(s.type, tr.sentences[i].type, s.text);
       const an = analyzeTrace(tr.text);
       assert.equal(an.answer, tr.final);
       assert.equal(an.steps.length, p.ops.length);
