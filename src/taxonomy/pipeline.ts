@@ -15,10 +15,11 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
 import type { LlmClient } from '../llm/client.ts';
+import { TEST_SEED } from '../organism/eval.ts';
+import { organismModelPaths } from '../organism/index.ts';
 import { parseSentence } from '../organism/parser.ts';
 import { generateProblems } from '../organism/task.ts';
 import { generateTraces, readTraces, type TraceRecord } from '../traces/generate.ts';
@@ -933,10 +934,7 @@ export const organismLabeller = (sentence: string): string | null => parseSenten
 
 /** Where the organism's shipped thinking model lives. */
 export function defaultOrganismModel(): string {
-  return (
-    process.env.THINKWHEN_ORGANISM_THINKING ??
-    fileURLToPath(new URL('../organism/models/thinking.gguf', import.meta.url))
-  );
+  return process.env.THINKWHEN_ORGANISM_THINKING ?? organismModelPaths().thinking;
 }
 
 export interface OrganismChainOptions {
@@ -996,8 +994,8 @@ export async function runOrganismChain(o: OrganismChainOptions): Promise<Organis
   let traces: TraceRecord[];
   let sentences: number;
   try {
-    // 20251008 = the organism's own held-out seed (organism TEST_SEED); 320 tokens = its eval cap.
-    const problems = generateProblems('test', o.problems ?? 200, o.problemSeed ?? 20251008);
+    // The organism's own held-out problems and its evaluation's token cap (320).
+    const problems = generateProblems('test', o.problems ?? 200, o.problemSeed ?? TEST_SEED);
     const maxTokens = o.maxTokens ?? 320;
     o.onProgress?.(`organism: ${problems.length} held-out problems, thinking model ${modelPath}`);
     await generateTraces(
