@@ -71,7 +71,7 @@ function prefixOf(text: string, end: number): string {
 export async function evaluateOrganism(o: EvalOptions): Promise<OrganismEvalResult> {
   const t0 = performance.now();
   const n = o.n ?? 500;
-  const parallel = o.parallel ?? 32;
+  const parallel = o.parallel ?? 64;
   const log = o.log ?? (() => {});
   const threads = o.threads ?? Math.min(4, availableParallelism());
   const problems: Problem[] = generateProblems('test', n, o.seed ?? TEST_SEED);
@@ -112,9 +112,9 @@ export async function evaluateOrganism(o: EvalOptions): Promise<OrganismEvalResu
     // points in the base model's own traces right after a quick computation ...
     const points: { problem: number; step: StepAnalysis; stepIndex: number; prefix: string }[] = [];
     baseAn.forEach((a, i) => {
-      a.steps.forEach((s, k) =>
-        points.push({ problem: i, step: s, stepIndex: k, prefix: prefixOf(baseText[i], s.index + 1) }),
-      );
+      for (const [k, s] of a.steps.entries()) {
+        points.push({ problem: i, step: s, stepIndex: k, prefix: prefixOf(baseText[i], s.index + 1) });
+      }
     });
     // ... where the thinking model, reading the same text, starts a verification
     log(`organism eval: ${points.length} cut points; asking the thinking model what comes next`);
