@@ -22,11 +22,12 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
+// Test files run in parallel: one compute thread each keeps ggml's spinning workers from
+// fighting over the cores (oversubscribed, a decode can take 1000x longer).
+const env = { THINKWHEN_THREADS: '1', ...process.env };
 const r = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...flags, ...files],
-  {
-    stdio: 'inherit',
-  },
+  { stdio: 'inherit', env },
 );
 process.exit(r.status ?? 1);

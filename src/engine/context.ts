@@ -18,7 +18,7 @@ export interface ContextOptions {
   nBatch?: number;
   /** most sequences at once (default 4) */
   nSeqMax?: number;
-  /** CPU threads (default: all cores) */
+  /** CPU threads (default: env THINKWHEN_THREADS, else all cores) */
   threads?: number;
 }
 
@@ -67,7 +67,7 @@ export class Context {
     this.nCtx = opts.nCtx ?? 4096;
     this.nBatch = opts.nBatch ?? 512;
     this.nSeqMax = opts.nSeqMax ?? 4;
-    const threads = opts.threads ?? availableParallelism();
+    const threads = opts.threads ?? (Number(process.env.THINKWHEN_THREADS) || availableParallelism());
     native();
     try {
       this.nat = new (native().Context)(model.native, {

@@ -24,7 +24,7 @@ function isError(code: string, ...patterns: RegExp[]) {
 
 /** After every failure the engine must still work. */
 async function stillWorks() {
-  const ctx = model.createContext({ nCtx: 32, nBatch: 8, nSeqMax: 1, threads: 1 });
+  const ctx = model.createContext({ nCtx: 32, nBatch: 8, nSeqMax: 1 });
   const out = await ctx.decode([{ token: 10, seq: 0, logits: true }]);
   assert.equal(out.logits[0].length, model.info.nVocab);
   ctx.free();
@@ -54,7 +54,7 @@ test('an architecture without l_out hooks', async () => {
   const p = join(dir, 'bert.gguf');
   writeTinyBert(p);
   const bert = await Model.load(p);
-  const ctx = bert.createContext({ nCtx: 64, nBatch: 64, nSeqMax: 1, threads: 1 });
+  const ctx = bert.createContext({ nCtx: 64, nBatch: 64, nSeqMax: 1 });
   const toks = Array.from(bert.tokenize('hello'));
   await assert.rejects(
     ctx.decode(
@@ -69,7 +69,7 @@ test('an architecture without l_out hooks', async () => {
 });
 
 test('a layer out of range, a malformed hook name', async () => {
-  const ctx = model.createContext({ nCtx: 32, nBatch: 8, nSeqMax: 1, threads: 1 });
+  const ctx = model.createContext({ nCtx: 32, nBatch: 8, nSeqMax: 1 });
   const rows = [{ token: 10, seq: 0 }];
   await assert.rejects(
     ctx.decode(rows, [{ hook: 'blocks.4.hook_resid_post', rows: 'all', capture: true }]),
@@ -89,7 +89,7 @@ test('a layer out of range, a malformed hook name', async () => {
 });
 
 test('vectors of the wrong width, with NaN or with Inf', async () => {
-  const ctx = model.createContext({ nCtx: 32, nBatch: 8, nSeqMax: 1, threads: 1 });
+  const ctx = model.createContext({ nCtx: 32, nBatch: 8, nSeqMax: 1 });
   const rows = [{ token: 10, seq: 0 }];
   const hook = 'blocks.1.hook_resid_post';
   await assert.rejects(
@@ -111,7 +111,7 @@ test('vectors of the wrong width, with NaN or with Inf', async () => {
 });
 
 test('context overflow', async () => {
-  const ctx = model.createContext({ nCtx: 16, nBatch: 16, nSeqMax: 1, threads: 1 });
+  const ctx = model.createContext({ nCtx: 16, nBatch: 16, nSeqMax: 1 });
   const long = Array.from({ length: 12 }, () => ({ token: 10, seq: 0 }));
   await ctx.decode(long);
   await assert.rejects(ctx.decode(long.slice(0, 8)), isError('CONTEXT_OVERFLOW', /position 16/, /16 tokens/));
@@ -121,7 +121,7 @@ test('context overflow', async () => {
 });
 
 test('two generators fighting over one sequence id', async () => {
-  const ctx = model.createContext({ nCtx: 64, nBatch: 16, nSeqMax: 2, threads: 1 });
+  const ctx = model.createContext({ nCtx: 64, nBatch: 16, nSeqMax: 2 });
   const held = ctx.acquireSequence(0);
   assert.throws(() => ctx.acquireSequence(0), isError('SEQUENCE_IN_USE', /sequence 0 is already held/));
   // generate() takes free ids, so it runs beside the holder; a third claimant finds none.

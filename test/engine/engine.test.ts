@@ -48,7 +48,7 @@ test('chat template renders the GGUF template', () => {
 });
 
 test('batched decode: sequences in one batch match separate decodes, logits deterministic', async () => {
-  const ctx = qwen.createContext({ nCtx: 256, nBatch: 64, nSeqMax: 2, threads: 2 });
+  const ctx = qwen.createContext({ nCtx: 256, nBatch: 64, nSeqMax: 2 });
   const a = Array.from(qwen.tokenize('one two three four'));
   const b = Array.from(qwen.tokenize('five six seven'));
   const solo = await ctx.decode(a.map((token) => ({ token, seq: 0, logits: true })));
@@ -64,7 +64,7 @@ test('batched decode: sequences in one batch match separate decodes, logits dete
 });
 
 test('positions: prefill then step-by-step equals one pass; generated tokens continue the sequence', async () => {
-  const ctx = llama.createContext({ nCtx: 128, nBatch: 32, nSeqMax: 2, threads: 2 });
+  const ctx = llama.createContext({ nCtx: 128, nBatch: 32, nSeqMax: 2 });
   const toks = Array.from(llama.tokenize('abcdefgh'));
   const full = await ctx.decode(
     toks.map((token) => ({ token, seq: 0, logits: true })),
@@ -86,7 +86,7 @@ test('positions: prefill then step-by-step equals one pass; generated tokens con
 });
 
 test('fork: a forked sequence continues exactly like its source', async () => {
-  const ctx = llama.createContext({ nCtx: 128, nBatch: 32, nSeqMax: 3, threads: 2 });
+  const ctx = llama.createContext({ nCtx: 128, nBatch: 32, nSeqMax: 3 });
   const toks = Array.from(llama.tokenize('the cat'));
   await ctx.decode(toks.map((token) => ({ token, seq: 0 })));
   ctx.forkSequence(0, 2);
@@ -104,7 +104,7 @@ test('fork: a forked sequence continues exactly like its source', async () => {
 });
 
 test('hooks: resid_pre of layer 0 is the token embedding; resid_pre L = resid_post L-1', async () => {
-  const ctx = llama.createContext({ nCtx: 64, nBatch: 16, nSeqMax: 1, threads: 2 });
+  const ctx = llama.createContext({ nCtx: 64, nBatch: 16, nSeqMax: 1 });
   const toks = Array.from(llama.tokenize('hi!'));
   const out = await ctx.decode(
     toks.map((token) => ({ token, seq: 0 })),
@@ -128,7 +128,7 @@ test('hooks: resid_pre of layer 0 is the token embedding; resid_pre L = resid_po
 });
 
 test('steering one token of one sequence changes that sequence from that token on only', async () => {
-  const ctx = llama.createContext({ nCtx: 64, nBatch: 32, nSeqMax: 2, threads: 2 });
+  const ctx = llama.createContext({ nCtx: 64, nBatch: 32, nSeqMax: 2 });
   const toks = Array.from(llama.tokenize('abcdef'));
   const rows = (seq: number) => toks.map((token) => ({ token, seq, logits: true }));
   const plain = await ctx.decode([...rows(0), ...rows(1)]);
@@ -151,7 +151,7 @@ test('steering one token of one sequence changes that sequence from that token o
 });
 
 test('control vector fast path equals the per-token hook at resid_post', async () => {
-  const ctx = qwen.createContext({ nCtx: 64, nBatch: 16, nSeqMax: 1, threads: 2 });
+  const ctx = qwen.createContext({ nCtx: 64, nBatch: 16, nSeqMax: 1 });
   const toks = Array.from(qwen.tokenize('Let me check that again.'));
   const v = Float32Array.from({ length: 64 }, (_, i) => ((i % 7) - 3) / 4);
   const viaHook = await ctx.decode(
@@ -189,7 +189,7 @@ test('sampling: greedy is argmax, seeded sampling is reproducible, top-k 1 is gr
 });
 
 test('generate: batched greedy equals one-at-a-time, stop strings, max tokens, streaming, captures by position', async () => {
-  const ctx = llama.createContext({ nCtx: 256, nBatch: 64, nSeqMax: 3, threads: 2 });
+  const ctx = llama.createContext({ nCtx: 256, nBatch: 64, nSeqMax: 3 });
   const prompts = ['abc', 'hello there', 'x'];
   const alone: Awaited<ReturnType<typeof generate>> = [];
   for (const p of prompts) alone.push((await generate(ctx, [{ prompt: p, maxTokens: 6, stopAtEog: false }]))[0]);
