@@ -3,13 +3,13 @@
 // Position semantics: every token has an explicit absolute position inside its own sequence,
 // counting from 0 at the sequence's first token (prompt and generated tokens alike). When a
 // token is given without a position it takes the sequence's next one (`sequenceLength(seq)`).
-import { availableParallelism } from 'node:os';
 import { ThinkwhenError } from '../errors.ts';
 import type { ControlVector } from '../gguf/control-vector.ts';
 import { checkVector, type HookPoint, hookTensor } from './hooks.ts';
 import type { Model } from './model.ts';
 import type { NativeContext, NativeHookOp } from './native.ts';
 import { native } from './native.ts';
+import { defaultThreads } from './threads.ts';
 
 export interface ContextOptions {
   /** total KV cells shared by all sequences (default 4096) */
@@ -67,7 +67,7 @@ export class Context {
     this.nCtx = opts.nCtx ?? 4096;
     this.nBatch = opts.nBatch ?? 512;
     this.nSeqMax = opts.nSeqMax ?? 4;
-    const threads = opts.threads ?? (Number(process.env.THINKWHEN_THREADS) || availableParallelism());
+    const threads = opts.threads ?? defaultThreads();
     native();
     try {
       this.nat = new (native().Context)(model.native, {

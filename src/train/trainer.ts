@@ -2,6 +2,7 @@
 // ggml and differentiated by ggml, with either steering vectors or all weights trainable.
 import { existsSync, readFileSync } from 'node:fs';
 import { backendInfo } from '../engine/native.ts';
+import { defaultThreads } from '../engine/threads.ts';
 import { ThinkwhenError } from '../errors.ts';
 import {
   type NativeRunBatch,
@@ -19,7 +20,7 @@ export interface TrainerOptions {
   mode?: 'vectors' | 'weights';
   /** 'cpu' (default), 'gpu' (the first GPU backend loaded), or a ggml device name */
   device?: string;
-  /** CPU threads (default 2) */
+  /** CPU threads (default: env THINKWHEN_THREADS, else all cores) */
   threads?: number;
   /**
    * Transposed copies of frozen matrices for the backward pass (vectors mode): 'auto' keeps F32 for
@@ -88,7 +89,7 @@ export class Trainer {
     const o: NativeTrainerOptions = {
       mode: opts.mode ?? 'vectors',
       device,
-      nThreads: opts.threads ?? 2,
+      nThreads: opts.threads ?? defaultThreads(),
       gradWeightType: opts.gradWeightType ?? 'auto',
       memoryLimit: opts.memoryLimit ?? defaultMemoryLimit(device),
     };
