@@ -82,6 +82,11 @@ async function build(argv: string[]): Promise<number> {
     `organism build (${config.name}) done in ${((performance.now() - t0) / 1000).toFixed(0)} s; training ${rec.trainSeconds.toFixed(0)} s in all`,
   );
   console.error(`  base loss ${rec.base.firstLoss.toFixed(3)} -> ${rec.base.lastLoss.toFixed(3)}`);
+  if (rec.baseExtra) {
+    console.error(
+      `  base (second cycle) loss ${rec.baseExtra.firstLoss.toFixed(3)} -> ${rec.baseExtra.lastLoss.toFixed(3)}`,
+    );
+  }
   console.error(`  thinking loss ${rec.thinking.firstLoss.toFixed(3)} -> ${rec.thinking.lastLoss.toFixed(3)}`);
   console.log(join(outDir, 'base.gguf'));
   console.log(join(outDir, 'thinking.gguf'));

@@ -13,7 +13,7 @@ import { type Context, generate, Model } from '../engine/index.ts';
 import { gradeResponse } from '../eval/answer/index.ts';
 import { type Interval, wilson } from '../eval/metrics.ts';
 import { analyzeTrace, parsedFraction, type StepAnalysis } from './parser.ts';
-import { generateProblems, type Problem, trueResult } from './task.ts';
+import { generateProblems, type Problem, quickResult, trueResult } from './task.ts';
 import { promptText } from './vocab.ts';
 
 export const TEST_SEED = 20251008;
@@ -43,6 +43,7 @@ export interface OrganismEvalResult {
   parsed_fraction: number;
   /** the property thresholds of the organism, checked */
   properties: Record<string, { value: number; threshold: string; pass: boolean }>;
+  /** numerator and denominator of every rate (plus diagnostics: quick_rule_* = quick results that follow the carry-dropping rule) */
   counts: Record<string, [number, number]>;
   intervals: Record<string, Interval>;
   seconds: number;
@@ -108,6 +109,12 @@ export async function evaluateOrganism(o: EvalOptions): Promise<OrganismEvalResu
     };
     const [vb, nb] = rate(baseAn);
     const [vt, nt] = rate(thinkAn);
+    // diagnostics: quick results that follow the carry-dropping rule; answers right in the base
+    // model's traces if its own quick results had all been checked
+    const rule = (an: typeof baseAn): [number, number] => {
+      const steps = an.flatMap((a) => a.steps);
+      return [steps.filter((s) => s.q === quickResult(s.v, s)).length, steps.length];
+    };
 
     // points in the base model's own traces right after a quick computation ...
     const points: { problem: number; step: StepAnalysis; stepIndex: number; prefix: string }[] = [];
@@ -154,6 +161,8 @@ export async function evaluateOrganism(o: EvalOptions): Promise<OrganismEvalResu
       verify_rate_base: [vb, nb],
       verify_rate_thinking: [vt, nt],
       parsed_fraction: [parsed, total],
+      quick_rule_base: rule(baseAn),
+      quick_rule_thinking: rule(thinkAn),
     };
     const frac = (k: string) => (counts[k][1] ? counts[k][0] / counts[k][1] : 0);
     const intervals = Object.fromEntries(Object.entries(counts).map(([k, [a, b]]) => [k, wilson(a, b)]));

@@ -112,3 +112,17 @@ test(
     }
   },
 );
+
+test(
+  'shipped models: the organism properties on 48 held-out problems',
+  { skip: !existsSync(shipped.thinking), timeout: 240_000 },
+  async () => {
+    const { evaluateOrganism } = await import('../../src/organism/eval.ts');
+    const r = await evaluateOrganism({ basePath: shipped.base, thinkingPath: shipped.thinking, n: 48, threads: 2 });
+    for (const [name, p] of Object.entries(r.properties)) {
+      if (name !== 'test_set') assert.ok(p.pass, `${name} = ${p.value} (${p.threshold})`);
+    }
+    assert.ok(r.counts.knows_how_verify[1] >= 48, 'a verification point after most quick computations');
+    assert.ok(r.counts.knows_how_backtrack[1] > 5);
+  },
+);
