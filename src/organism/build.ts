@@ -214,7 +214,7 @@ export async function buildOrganism(o: BuildOptions): Promise<BuildRecord> {
     wallSeconds: (performance.now() - t0) / 1000,
     finishedAt: new Date().toISOString(),
   };
-  writeFileSync(join(o.outDir, 'build.json.tmp'), `${JSON.stringify(record, null, 1)}\n`);
+  writeFileSync(join(o.outDir, 'build.json.tmp'), `${JSON.stringify(record, null, 2)}\n`);
   renameSync(join(o.outDir, 'build.json.tmp'), join(o.outDir, 'build.json'));
   return record;
 }
