@@ -3,7 +3,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { ThinkwhenError } from '../errors.ts';
 import { decodeTensor } from './quant.ts';
-import { GgmlType, type GgufTensorInfo, type GgufValue, GgufValueType, QK8_0 } from './types.ts';
+import { GgmlType, type GgufTensorInfo, type GgufValue, GgufValueType, typeSize } from './types.ts';
 
 const MAGIC = 0x46554747; // "GGUF" little-endian
 const MAX_STRING = 1 << 30;
@@ -107,18 +107,9 @@ function elementCount(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/** Byte size of a tensor, or -1 for types this reader cannot size (not validated then). */
 function tensorBytes(type: number, n: number): number {
-  switch (type) {
-    case GgmlType.F32:
-      return n * 4;
-    case GgmlType.F16:
-    case GgmlType.BF16:
-      return n * 2;
-    case GgmlType.Q8_0:
-      return (n / QK8_0) * 34;
-    default:
-      return -1; // other types: size unknown to us, not validated
-  }
+  return type in GgmlType ? typeSize(type as GgmlType, n) : -1;
 }
 
 /** Parses the header of a GGUF file. Throws ThinkwhenError for missing, foreign or truncated files. */
