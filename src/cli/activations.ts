@@ -5,6 +5,7 @@ import { captureSentenceActivations } from '../taxonomy/capture.ts';
 import { PAPER_PRESETS, resolveLayers } from '../taxonomy/layers.ts';
 import { organismLabeller } from '../taxonomy/pipeline.ts';
 import { readTraces } from '../traces/generate.ts';
+import { int, oneOf } from './args.ts';
 import type { Command } from './command.ts';
 
 const help = `thinkwhen activations --model THINKING.gguf --traces TRACES.jsonl --out DIR [options]
@@ -53,23 +54,6 @@ Examples:
   thinkwhen activations --model organism-thinking.gguf --traces t.jsonl --out acts \\
       --thinking generated --labels organism
 `;
-
-function oneOf<T extends string>(v: string | undefined, name: string, allowed: readonly T[]): T | undefined {
-  if (v === undefined) return undefined;
-  if (!allowed.includes(v as T)) {
-    throw new ThinkwhenError('bad-argument', `--${name} must be one of ${allowed.join(', ')}, got '${v}'`);
-  }
-  return v as T;
-}
-
-function int(v: string | undefined, name: string, min = 0): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) {
-    throw new ThinkwhenError('bad-argument', `--${name} expects an integer ≥ ${min}, got '${v}'`);
-  }
-  return n;
-}
 
 export const command: Command = {
   name: 'activations',

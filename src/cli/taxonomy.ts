@@ -24,6 +24,7 @@ import {
   writeSelection,
 } from '../taxonomy/pipeline.ts';
 import { readTraces } from '../traces/generate.ts';
+import { int, oneOf } from './args.ts';
 import type { Command } from './command.ts';
 
 const help = `thinkwhen taxonomy <train|score|show|annotate> [options]
@@ -144,15 +145,6 @@ const OPTIONS = {
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
 
-function int(v: string | undefined, name: string, min = 0): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) {
-    throw new ThinkwhenError('bad-argument', `--${name} expects an integer ≥ ${min}, got '${v}'`);
-  }
-  return n;
-}
-
 function ints(v: string | undefined, name: string): number[] | undefined {
   if (v === undefined) return undefined;
   if (v === 'none') return [];
@@ -163,14 +155,6 @@ function ints(v: string | undefined, name: string): number[] | undefined {
     }
     return n;
   });
-}
-
-function oneOf<T extends string>(v: string | undefined, name: string, allowed: readonly T[]): T | undefined {
-  if (v === undefined) return undefined;
-  if (!allowed.includes(v as T)) {
-    throw new ThinkwhenError('bad-argument', `--${name} must be one of ${allowed.join(', ')}, got '${v}'`);
-  }
-  return v as T;
 }
 
 const progress = (line: string) => console.error(line);

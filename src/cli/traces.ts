@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
 import { generateTraces, type Question, questionsFromDataset, readQuestionsJsonl } from '../traces/generate.ts';
+import { int } from './args.ts';
 import type { Command } from './command.ts';
 
 const help = `thinkwhen traces --model THINKING.gguf (--questions FILE.jsonl | --dataset NAME) --out TRACES.jsonl
@@ -42,15 +43,6 @@ Examples:
   thinkwhen traces --model thinking.gguf --dataset gsm8k --limit 200 --out runs/gsm8k-traces.jsonl --batch 16
   # interrupted? run the same command again: finished questions are skipped
 `;
-
-function int(v: string | undefined, name: string, min = 0): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) {
-    throw new ThinkwhenError('bad-argument', `--${name} expects an integer ≥ ${min}, got '${v}'`);
-  }
-  return n;
-}
 
 export const command: Command = {
   name: 'traces',
