@@ -5,27 +5,9 @@
  */
 import { bin, type Node, num, type RelationOp } from './ast.ts';
 import { add, isInteger, parseDecimal, rat } from './rational.ts';
-import { ParseError, type Token } from './tokenize.ts';
+import { FUNCTIONS, ParseError, type Token } from './tokenize.ts';
 
 const MAX_DEPTH = 60;
-
-const FUNCTIONS = new Set([
-  'sin',
-  'cos',
-  'tan',
-  'sec',
-  'csc',
-  'cot',
-  'arcsin',
-  'arccos',
-  'arctan',
-  'sinh',
-  'cosh',
-  'tanh',
-  'ln',
-  'log',
-  'exp',
-]);
 
 /** Commands that are neither values nor functions: seeing one where a value should start is an error. */
 const NOT_PRIMARY = new Set([

@@ -12,8 +12,8 @@ export interface Token {
 
 export class ParseError extends Error {}
 
-/** Plain-text words read as functions or constants instead of letter products. */
-const PLAIN_WORDS = new Set([
+/** Function names the parser applies to an argument (also read as functions in plain text). */
+export const FUNCTIONS = new Set([
   'sin',
   'cos',
   'tan',
@@ -29,12 +29,10 @@ const PLAIN_WORDS = new Set([
   'ln',
   'log',
   'exp',
-  'sqrt',
-  'pi',
-  'inf',
-  'infty',
-  'infinity',
 ]);
+
+/** Plain-text words read as functions or constants instead of letter products. */
+const PLAIN_WORDS = new Set([...FUNCTIONS, 'sqrt', 'pi', 'inf', 'infty', 'infinity']);
 
 const UNICODE: Record<string, [TokenKind, string]> = {
   '\u2212': ['op', '-'],
