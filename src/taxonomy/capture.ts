@@ -141,6 +141,25 @@ export function traceText(
   return { text, thinking: { text: t.text, start: t.start + offset } };
 }
 
+/**
+ * Tokens of a trace text and the char→token map, with the model's BOS in front under the paper's
+ * reading (`bos: 'paper'`), where it takes row 0 and no characters.
+ */
+export function tokenizeTrace(
+  model: Model,
+  text: string,
+  bos: CaptureSettings['bos'],
+): { tokens: Int32Array; c2t: Int32Array } {
+  const tok = model.tokenizeWithOffsets(text);
+  let tokens = tok.tokens;
+  let offsets = tok.offsets;
+  if (bos === 'paper' && model.info.addBos && model.info.bos >= 0) {
+    tokens = Int32Array.from([model.info.bos, ...tokens]);
+    offsets = [[0, 0], ...offsets];
+  }
+  return { tokens, c2t: charToTokenMap(offsets, text.length) };
+}
+
 /** Tokenise a trace and place its sentences (no model pass). */
 export function planTrace(
   model: Model,
@@ -150,14 +169,7 @@ export function planTrace(
 ): PlannedTrace {
   const { text, thinking } = traceText(trace, settings);
   const split = splitIntoSentences(thinking.text, { minWords: settings.minWords });
-  const tok = model.tokenizeWithOffsets(text);
-  let tokens = tok.tokens;
-  let offsets = tok.offsets;
-  if (settings.bos === 'paper' && model.info.addBos && model.info.bos >= 0) {
-    tokens = Int32Array.from([model.info.bos, ...tokens]);
-    offsets = [[0, 0], ...offsets];
-  }
-  const c2t = charToTokenMap(offsets, text.length);
+  const { tokens, c2t } = tokenizeTrace(model, text, settings.bos);
   // Span labels refer to the trace's own thinking text; use them only when this reading has the same one.
   const labels = trace.spanLabels && trace.thinking === thinking.text ? trace.spanLabels : null;
   const sentences: PlannedTrace['sentences'] = [];

@@ -24,7 +24,7 @@ import { parseSentence } from '../organism/parser.ts';
 import { generateProblems } from '../organism/task.ts';
 import { generateTraces, readTraces, type TraceRecord } from '../traces/generate.ts';
 import { splitForAnnotation } from '../traces/sentences.ts';
-import { activationRows, charToTokenMap, tokenSpanOfChars } from '../traces/spans.ts';
+import { activationRows, tokenSpanOfChars } from '../traces/spans.ts';
 import { type LoadedActivations, loadSentenceActivations, readManifest } from './activation-store.ts';
 import {
   type CaptureSettings,
@@ -32,6 +32,7 @@ import {
   captureSentenceActivations,
   checkStoreAgainstModel,
   DEFAULT_CAPTURE_SETTINGS,
+  tokenizeTrace,
   traceText,
 } from './capture.ts';
 import { type Category, generateCategoryTitles, type LlmCallSettings, scoreTaxonomy, summarise } from './labelling.ts';
@@ -858,14 +859,7 @@ export async function annotateTraces(
   const plans = traces.map((trace) => {
     const { text, thinking: th } = traceText(trace, settings);
     const thinking = th.text;
-    const tok = model.tokenizeWithOffsets(text);
-    let tokens = tok.tokens;
-    let offsets = tok.offsets;
-    if (settings.bos === 'paper' && model.info.addBos && model.info.bos >= 0) {
-      tokens = Int32Array.from([model.info.bos, ...tokens]);
-      offsets = [[0, 0], ...offsets];
-    }
-    const c2t = charToTokenMap(offsets, text.length);
+    const { tokens, c2t } = tokenizeTrace(model, text, settings.bos);
     const placed: Array<{ text: string; charStart: number; rows: { start: number; end: number } }> = [];
     let skipped = 0;
     for (const s of splitForAnnotation(thinking)) {
