@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ThinkwhenError } from '../errors.ts';
+import { int } from './args.ts';
 import type { Command } from './command.ts';
 
 const help = `thinkwhen organism build [--quick] [--out DIR] [--work DIR] [--threads N] [--time-budget S]
@@ -45,12 +46,9 @@ export const command: Command = {
   },
 };
 
-function int(v: string | undefined, name: string, dflt: number): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0)
-    throw new ThinkwhenError('USAGE', `--${name} must be a positive integer, got '${v}'`);
-  return n;
+/** A positive integer option, or `dflt` when absent. */
+function positive(v: string | undefined, name: string, dflt: number): number {
+  return int(v, name, 1) ?? dflt;
 }
 
 async function build(argv: string[]): Promise<number> {
@@ -74,8 +72,8 @@ async function build(argv: string[]): Promise<number> {
     config,
     outDir,
     workDir,
-    threads: int(values.threads, 'threads', 2),
-    timeBudget: values['time-budget'] ? int(values['time-budget'], 'time-budget', 1) : undefined,
+    threads: positive(values.threads, 'threads', 2),
+    timeBudget: values['time-budget'] ? positive(values['time-budget'], 'time-budget', 1) : undefined,
     log: (l) => console.error(l),
   });
   console.error(
@@ -108,8 +106,8 @@ async function evaluate(argv: string[]): Promise<number> {
   const r = await evaluateOrganism({
     basePath: paths.base,
     thinkingPath: paths.thinking,
-    n: int(values.n, 'n', 500),
-    threads: values.threads ? int(values.threads, 'threads', 2) : undefined,
+    n: positive(values.n, 'n', 500),
+    threads: values.threads ? positive(values.threads, 'threads', 2) : undefined,
     log: (l) => console.error(l),
   });
   if (values.json) {
@@ -150,7 +148,7 @@ async function sample(argv: string[]): Promise<number> {
   if (split !== 'test' && split !== 'train')
     throw new ThinkwhenError('USAGE', `--split must be test or train, got '${split}'`);
   const { organismTraces } = await import('../organism/index.ts');
-  const traces = organismTraces({ count: int(values.count, 'count', 3), policy, split });
+  const traces = organismTraces({ count: positive(values.count, 'count', 3), policy, split });
   for (const t of traces) {
     if (values.json) {
       console.log(

@@ -5,7 +5,6 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { main } from '../../src/cli/main.ts';
 import { Model } from '../../src/engine/index.ts';
 import { makeTrace } from '../../src/organism/language.ts';
 import { generateProblems } from '../../src/organism/task.ts';
@@ -13,6 +12,7 @@ import { Rng } from '../../src/rng.ts';
 import { captureSentenceActivations } from '../../src/taxonomy/capture.ts';
 import { organismLabeller, readGrid, readSelection } from '../../src/taxonomy/pipeline.ts';
 import { makeTraceRecord, renderPrompt } from '../../src/traces/generate.ts';
+import { cli } from '../helpers/cli.ts';
 import { tinyQwen2 } from '../helpers/models.ts';
 import { startFakeOpenAI } from '../llm/fake-openai.ts';
 
@@ -79,21 +79,6 @@ function fakeLlm(prompt: string): string {
     return JSON.stringify({ explanation: 'x', similarity_score: t1 === t2 ? 10 : 1 });
   }
   throw new Error(`unexpected prompt: ${prompt.slice(0, 60)}`);
-}
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = console.log;
-  const error = console.error;
-  console.log = (...a: unknown[]) => out.push(a.join(' '));
-  console.error = (...a: unknown[]) => err.push(a.join(' '));
-  try {
-    return { code: await main(args), out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
 }
 
 test('taxonomy score with an LLM: titles, F1, completeness, orthogonality, final-score selection, cached reruns', async () => {

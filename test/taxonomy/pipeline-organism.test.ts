@@ -6,23 +6,8 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { main } from '../../src/cli/main.ts';
 import { defaultOrganismModel } from '../../src/taxonomy/pipeline.ts';
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = console.log;
-  const error = console.error;
-  console.log = (...a: unknown[]) => out.push(a.join(' '));
-  console.error = (...a: unknown[]) => err.push(a.join(' '));
-  try {
-    return { code: await main(args), out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+import { cli } from '../helpers/cli.ts';
 
 test('score --organism names the missing model and how to get it', async () => {
   const r = await cli(['taxonomy', 'score', '--organism', '--organism-model', '/nonexistent/thinking.gguf', '--json']);

@@ -6,7 +6,6 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { main } from '../../src/cli/main.ts';
 import { Model } from '../../src/engine/index.ts';
 import { TINY_LLAMA } from '../../src/gguf/tiny-model.ts';
 import { makeTrace } from '../../src/organism/language.ts';
@@ -30,6 +29,7 @@ import {
   writeSelection,
 } from '../../src/taxonomy/pipeline.ts';
 import { makeTraceRecord, renderPrompt, type TraceRecord } from '../../src/traces/generate.ts';
+import { cli, codeOf } from '../helpers/cli.ts';
 import { tinyModelPath, tinyQwen2 } from '../helpers/models.ts';
 
 const model = await Model.load(tinyQwen2());
@@ -51,31 +51,6 @@ function syntheticTraces(m: Model, n: number, seed = 5): TraceRecord[] {
       temperature: 0,
     });
   });
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    return (err as { code?: string }).code ?? String(err);
-  }
-  return 'no error';
-}
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = console.log;
-  const error = console.error;
-  console.log = (...a: unknown[]) => out.push(a.join(' '));
-  console.error = (...a: unknown[]) => err.push(a.join(' '));
-  try {
-    const code = await main(args);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
 }
 
 const traces = syntheticTraces(model, 40);

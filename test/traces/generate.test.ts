@@ -3,7 +3,6 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { main } from '../../src/cli/main.ts';
 import { Model } from '../../src/engine/index.ts';
 import {
   generateTraces,
@@ -12,6 +11,7 @@ import {
   readTraces,
   renderPrompt,
 } from '../../src/traces/generate.ts';
+import { cli, codeOf } from '../helpers/cli.ts';
 import { tinyLlama } from '../helpers/models.ts';
 
 const model = await Model.load(tinyLlama());
@@ -21,32 +21,6 @@ const questions = [
   { id: 'q2', question: 'Ann has 4 pens. She buys 5 more. How many pens does Ann have now?' },
   { id: 'q3', question: 'Is 7 prime?' },
 ];
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    return (err as { code?: string }).code ?? String(err);
-  }
-  return 'no error';
-}
-
-/** Runs the CLI, returning its exit code and what it printed. */
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = console.log;
-  const error = console.error;
-  console.log = (...a: unknown[]) => out.push(a.join(' '));
-  console.error = (...a: unknown[]) => err.push(a.join(' '));
-  try {
-    const code = await main(args);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 test('records: chat-template prompt, full response, thinking span; batched greedy equals one at a time', async () => {
   const dir = tmp();
