@@ -68,7 +68,6 @@ export class Context {
     this.nBatch = opts.nBatch ?? 512;
     this.nSeqMax = opts.nSeqMax ?? 4;
     const threads = opts.threads ?? defaultThreads();
-    native();
     try {
       this.nat = new (native().Context)(model.native, {
         nCtx: this.nCtx,
