@@ -7,8 +7,8 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { headersCacheDir } from '../src/llama-paths.mjs';
 import { extractFromBundle } from './llama-bundle.mjs';
-import { headersCacheDir } from './llama-paths.mjs';
 
 const { values } = parseArgs({ options: { arch: { type: 'string', default: 'native' }, jobs: { type: 'string' } } });
 const src = `${headersCacheDir()}-ggml-src`;

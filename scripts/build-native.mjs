@@ -4,8 +4,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { headersCacheDir } from '../src/llama-paths.mjs';
 import { extractFromBundle } from './llama-bundle.mjs';
-import { headersCacheDir } from './llama-paths.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // Files taken from the bundle: the C API headers and two tokenizer-only GGUFs used by tests.

@@ -3,8 +3,8 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { binsDir } from '../../scripts/llama-paths.mjs';
 import { ThinkwhenError } from '../errors.ts';
+import { binsDir } from '../llama-paths.mjs';
 
 export interface NativeDevice {
   name: string;

@@ -1,8 +1,8 @@
 // Random-weight models of the llama.cpp `qwen2` and `llama` architectures, for tests, the doctor
 // self-test and benchmarks. Shapes are free, so "Qwen2.5-0.5B-shaped" models can be made too.
 import { join } from 'node:path';
-import { headersCacheDir } from '../../scripts/llama-paths.mjs';
 import { ThinkwhenError } from '../errors.ts';
+import { headersCacheDir } from '../llama-paths.mjs';
 import { readGguf } from './read.ts';
 import { arr, bool, f32, GgmlType, type GgufValue, GgufValueType, str, u32 } from './types.ts';
 import { type TensorToWrite, writeGguf } from './write.ts';

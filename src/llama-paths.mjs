@@ -1,5 +1,5 @@
 // Where the pinned llama.cpp pieces live: headers (cached outside git) and prebuilt libraries (npm).
-// Used by binding.gyp (as a command) and by the build and runtime code.
+// Used by binding.gyp (as a command), by scripts/ at install time (plain node, hence .mjs) and by src/.
 
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
