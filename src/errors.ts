@@ -1,7 +1,8 @@
+export type ErrorCode = 'X';
 /** An error a user can act on: what went wrong and how to fix it. The CLI prints both. */
 export class ThinkwhenError extends Error {
   constructor(
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
     readonly fix?: string,
   ) {

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { backendInfo } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
 import {
   FORWARD_BOUND,
@@ -10,11 +10,18 @@ import {
   gradcheck,
   writeGradcheckModel,
 } from '../train/gradcheck.ts';
-import type { Command } from './command.ts';
+import { choice, defineCommand, flag, ints, text } from './options.ts';
 
-const help = `thinkwhen gradcheck [--model FILE] [--arch qwen2|llama|both] [--layers L,...] [--device cpu|gpu] [--json]
+function verdict(r: GradcheckReport): boolean | null {
+  if (r.weightType !== 'F32') return null;
+  return (r.worstForward === null || r.worstForward <= FORWARD_BOUND) && r.worstGradient <= GRADIENT_BOUND;
+}
 
-Checks the training graph (src/train, native/train.cpp) layer by layer:
+export const command = defineCommand({
+  name: 'gradcheck',
+  summary: 'check the training graph against llama.cpp and finite differences',
+  usage: '[--model FILE] [--arch qwen2|llama|both] [--layers L,...] [--device cpu|gpu] [--json]',
+  description: `Checks the training graph (src/train, native/train.cpp) layer by layer:
   forward   max |logit difference| between the ggml training graph and llama.cpp's own decode
             (F32 KV cache), with a random vector added at blocks.L.hook_resid_pre in both
   gradient  relative error of the backprop gradient of that vector against central finite
@@ -24,59 +31,36 @@ Checks the training graph (src/train, native/train.cpp) layer by layer:
 Without --model it generates tiny random F32 models (4 layers, n_embd 64, GQA 4/2 heads,
 byte-level vocabulary) of both architectures. Pass criteria on F32 weights: forward <= ${FORWARD_BOUND},
 gradient <= ${GRADIENT_BOUND}. Other weight types are reported without a verdict (their activations are
-rounded, so finite differences are noisy).
-
-Options:
-  --model FILE     a qwen2/llama GGUF to check instead of the generated ones
-  --arch A         generated architecture(s): qwen2, llama or both (default both)
-  --layers L,...   only these layers (default all)
-  --device D       cpu (default) or gpu
-  --json           print the reports as JSON
-
-Exit status 1 when an F32 check fails.
-
-Examples:
-  npx thinkwhen gradcheck
-  npx thinkwhen gradcheck --json
-  npx thinkwhen gradcheck --model tiny.gguf --layers 0,3`;
-
-function verdict(r: GradcheckReport): boolean | null {
-  if (r.weightType !== 'F32') return null;
-  return (r.worstForward === null || r.worstForward <= FORWARD_BOUND) && r.worstGradient <= GRADIENT_BOUND;
-}
-
-export const command: Command = {
-  name: 'gradcheck',
-  summary: 'check the training graph against llama.cpp and finite differences',
-  help,
-  async run(argv) {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        model: { type: 'string' },
-        arch: { type: 'string', default: 'both' },
-        layers: { type: 'string' },
-        device: { type: 'string', default: 'cpu' },
-        json: { type: 'boolean', default: false },
-      },
-    });
-    const arch = values.arch!;
-    if (!['qwen2', 'llama', 'both'].includes(arch)) {
-      throw new ThinkwhenError('BAD_OPTION', `--arch must be qwen2, llama or both, not '${arch}'`);
+rounded, so finite differences are noisy).`,
+  options: {
+    model: text({ arg: 'FILE', help: 'a qwen2/llama GGUF to check instead of the generated ones' }),
+    arch: choice({ help: 'generated architecture(s)', choices: ['qwen2', 'llama', 'both'], default: 'both' }),
+    layers: ints({ arg: 'L,...', help: 'only these layers (default all)', min: 0, max: 4095 }),
+    device: choice({ help: 'where the training graph runs', choices: ['cpu', 'gpu'], default: 'cpu' }),
+    json: flag('print the reports as JSON'),
+  },
+  epilogue: 'Exit status 1 when an F32 check fails, 2 on an error.',
+  examples: [
+    'npx thinkwhen gradcheck',
+    'npx thinkwhen gradcheck --json',
+    'npx thinkwhen gradcheck --model tiny.gguf --layers 0,3',
+  ],
+  async run({ values }) {
+    const { arch, layers } = values;
+    if (values.device === 'gpu' && !backendInfo().devices.some((d) => d.type === 'gpu')) {
+      throw new ThinkwhenError(
+        'NO_GPU',
+        'no GPU backend is loaded',
+        'set THINKWHEN_BACKEND=cuda with a CUDA runtime (see README), or use --device cpu',
+      );
     }
-    const layers = values.layers?.split(',').map((x) => {
-      const n = Number(x);
-      if (!Number.isInteger(n) || n < 0)
-        throw new ThinkwhenError('BAD_OPTION', `--layers: '${x}' is not a layer index`);
-      return n;
-    });
     let dir: string | undefined;
     const paths: string[] = [];
     if (values.model) {
       paths.push(values.model);
     } else {
       dir = mkdtempSync(join(tmpdir(), 'thinkwhen-gradcheck-'));
-      for (const a of arch === 'both' ? (['qwen2', 'llama'] as const) : [arch as 'qwen2' | 'llama']) {
+      for (const a of arch === 'both' ? (['qwen2', 'llama'] as const) : [arch]) {
         paths.push(writeGradcheckModel(join(dir, `${a}.gguf`), a));
       }
     }
@@ -128,4 +112,4 @@ export const command: Command = {
       if (dir) rmSync(dir, { recursive: true, force: true });
     }
   },
-};
+});

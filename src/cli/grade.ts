@@ -1,7 +1,6 @@
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { parseArgs } from 'node:util';
 import { ThinkwhenError } from '../errors.ts';
 import {
   describeAnswer,
@@ -16,68 +15,7 @@ import {
   DEFAULT_JUDGE_MODEL,
   type JudgeClient,
 } from '../eval/answer/judge-client.ts';
-import type { Command } from './command.ts';
-
-const help = `thinkwhen grade --gold ANSWER --pred ANSWER [--extract MODE]
-thinkwhen grade --jsonl FILE [--extract MODE] [--judge [--judge-url URL] [--judge-model NAME] ...]
-
-Decide whether a predicted math answer is equivalent to the gold answer, with
-the rule-based grader described in docs/grader.md: exact rational arithmetic,
-LaTeX normalisation (\\dfrac, \\text{}, units, %, degrees, thousands commas),
-order-free solution lists and \\pm, ordered tuples, open/closed intervals,
-matrices, and symbolic equality by evaluation at fixed random points.
-Empty predictions are never correct.
-
-Options:
-  --gold ANSWER    the reference answer (a full "... #### 18" solution or a
-                   boxed solution also works: the answer is taken from it)
-  --pred ANSWER    the predicted answer; prints true or false (exit 0 either way)
-  --jsonl FILE     grade one JSON object per line, {"gold": ..., "pred": ...};
-                   FILE may be - for stdin. Prints one line per input line:
-                   {"equivalent": bool, "gold_parsed": ..., "pred_parsed": ...}
-                   A bad line prints {"equivalent": false, "error": "..."}, is
-                   reported on stderr with its line number, and makes the exit
-                   status 1 after the remaining lines are graded.
-  --extract MODE   treat pred as a whole model response and extract its final
-                   answer first: boxed | math | gsm8k-strict | gsm8k
-                   (math: last \\boxed{}, else "the answer is ..."; gsm8k: "####",
-                   box, "the answer is", else the last number)
-
-LLM judge (--jsonl only; the paper's GPT-4.1 judge, docs/grader.md):
-  --judge          also ask an OpenAI-compatible chat endpoint the paper's YES/NO
-                   prompt for each line carrying "question" (gold and pred are
-                   passed as given: pred = the full response, gold = the full
-                   solution for GSM8K). Adds to each output line
-                   "judge": true|false|null and "judge_source": judge (fresh
-                   call) | cache (cached reply) | fallback (call failed, see
-                   --judge-fallback) | skipped (no "question", or a bad line).
-                   "equivalent" stays the rule-based verdict; judge null means
-                   no judge verdict, so use "equivalent".
-  --judge-url URL  endpoint base URL, e.g. http://127.0.0.1:8080/v1
-                   (default: env OPENAI_BASE_URL, else https://api.openai.com/v1;
-                   API key from env OPENAI_API_KEY, may be empty locally)
-  --judge-model NAME   (default ${DEFAULT_JUDGE_MODEL}); sent with temperature 0, max_tokens 100
-  --judge-cache DIR    on-disk cache of judge calls keyed by a hash of URL, model
-                   and prompt (default ${DEFAULT_JUDGE_CACHE} under the working
-                   directory); a rerun makes no request for cached lines
-  --judge-retries N    retries per call on 429/5xx/timeouts/network (default 4)
-  --judge-concurrency N  calls in flight (default 8); output stays in input order
-  --judge-fallback     when a call fails, print "judge": null with
-                   "judge_source": "fallback" and "judge_error", and go on (the
-                   rule-based verdict decides that line). Without it, an
-                   unreachable endpoint, a refused key, an unknown model or a call
-                   that keeps failing stops the run with an error (exit 2);
-                   lines judged so far stay cached.
-
-Examples:
-  thinkwhen grade --gold '\\frac{1}{2}' --pred '0.5'              # true
-  thinkwhen grade --gold '(3,4]' --pred '(3,4)'                   # false: open/closed
-  thinkwhen grade --gold '1,-2' --pred 'x = -2 \\text{ or } x = 1'  # true: order-free
-  thinkwhen grade --gold 18 --pred 'So she makes $18.00 a day.' --extract gsm8k
-  printf '%s\\n' '{"gold":"2,125","pred":"2125"}' | thinkwhen grade --jsonl -
-  thinkwhen grade --jsonl runs.jsonl --extract gsm8k --judge \\
-      --judge-url http://127.0.0.1:8080/v1 --judge-model qwen2.5-7b-instruct
-`;
+import { choice, defineCommand, flag, int, text } from './options.ts';
 
 interface LineResult {
   equivalent: boolean;
@@ -210,57 +148,80 @@ async function gradeJsonl(source: string, mode: ExtractionMode | undefined, judg
   return bad > 0 ? 1 : 0;
 }
 
-function intOption(value: string | undefined, name: string, min: number): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) {
-    throw new ThinkwhenError(
-      'BAD_ARGUMENT',
-      `--${name} must be an integer ≥ ${min}, got '${value}'`,
-      `e.g. --${name} ${min + 1}`,
-    );
-  }
-  return n;
-}
-
-export const command: Command = {
+export const command = defineCommand({
   name: 'grade',
   summary: 'is a predicted math answer equivalent to the gold one? (one pair, or JSONL)',
-  help,
-  async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        gold: { type: 'string' },
-        pred: { type: 'string' },
-        jsonl: { type: 'string' },
-        extract: { type: 'string' },
-        judge: { type: 'boolean' },
-        'judge-url': { type: 'string' },
-        'judge-model': { type: 'string' },
-        'judge-cache': { type: 'string' },
-        'judge-retries': { type: 'string' },
-        'judge-concurrency': { type: 'string' },
-        'judge-fallback': { type: 'boolean' },
-      },
-    });
-    if (positionals.length > 0) {
-      throw new ThinkwhenError(
-        'BAD_ARGUMENT',
-        `unexpected argument '${positionals[0]}'`,
-        "quote answers: --gold '1,-2'",
-      );
-    }
-    const mode = values.extract as ExtractionMode | undefined;
-    if (mode !== undefined && !EXTRACTION_MODES.includes(mode)) {
-      throw new ThinkwhenError(
-        'BAD_ARGUMENT',
-        `unknown --extract mode '${mode}'`,
-        `use one of ${EXTRACTION_MODES.join(', ')}`,
-      );
-    }
-    const judgeFlags = Object.keys(values).filter((k) => k.startsWith('judge-'));
+  usage: `--gold ANSWER --pred ANSWER [--extract MODE]
+thinkwhen grade --jsonl FILE [--extract MODE] [--judge [--judge-url URL] [--judge-model NAME] ...]`,
+  description: `Decide whether a predicted math answer is equivalent to the gold answer, with
+the rule-based grader described in docs/grader.md: exact rational arithmetic,
+LaTeX normalisation (\\dfrac, \\text{}, units, %, degrees, thousands commas),
+order-free solution lists and \\pm, ordered tuples, open/closed intervals,
+matrices, and symbolic equality by evaluation at fixed random points.
+Empty predictions are never correct.
+
+LLM judge (--jsonl only; the paper's GPT-4.1 judge, docs/grader.md): --judge also
+asks an OpenAI-compatible chat endpoint the paper's YES/NO prompt for each line
+carrying "question" (gold and pred are passed as given: pred = the full response,
+gold = the full solution for GSM8K). It adds to each output line "judge":
+true|false|null and "judge_source": judge (fresh call) | cache (cached reply) |
+fallback (call failed, see --judge-fallback) | skipped (no "question", or a bad
+line). "equivalent" stays the rule-based verdict; judge null means no judge
+verdict, so use "equivalent".`,
+  options: {
+    gold: text({
+      arg: 'ANSWER',
+      help: 'the reference answer (a full "... #### 18" solution or a boxed solution also works: the answer is taken from it)',
+      allowEmpty: true,
+    }),
+    pred: text({ arg: 'ANSWER', help: 'the predicted answer; prints true or false (exit 0 either way)', allowEmpty: true }),
+    jsonl: text({
+      arg: 'FILE',
+      help: 'grade one JSON object per line, {"gold": ..., "pred": ...}; FILE may be - for stdin. Prints one line per input line: {"equivalent": bool, "gold_parsed": ..., "pred_parsed": ...}. A bad line prints {"equivalent": false, "error": "..."}, is reported on stderr with its line number, and makes the exit status 1 after the remaining lines are graded.',
+    }),
+    extract: choice({
+      arg: 'MODE',
+      help: 'treat pred as a whole model response and extract its final answer first (math: last \\boxed{}, else "the answer is ..."; gsm8k: "####", box, "the answer is", else the last number)',
+      choices: EXTRACTION_MODES,
+    }),
+    judge: flag('also ask an LLM judge (see above; --jsonl only)'),
+    'judge-url': text({
+      arg: 'URL',
+      help: 'endpoint base URL, e.g. http://127.0.0.1:8080/v1 (default: env OPENAI_BASE_URL, else https://api.openai.com/v1; API key from env OPENAI_API_KEY, may be empty locally)',
+    }),
+    'judge-model': text({
+      arg: 'NAME',
+      help: `judge model (default ${DEFAULT_JUDGE_MODEL}); sent with temperature 0, max_tokens 100`,
+    }),
+    'judge-cache': text({
+      arg: 'DIR',
+      help: `on-disk cache of judge calls keyed by a hash of URL, model and prompt (default ${DEFAULT_JUDGE_CACHE} under the working directory); a rerun makes no request for cached lines`,
+    }),
+    'judge-retries': int({ help: 'retries per call on 429/5xx/timeouts/network (default 4)', min: 0, max: 100 }),
+    'judge-concurrency': int({
+      help: 'calls in flight (default 8); output stays in input order',
+      min: 1,
+      max: 256,
+    }),
+    'judge-fallback': flag(
+      'when a call fails, print "judge": null with "judge_source": "fallback" and "judge_error", and go on (the rule-based verdict decides that line). Without it, an unreachable endpoint, a refused key, an unknown model or a call that keeps failing stops the run with an error (exit 2); lines judged so far stay cached.',
+    ),
+  },
+  positionals: { min: 0, max: 0, fix: "quote answers: --gold '1,-2'" },
+  examples: [
+    "thinkwhen grade --gold '\\frac{1}{2}' --pred '0.5'              # true",
+    "thinkwhen grade --gold '(3,4]' --pred '(3,4)'                   # false: open/closed",
+    "thinkwhen grade --gold '1,-2' --pred 'x = -2 \\text{ or } x = 1'  # true: order-free",
+    "thinkwhen grade --gold 18 --pred 'So she makes $18.00 a day.' --extract gsm8k",
+    "printf '%s\\n' '{\"gold\":\"2,125\",\"pred\":\"2125\"}' | thinkwhen grade --jsonl -",
+    'thinkwhen grade --jsonl runs.jsonl --extract gsm8k --judge \\',
+    '    --judge-url http://127.0.0.1:8080/v1 --judge-model qwen2.5-7b-instruct',
+  ],
+  async run({ values }) {
+    const mode = values.extract;
+    const judgeFlags = Object.entries(values)
+      .filter(([k, v]) => k.startsWith('judge-') && v !== undefined && v !== false)
+      .map(([k]) => k);
     if (!values.judge && judgeFlags.length > 0) {
       throw new ThinkwhenError('BAD_ARGUMENT', `--${judgeFlags[0]} needs --judge`, 'add --judge to use the LLM judge');
     }
@@ -273,9 +234,9 @@ export const command: Command = {
             baseUrl: values['judge-url'],
             model: values['judge-model'],
             cacheDir: values['judge-cache'] ?? DEFAULT_JUDGE_CACHE,
-            maxRetries: intOption(values['judge-retries'], 'judge-retries', 0),
-            concurrency: intOption(values['judge-concurrency'], 'judge-concurrency', 1),
-            fallback: values['judge-fallback'] ?? false,
+            maxRetries: values['judge-retries'],
+            concurrency: values['judge-concurrency'],
+            fallback: values['judge-fallback'],
           })
         : undefined;
       return gradeJsonl(values.jsonl, mode, judge);
@@ -300,4 +261,4 @@ export const command: Command = {
     console.log(correct ? 'true' : 'false');
     return 0;
   },
-};
+});

@@ -20,42 +20,78 @@ async function printOverview(): Promise<void> {
     const c = await load();
     lines.push(`  ${c.name.padEnd(18)} ${c.summary}`);
   }
-  lines.push('', 'Run `thinkwhen <command> --help` for the options of one command.');
+  lines.push(
+    '',
+    'Run `thinkwhen <command> --help` (or `thinkwhen help <command>`) for the options of one command.',
+    'Exit status: 0 done, 1 a check failed (doctor, gradcheck, organism eval, grade --jsonl), 2 an error.',
+  );
   console.log(lines.join('\n'));
+}
+
+/** What the operating system says, and what to do about it, for the file errors a user can cause. */
+const SYSTEM_FIXES: Record<string, string> = {
+  ENOENT: 'check the path',
+  EACCES: 'check the permissions of the path',
+  EPERM: 'check the permissions of the path',
+  EISDIR: 'this path is a folder: give a file path',
+  ENOTDIR: 'a part of the path is a file, not a folder',
+  EEXIST: 'a file of that name is in the way: move it or choose another path',
+  ENOSPC: 'free some disk space',
+  EROFS: 'write to a writable file system',
+  ENAMETOOLONG: 'use a shorter path',
+};
+
+/** The message for an error, or null when it is a bug (then the stack trace is what helps). */
+function describe(err: unknown, name: string): string | null {
+  if (err instanceof ThinkwhenError) return err.message;
+  const e = err as { code?: unknown; message?: string; path?: string; dest?: string };
+  const code = typeof e.code === 'string' ? e.code : '';
+  if (err instanceof TypeError && code.startsWith('ERR_PARSE_ARGS_')) {
+    return `${err.message.replace(/\.$/, '')} (fix: see thinkwhen ${name} --help)`;
+  }
+  if (code in SYSTEM_FIXES && e.message) {
+    // Node: "EISDIR: illegal operation on a directory, open '/x'"; keep the reason and the path.
+    const reason = e.message.replace(/^[A-Z]+: /, '');
+    return `${reason} (fix: ${SYSTEM_FIXES[code]})`;
+  }
+  if (code.startsWith('SQLITE_') && e.message) return `SQLite: ${e.message} (${code})`;
+  return null;
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
-    if (name === 'help' && rest[0] && registry[rest[0]]) {
-      console.log((await registry[rest[0]]()).help);
-      return 0;
-    }
+  if (!name || name === '--help' || name === '-h' || (name === 'help' && !rest[0])) {
     await printOverview();
     return 0;
   }
-  const load = registry[name];
+  const wanted = name === 'help' ? rest[0] : name;
+  const load = registry[wanted];
   if (!load) {
-    console.error(`thinkwhen: unknown command '${name}'. Run \`thinkwhen --help\` for the list.`);
+    console.error(`thinkwhen: unknown command '${wanted}' (fix: run \`thinkwhen --help\` for the list)`);
     return 2;
   }
   const command = await load();
-  if (rest.includes('--help') || rest.includes('-h')) {
-    console.log(command.help);
+  if (name === 'help') {
+    console.log(command.help(rest.slice(1)));
     return 0;
   }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(command.help(rest.filter((a) => !a.startsWith('-'))));
+    return 0;
+  }
+  const label = command.subcommands?.includes(rest[0]) ? `${name} ${rest[0]}` : name;
   try {
     return await command.run(rest);
   } catch (err) {
-    if (err instanceof ThinkwhenError) {
-      console.error(`thinkwhen ${name}: ${err.message}`);
+    const message = describe(err, label);
+    if (message !== null) {
+      console.error(`thinkwhen ${label}: ${message}`);
       return 2;
     }
-    const code = (err as { code?: string }).code ?? '';
-    if (err instanceof TypeError && code.startsWith('ERR_PARSE_ARGS_')) {
-      console.error(`thinkwhen ${name}: ${err.message.replace(/\.$/, '')}. Run \`thinkwhen ${name} --help\`.`);
-      return 2;
-    }
-    throw err;
+    console.error(
+      `thinkwhen ${label}: unexpected error (a bug in thinkwhen: please report it with the command line)\n`,
+      err,
+    );
+    return 2;
   }
 }

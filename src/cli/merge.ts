@@ -1,11 +1,11 @@
-import { parseArgs } from 'node:util';
-import { ThinkwhenError } from '../errors.ts';
 import { mergeStores } from '../eval/merge.ts';
-import type { Command } from './command.ts';
+import { defineCommand } from './options.ts';
 
-const help = `thinkwhen merge OUT IN...
-
-Combine run stores into OUT, typically the shards of one evaluation run on
+export const command = defineCommand({
+  name: 'merge',
+  summary: 'combine run stores (shards of one run) into one, refusing mismatched runs',
+  usage: 'OUT IN...',
+  description: `Combine run stores into OUT, typically the shards of one evaluation run on
 several machines (each started with --shard i/n). Every generation and grade is
 kept exactly once; merging the same input twice adds nothing. OUT may already
 exist (it must then belong to the same run).
@@ -14,29 +14,21 @@ Merge refuses, and writes nothing, when the inputs' run configs differ (model,
 temperature, samples per problem, ...) or when they were run on different data
 (the dataset file's sha256 or the slice differ): such numbers are not one run's.
 Generations that appear in two inputs with different text are counted as
-conflicts; the first input's copy is kept.
-
-Examples:
-  # four machines each evaluated one shard (--shard 1/4 ... --shard 4/4) into
-  # runs/hybrid.1.sqlite ... runs/hybrid.4.sqlite; combine them anywhere:
-  thinkwhen merge runs/hybrid.sqlite runs/hybrid.*.sqlite
-  thinkwhen report runs/base.sqlite runs/thinking.sqlite runs/hybrid.sqlite
-`;
-
-export const command: Command = {
-  name: 'merge',
-  summary: 'combine run stores (shards of one run) into one, refusing mismatched runs',
-  help,
-  async run(argv) {
-    const { positionals } = parseArgs({ args: argv, allowPositionals: true, options: {} });
+conflicts; the first input's copy is kept.`,
+  options: {},
+  positionals: {
+    min: 2,
+    missing: 'need an output and at least one input',
+    fix: 'thinkwhen merge OUT.sqlite IN.sqlite... (see --help)',
+  },
+  examples: [
+    '# four machines each evaluated one shard (--shard 1/4 ... --shard 4/4) into',
+    '# runs/hybrid.1.sqlite ... runs/hybrid.4.sqlite; combine them anywhere:',
+    'thinkwhen merge runs/hybrid.sqlite runs/hybrid.*.sqlite',
+    'thinkwhen report runs/base.sqlite runs/thinking.sqlite runs/hybrid.sqlite',
+  ],
+  async run({ positionals }) {
     const [out, ...inputs] = positionals;
-    if (!out || inputs.length === 0) {
-      throw new ThinkwhenError(
-        'MERGE_USAGE',
-        'need an output and at least one input',
-        'thinkwhen merge OUT.sqlite IN.sqlite... (see --help)',
-      );
-    }
     const tty = process.stderr.isTTY;
     const r = mergeStores(out, inputs, { onProgress: tty ? (m) => process.stderr.write(`\r\x1b[K${m}`) : undefined });
     if (tty) process.stderr.write('\r\x1b[K');
@@ -48,4 +40,4 @@ export const command: Command = {
       console.error(`warning: ${r.conflicts} duplicate generation(s) differ between inputs; kept the first copy`);
     return 0;
   },
-};
+});

@@ -1,7 +1,6 @@
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
 import { readGguf } from '../gguf/read.ts';
@@ -17,206 +16,169 @@ import {
   runOrganismChain,
   SELECTION_METRICS,
   type Selection,
-  type SelectionMetric,
   saeBase,
   type TrainOptions,
   trainTaxonomyGrid,
   writeSelection,
 } from '../taxonomy/pipeline.ts';
 import { readTraces } from '../traces/generate.ts';
-import { int, oneOf } from './args.ts';
 import type { Command } from './command.ts';
-
-const help = `thinkwhen taxonomy <train|score|show|annotate> [options]
-
-Stages 3-5 of the reasoning taxonomy (method.md §2.3-2.5) over a sentence
-activation store (\`thinkwhen activations\`). All results live in one taxonomy
-directory (--dir).
-
-  train     a Top-K SAE (the paper's TinySAE: top-3 of K latents, no ReLU, FVU
-            loss, Adam lr 2e-4/sqrt(K/2^14), batch 512, ≤300 epochs, patience 10)
-            for every layer × K, on centred + L2-normalised sentence means.
-            Saved as DIR/sae/sae_layer{L}_k{K}.safetensors + .json; trained ones
-            are kept, so a rerun resumes. --stability-seeds 1 also trains a
-            second seed per (layer, K) for the stability metric.
-  score     titles and metrics for every (layer, K), then the selection
-            (DIR/grid.json, DIR/selection.json). Trains what is missing first.
-            Offline (default): titles from each category's most distinctive
-            words; the paper's three autograder metrics with a bag-of-words
-            naive-Bayes reader in place of the LLM (F1, completeness,
-            orthogonality) and their mean, the offline score; also variance
-            explained, centroid orthogonality, cluster balance and, with
-            --stability-seeds, seed stability (ARI between two seeds' labels).
-            With an LLM (--llm-base-url/--llm-model, any OpenAI-compatible
-            endpoint; every call cached in DIR/llm-cache): the paper's titles
-            (5 repetitions) and autograders: F1, completeness, semantic
-            orthogonality and final score = their mean.
-            With ground-truth sentence types in the store: ARI, NMI, purity.
-  show      the selected taxonomy: every category with its title, size and
-            examples (or any trained --layer/--k).
-  annotate  label every sentence of every trace with the selected SAE, in the
-            paper's format ["{z}:idx{k}"]sentence["end-section"] (needs the model).
-
-Common options:
-  --dir DIR             taxonomy directory (required, except score --organism)
-  --activations DIR     activation store (train; score/show read it from DIR)
-  --json                machine-readable output
-
-train / score:
-  --layers LIST         captured layers to use (default: all in the store)
-  --k LIST              latent counts (default 5,10,...,50)
-  --seed N              SAE seed (default 0)
-  --stability-seeds L   extra seeds for the stability metric (default none)
-  --max-epochs N        (default 300)   --patience N (default 10)
-  --threads N           SAE training threads (default 2)
-  --model FILE          check the store's width against this model
-
-score:
-  --select METRIC       ${SELECTION_METRICS.join(' | ')}
-                        (default: final with an LLM, else offline; ari/nmi/purity
-                        are oracles that use the ground truth)
-  --llm-base-url URL    OpenAI-compatible endpoint (default $OPENAI_BASE_URL)
-  --llm-api-key KEY     (default $OPENAI_API_KEY)
-  --llm-model NAME      model for titles and grading (default: the paper's
-                        o4-mini titles, gpt-4.1-mini grading)
-  --title-model NAME, --eval-model NAME    set each separately
-  --repetitions N       category sets per (layer, K) (default 5)
-  --llm-retries N       retries per call (default 6)
-  --llm-concurrency N   requests in flight (default 8)
-  --organism            run the whole chain on the model organism (traces of its
-                        thinking model on held-out problems, activations, SAEs,
-                        selection) and report ARI/NMI/purity against the true
-                        sentence types; --dir is its workspace (default
-                        runs/organism; reruns resume)
-  --organism-model FILE thinking model (default: src/organism/models/thinking.gguf)
-  --problems N          held-out problems (default 200)
-
-show:
-  --layer L --k K       show this trained entry instead of the selection
-  --examples N          examples per category (default 3)
-
-annotate:
-  --model FILE --traces FILE --out FILE.jsonl
-  --sae-input raw|centred  raw sentence means (default, the paper's annotation)
-                        or centred + normalised as in training (ambiguity A2)
-  --context full|generated, --thinking marker|generated   as for activations
-
-Examples:
-  thinkwhen taxonomy train --activations runs/acts --dir runs/tax
-  thinkwhen taxonomy score --dir runs/tax
-  thinkwhen taxonomy score --dir runs/tax --llm-base-url http://localhost:8080/v1 --llm-model qwen2.5-7b
-  thinkwhen taxonomy show --dir runs/tax
-  thinkwhen taxonomy annotate --dir runs/tax --model thinking.gguf --traces runs/traces.jsonl --out runs/annotated.jsonl
-  thinkwhen taxonomy score --organism --json
-`;
-
-const OPTIONS = {
-  dir: { type: 'string' },
-  activations: { type: 'string' },
-  json: { type: 'boolean' },
-  layers: { type: 'string' },
-  k: { type: 'string' },
-  seed: { type: 'string' },
-  'stability-seeds': { type: 'string' },
-  'max-epochs': { type: 'string' },
-  patience: { type: 'string' },
-  threads: { type: 'string' },
-  model: { type: 'string' },
-  select: { type: 'string' },
-  'llm-base-url': { type: 'string' },
-  'llm-api-key': { type: 'string' },
-  'llm-model': { type: 'string' },
-  'title-model': { type: 'string' },
-  'eval-model': { type: 'string' },
-  repetitions: { type: 'string' },
-  'llm-retries': { type: 'string' },
-  'llm-concurrency': { type: 'string' },
-  organism: { type: 'boolean' },
-  'organism-model': { type: 'string' },
-  problems: { type: 'string' },
-  layer: { type: 'string' },
-  examples: { type: 'string' },
-  traces: { type: 'string' },
-  out: { type: 'string' },
-  'sae-input': { type: 'string' },
-  context: { type: 'string' },
-  thinking: { type: 'string' },
-} as const;
-
-type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
-
-function ints(v: string | undefined, name: string): number[] | undefined {
-  if (v === undefined) return undefined;
-  if (v === 'none') return [];
-  return v.split(',').map((x) => {
-    const n = Number(x.trim());
-    if (!Number.isInteger(n)) {
-      throw new ThinkwhenError('bad-argument', `--${name} expects integers separated by commas, got '${v}'`);
-    }
-    return n;
-  });
-}
+import { choice, defineCommand, defineGroup, flag, int, ints, type Values, text, threads } from './options.ts';
 
 const progress = (line: string) => console.error(line);
 
-function requireDir(values: Values): string {
-  if (!values.dir) throw new ThinkwhenError('bad-argument', '--dir is required', 'name the taxonomy directory');
-  return values.dir;
-}
+// ---------------------------------------------------------------------------------------------
+// Option tables. Options shared by several subcommands are declared once here.
+
+const dir = text({ arg: 'DIR', help: 'taxonomy directory', required: true });
+const json = flag('machine-readable output');
+const activations = text({
+  arg: 'DIR',
+  help: 'activation store from `thinkwhen activations` (default: the one DIR/taxonomy.json names)',
+});
+const kList = ints({
+  arg: 'LIST',
+  help: 'latent counts K (default 5,10,...,50); the SAE keeps the top 3 latents, so K ≥ 3',
+  min: 3,
+  max: 4096,
+});
+const seed = int({ help: 'SAE seed (default 0)', min: 0, max: 2 ** 32 - 1 });
+const TRAIN_OPTIONS = {
+  dir,
+  activations,
+  json,
+  layers: ints({ arg: 'LIST', help: 'captured layers to use (default: all in the store)', min: 0, max: 4095 }),
+  k: kList,
+  seed,
+  'stability-seeds': ints({
+    arg: 'LIST',
+    help: 'extra seeds for the stability metric, or none (default none)',
+    min: 0,
+    max: 2 ** 32 - 1,
+    empty: 'none',
+  }),
+  'max-epochs': int({ help: 'SAE training epochs at most (default 300)', min: 1, max: 100_000 }),
+  patience: int({ help: 'epochs without improvement before stopping (default 10)', min: 1, max: 100_000 }),
+  threads: threads('SAE training threads (default 2)'),
+  model: text({ arg: 'FILE', help: "check the store's width against this model (GGUF)" }),
+};
+
+const SCORE_OPTIONS = {
+  ...TRAIN_OPTIONS,
+  dir: text({ arg: 'DIR', help: 'taxonomy directory (required, except with --organism: default runs/organism)' }),
+  layers: text({
+    arg: 'LIST',
+    help: 'captured layers to use (default: all in the store); with --organism a layer spec as for `thinkwhen activations --layers`',
+  }),
+  select: choice({
+    arg: 'METRIC',
+    help: 'selection metric (default: final with an LLM, else offline; ari/nmi/purity are oracles that use the ground truth)',
+    choices: SELECTION_METRICS,
+  }),
+  'llm-base-url': text({ arg: 'URL', help: 'OpenAI-compatible endpoint (default $OPENAI_BASE_URL)' }),
+  'llm-api-key': text({ arg: 'KEY', help: 'API key (default $OPENAI_API_KEY)' }),
+  'llm-model': text({
+    arg: 'NAME',
+    help: "model for titles and grading (default: the paper's o4-mini titles, gpt-4.1-mini grading)",
+  }),
+  'title-model': text({ arg: 'NAME', help: 'model for titles only' }),
+  'eval-model': text({ arg: 'NAME', help: 'model for grading only' }),
+  repetitions: int({ help: 'category sets per (layer, K) (default 5)', min: 1, max: 100 }),
+  'llm-retries': int({ help: 'retries per call (default 6)', min: 0, max: 100 }),
+  'llm-concurrency': int({ help: 'requests in flight (default 8)', min: 1, max: 256 }),
+  organism: flag(
+    'run the whole chain on the model organism (traces of its thinking model on held-out problems, activations, SAEs, selection) and report ARI/NMI/purity against the true sentence types; --dir is its workspace (reruns resume)',
+  ),
+  'organism-model': text({ arg: 'FILE', help: 'thinking model (default: src/organism/models/thinking.gguf)' }),
+  problems: int({ help: 'held-out problems (default 200)', min: 1, max: 100_000 }),
+};
+
+const pickLayer = int({ arg: 'L', help: 'a trained layer (with --k) instead of the selection', min: 0, max: 4095 });
+const pickK = int({ arg: 'K', help: 'a trained K (with --layer) instead of the selection', min: 3, max: 4096 });
+
+const SHOW_OPTIONS = {
+  dir,
+  json,
+  layer: pickLayer,
+  k: pickK,
+  examples: int({ help: 'examples per category', min: 0, max: 1000, default: 3 }),
+};
+
+const ANNOTATE_OPTIONS = {
+  dir,
+  model: text({ arg: 'FILE', help: 'the thinking model (GGUF)', required: true }),
+  traces: text({ arg: 'FILE', help: 'trace JSONL to annotate', required: true }),
+  out: text({ arg: 'FILE', help: 'annotated JSONL to write (an existing file must be an earlier annotation)', required: true }),
+  layer: pickLayer,
+  k: pickK,
+  'sae-input': choice({
+    help: "raw sentence means (the paper's annotation) or centred + normalised as in training (ambiguity A2)",
+    choices: ['raw', 'centred'],
+    default: 'raw',
+  }),
+  context: choice({ help: 'as for `thinkwhen activations`', choices: ['full', 'generated'] }),
+  thinking: choice({ help: 'as for `thinkwhen activations`', choices: ['marker', 'generated'] }),
+  threads: threads(),
+};
+
+// ---------------------------------------------------------------------------------------------
 
 interface TaxonomyConfig {
   activations: string;
 }
 
-async function activationsFor(values: Values, dir: string): Promise<string> {
-  if (values.activations) return values.activations;
+async function activationsFor(given: string | undefined, dir: string): Promise<string> {
+  if (given) return given;
   const path = join(dir, 'taxonomy.json');
   if (existsSync(path)) return (JSON.parse(await readFile(path, 'utf8')) as TaxonomyConfig).activations;
   throw new ThinkwhenError(
-    'bad-argument',
+    'BAD_ARGUMENT',
     `--activations is required (${dir} has no taxonomy.json naming a store)`,
     'pass --activations DIR (the output of thinkwhen activations)',
   );
 }
 
 /** The residual width of --model, read from its GGUF header (no weights loaded). */
-async function expectedDim(values: Values): Promise<number | undefined> {
-  if (!values.model) return undefined;
-  if (!existsSync(values.model)) {
-    throw new ThinkwhenError('MODEL_NOT_FOUND', `model file not found: ${values.model}`, 'check the --model path');
+function expectedDim(model: string | undefined): number | undefined {
+  if (!model) return undefined;
+  if (!existsSync(model)) {
+    throw new ThinkwhenError('MODEL_NOT_FOUND', `model file not found: ${model}`, 'check the --model path');
   }
-  const gguf = readGguf(values.model);
+  const gguf = readGguf(model);
   const arch = String(gguf.metadata.get('general.architecture')?.value ?? '');
   const dim = Number(gguf.metadata.get(`${arch}.embedding_length`)?.value);
   if (!Number.isInteger(dim) || dim <= 0) {
-    throw new ThinkwhenError('NOT_A_MODEL', `${values.model} has no ${arch}.embedding_length`, 'pass a model GGUF');
+    throw new ThinkwhenError('NOT_A_MODEL', `${model} has no ${arch}.embedding_length`, 'pass a model GGUF');
   }
   return dim;
 }
 
-function trainOptions(values: Values, dim: number | undefined): TrainOptions {
+function trainOptions(
+  values: Omit<Values<typeof TRAIN_OPTIONS>, 'layers' | 'dir'> & { layers: number[] | undefined },
+  dim: number | undefined,
+): TrainOptions {
   return {
-    layers: ints(values.layers, 'layers'),
-    ks: ints(values.k, 'k'),
-    seed: int(values.seed, 'seed'),
-    stabilitySeeds: ints(values['stability-seeds'], 'stability-seeds'),
-    maxEpochs: int(values['max-epochs'], 'max-epochs', 1),
-    patience: int(values.patience, 'patience', 1),
-    threads: int(values.threads, 'threads', 1),
+    layers: values.layers,
+    ks: values.k,
+    seed: values.seed,
+    stabilitySeeds: values['stability-seeds'],
+    maxEpochs: values['max-epochs'],
+    patience: values.patience,
+    threads: values.threads,
     expectedDim: dim,
     onProgress: progress,
   };
 }
 
-function llmFrom(values: Values, dir: string): LlmLabelling | undefined {
+function llmFrom(values: Values<typeof SCORE_OPTIONS>, dir: string): LlmLabelling | undefined {
   const wanted = values['llm-base-url'] || values['llm-model'] || values['title-model'] || values['eval-model'];
   if (!wanted) return undefined;
   const client = new LlmClient({
     baseUrl: values['llm-base-url'],
     apiKey: values['llm-api-key'],
     cacheDir: join(dir, 'llm-cache'),
-    maxRetries: int(values['llm-retries'], 'llm-retries'),
-    concurrency: int(values['llm-concurrency'], 'llm-concurrency', 1),
+    maxRetries: values['llm-retries'],
+    concurrency: values['llm-concurrency'],
   });
   const titleModel = values['title-model'] ?? values['llm-model'];
   const evalModel = values['eval-model'] ?? values['llm-model'];
@@ -224,8 +186,8 @@ function llmFrom(values: Values, dir: string): LlmLabelling | undefined {
     client,
     titles: titleModel ? { model: titleModel, params: { temperature: 1.0 } } : TITLE_SETTINGS,
     evaluator: evalModel ? { ...EVALUATOR_SETTINGS, model: evalModel } : EVALUATOR_SETTINGS,
-    repetitions: int(values.repetitions, 'repetitions', 1),
-    seed: int(values.seed, 'seed'),
+    repetitions: values.repetitions,
+    seed: values.seed,
   };
 }
 
@@ -260,94 +222,178 @@ function gridTable(grid: Grid, selection: Selection): string {
   return [head.map((c) => c.padStart(9)).join(' '), ...rows].join('\n');
 }
 
-async function train(values: Values): Promise<number> {
-  const dir = requireDir(values);
-  const activations = await activationsFor(values, dir);
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'taxonomy.json'), `${JSON.stringify({ activations }, null, 2)}\n`);
-  const trained = await trainTaxonomyGrid(activations, dir, trainOptions(values, await expectedDim(values)));
-  if (values.json) console.log(JSON.stringify(trained));
-  else console.log(`${trained.length} SAEs (layers × K) in ${join(dir, 'sae')}`);
-  return 0;
+
+/** --layer and --k pick a trained entry together. */
+function picked(values: { layer: number | undefined; k: number | undefined }): { layer: number; k: number } | null {
+  if (values.layer === undefined && values.k === undefined) return null;
+  if (values.layer === undefined || values.k === undefined) {
+    throw new ThinkwhenError('BAD_ARGUMENT', '--layer and --k go together', 'pass both, or neither for the selection');
+  }
+  return { layer: values.layer, k: values.k };
 }
 
-async function score(values: Values): Promise<number> {
-  const select = oneOf(values.select, 'select', SELECTION_METRICS) as SelectionMetric | undefined;
-  if (values.organism) {
-    const dir = values.dir ?? join('runs', 'organism');
-    const llm = llmFrom(values, join(dir, 'taxonomy'));
-    const r = await runOrganismChain({
-      dir,
-      model: values['organism-model'],
-      problems: int(values.problems, 'problems', 1),
-      layers: values.layers,
-      ks: ints(values.k, 'k'),
-      seed: int(values.seed, 'seed'),
-      stabilitySeeds: ints(values['stability-seeds'], 'stability-seeds'),
-      threads: int(values.threads, 'threads', 1),
-      select,
-      llm,
-      onProgress: progress,
-    });
-    console.error(gridTable(r.grid, r.selection));
-    console.error(
-      `organism: ${r.traces} traces, ${r.sentences} sentences (${r.labelledSentences} with a known type); ` +
-        `selected layer ${r.layer}, K=${r.k} by ${r.selection.metric}; best ARI in the grid ${r.bestAri.ari.toFixed(3)} at layer ${r.bestAri.layer}, K=${r.bestAri.k}`,
+async function gridEntry(dir: string, want: { layer: number; k: number }) {
+  const grid = await readGrid(dir);
+  const e = grid.entries.find((x) => x.layer === want.layer && x.k === want.k);
+  if (!e) {
+    throw new ThinkwhenError(
+      'NO_ENTRY',
+      `${dir} has no scored entry for layer ${want.layer}, K=${want.k} (scored: ${grid.entries.map((x) => `${x.layer}/${x.k}`).join(', ')})`,
+      'pass --layer and --k of a scored entry',
     );
-    const out = { layer: r.layer, k: r.k, ari: r.ari, nmi: r.nmi, purity: r.purity };
-    if (values.json) console.log(JSON.stringify(out));
-    else
-      console.log(
-        `layer ${r.layer}, K=${r.k}: ARI ${r.ari.toFixed(3)}, NMI ${r.nmi.toFixed(3)}, purity ${r.purity.toFixed(3)}`,
-      );
+  }
+  return e;
+}
+
+/**
+ * Refuses to overwrite `path` unless it is empty or its first line is an annotation record: --out
+ * must never wipe a file someone else wrote (the traces, say).
+ */
+function claimAnnotationFile(path: string): void {
+  if (!existsSync(path)) return;
+  if (!statSync(path).isFile()) {
+    throw new ThinkwhenError('NOT_OUR_FILE', `${path} is not a file`, 'give --out a file path');
+  }
+  const first = readFileSync(path, 'utf8').split('\n', 1)[0];
+  let ours = first === '';
+  try {
+    const x = JSON.parse(first) as Record<string, unknown>;
+    ours = typeof x.question_id === 'string' && typeof x.annotated_thinking === 'string';
+  } catch {}
+  if (!ours) {
+    throw new ThinkwhenError(
+      'NOT_OUR_FILE',
+      `${path} exists and is not an annotation written by thinkwhen taxonomy annotate; it was left untouched`,
+      'write to a new --out file, or move that file away',
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subcommands
+
+const train = defineCommand({
+  name: 'taxonomy train',
+  summary: 'train a Top-K SAE for every layer × K of an activation store (resumable)',
+  usage: '--activations DIR --dir DIR [options]',
+  description: `Trains the paper's TinySAE (top-3 of K latents, no ReLU, FVU loss, Adam lr
+2e-4/sqrt(K/2^14), batch 512, ≤300 epochs, patience 10) for every layer × K, on
+centred + L2-normalised sentence means. Saved as DIR/sae/sae_layer{L}_k{K}.safetensors
++ .json; trained ones are kept, so a rerun resumes. --stability-seeds 1 also trains a
+second seed per (layer, K) for the stability metric.`,
+  options: TRAIN_OPTIONS,
+  examples: ['thinkwhen taxonomy train --activations runs/acts --dir runs/tax'],
+  async run({ values }) {
+    const activations = await activationsFor(values.activations, values.dir);
+    await mkdir(values.dir, { recursive: true });
+    await writeFile(join(values.dir, 'taxonomy.json'), `${JSON.stringify({ activations }, null, 2)}\n`);
+    const trained = await trainTaxonomyGrid(activations, values.dir, trainOptions(values, expectedDim(values.model)));
+    if (values.json) console.log(JSON.stringify(trained));
+    else console.log(`${trained.length} SAEs (layers × K) in ${join(values.dir, 'sae')}`);
     return 0;
-  }
-  const dir = requireDir(values);
-  const activations = await activationsFor(values, dir);
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'taxonomy.json'), `${JSON.stringify({ activations }, null, 2)}\n`);
-  const dim = await expectedDim(values);
-  const trained = await trainTaxonomyGrid(activations, dir, trainOptions(values, dim));
-  const llm = llmFrom(values, dir);
-  const grid = await evaluateGrid(activations, dir, trained, { llm, expectedDim: dim, onProgress: progress });
-  const selection = await writeSelection(dir, grid, select ?? (llm ? 'final' : 'offline'));
-  if (values.json) {
-    console.log(
-      JSON.stringify({ layer: selection.layer, k: selection.k, metric: selection.metric, ...selection.metrics }),
-    );
-  } else {
-    console.log(gridTable(grid, selection));
-    console.log(
-      `selected layer ${selection.layer}, K=${selection.k} by ${selection.metric}; see: thinkwhen taxonomy show --dir ${dir}`,
-    );
-  }
-  return 0;
-}
+  },
+});
 
-async function show(values: Values): Promise<number> {
-  const dir = requireDir(values);
-  let sel: Pick<Selection, 'layer' | 'k' | 'categories' | 'metrics' | 'labelSource'> & { metric?: string };
-  if (values.layer !== undefined || values.k !== undefined) {
-    const layer = int(values.layer, 'layer');
-    const k = int(values.k, 'k');
-    const grid = await readGrid(dir);
-    const e = grid.entries.find((x) => x.layer === layer && x.k === k);
-    if (!e) {
-      throw new ThinkwhenError(
-        'no-entry',
-        `${dir} has no scored entry for layer ${layer}, K=${k} (scored: ${grid.entries.map((x) => `${x.layer}/${x.k}`).join(', ')})`,
-        'pass both --layer and --k of a scored entry',
+const layerList = TRAIN_OPTIONS.layers;
+
+const score = defineCommand({
+  name: 'taxonomy score',
+  summary: 'titles, metrics and the selection for every (layer, K); trains what is missing',
+  usage: '--dir DIR [--activations DIR] [options] | --organism [--dir DIR]',
+  description: `Titles and metrics for every (layer, K), then the selection (DIR/grid.json,
+DIR/selection.json). Trains what is missing first.
+
+Offline (default): titles from each category's most distinctive words; the paper's
+three autograder metrics with a bag-of-words naive-Bayes reader in place of the LLM
+(F1, completeness, orthogonality) and their mean, the offline score; also variance
+explained, centroid orthogonality, cluster balance and, with --stability-seeds, seed
+stability (ARI between two seeds' labels).
+With an LLM (--llm-base-url/--llm-model, any OpenAI-compatible endpoint; every call
+cached in DIR/llm-cache): the paper's titles (5 repetitions) and autograders: F1,
+completeness, semantic orthogonality and final score = their mean.
+With ground-truth sentence types in the store: ARI, NMI, purity.`,
+  options: SCORE_OPTIONS,
+  examples: [
+    'thinkwhen taxonomy score --dir runs/tax',
+    'thinkwhen taxonomy score --dir runs/tax --llm-base-url http://localhost:8080/v1 --llm-model qwen2.5-7b',
+    'thinkwhen taxonomy score --organism --json',
+  ],
+  async run({ values }) {
+    const { select } = values;
+    if (values.organism) {
+      const dir = values.dir ?? join('runs', 'organism');
+      const llm = llmFrom(values, join(dir, 'taxonomy'));
+      const r = await runOrganismChain({
+        dir,
+        model: values['organism-model'],
+        problems: values.problems,
+        layers: values.layers,
+        ks: values.k,
+        seed: values.seed,
+        stabilitySeeds: values['stability-seeds'],
+        threads: values.threads,
+        select,
+        llm,
+        onProgress: progress,
+      });
+      console.error(gridTable(r.grid, r.selection));
+      console.error(
+        `organism: ${r.traces} traces, ${r.sentences} sentences (${r.labelledSentences} with a known type); ` +
+          `selected layer ${r.layer}, K=${r.k} by ${r.selection.metric}; best ARI in the grid ${r.bestAri.ari.toFixed(3)} at layer ${r.bestAri.layer}, K=${r.bestAri.k}`,
+      );
+      const out = { layer: r.layer, k: r.k, ari: r.ari, nmi: r.nmi, purity: r.purity };
+      if (values.json) console.log(JSON.stringify(out));
+      else
+        console.log(
+          `layer ${r.layer}, K=${r.k}: ARI ${r.ari.toFixed(3)}, NMI ${r.nmi.toFixed(3)}, purity ${r.purity.toFixed(3)}`,
+        );
+      return 0;
+    }
+    if (!values.dir) {
+      throw new ThinkwhenError('BAD_ARGUMENT', '--dir is required', 'pass --dir DIR: the taxonomy directory');
+    }
+    const dir = values.dir;
+    const layers = layerList.parse(values.layers, { flag: '--layers', warn: progress });
+    const activations = await activationsFor(values.activations, dir);
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'taxonomy.json'), `${JSON.stringify({ activations }, null, 2)}\n`);
+    const dim = expectedDim(values.model);
+    const trained = await trainTaxonomyGrid(activations, dir, trainOptions({ ...values, layers }, dim));
+    const llm = llmFrom(values, dir);
+    const grid = await evaluateGrid(activations, dir, trained, { llm, expectedDim: dim, onProgress: progress });
+    const selection = await writeSelection(dir, grid, select ?? (llm ? 'final' : 'offline'));
+    if (values.json) {
+      console.log(
+        JSON.stringify({ layer: selection.layer, k: selection.k, metric: selection.metric, ...selection.metrics }),
+      );
+    } else {
+      console.log(gridTable(grid, selection));
+      console.log(
+        `selected layer ${selection.layer}, K=${selection.k} by ${selection.metric}; see: thinkwhen taxonomy show --dir ${dir}`,
       );
     }
-    sel = e;
-  } else {
-    sel = await readSelection(dir);
-  }
-  if (values.json) {
-    console.log(JSON.stringify(sel));
     return 0;
-  }
-  const n = int(values.examples, 'examples') ?? 3;
+  },
+});
+
+const show = defineCommand({
+  name: 'taxonomy show',
+  summary: 'the selected taxonomy: every category with its title, size and examples',
+  usage: '--dir DIR [--layer L --k K] [--examples N] [--json]',
+  description: 'Prints the selected taxonomy (or any trained --layer/--k): every category with its title, size and examples.',
+  options: SHOW_OPTIONS,
+  examples: ['thinkwhen taxonomy show --dir runs/tax', 'thinkwhen taxonomy show --dir runs/tax --layer 12 --k 20'],
+  async run({ values }) {
+    const dir = values.dir;
+    const want = picked(values);
+    const sel: Pick<Selection, 'layer' | 'k' | 'categories' | 'metrics' | 'labelSource'> & { metric?: string } = want
+      ? await gridEntry(dir, want)
+      : await readSelection(dir);
+    if (values.json) {
+      console.log(JSON.stringify(sel));
+      return 0;
+    }
+    const n = values.examples;
   const lines = [
     `Taxonomy: layer ${sel.layer}, K=${sel.k}${sel.metric ? ` (selected by ${sel.metric})` : ''}; ${sel.labelSource} titles`,
     '',
@@ -363,67 +409,67 @@ async function show(values: Values): Promise<number> {
   }
   console.log(lines.join('\n'));
   return 0;
-}
+  },
+});
 
-async function annotate(values: Values): Promise<number> {
-  const dir = requireDir(values);
-  if (!values.model) throw new ThinkwhenError('bad-argument', '--model is required', 'pass the thinking model GGUF');
-  if (!values.traces) throw new ThinkwhenError('bad-argument', '--traces is required', 'pass the trace JSONL');
-  if (!values.out) throw new ThinkwhenError('bad-argument', '--out is required', 'name the output JSONL');
-  let selection: Selection = await readSelection(dir);
-  if (values.layer !== undefined || values.k !== undefined) {
-    const grid = await readGrid(dir);
-    const layer = int(values.layer, 'layer');
-    const k = int(values.k, 'k');
-    const e = grid.entries.find((x) => x.layer === layer && x.k === k);
-    if (!e) throw new ThinkwhenError('no-entry', `no scored entry for layer ${layer}, K=${k} in ${dir}`);
-    selection = { ...selection, layer: e.layer, k: e.k, sae: saeBase(dir, e.layer, e.k), categories: e.categories };
-  }
-  const { records } = await readTraces(values.traces);
-  const model = await Model.load(values.model);
-  try {
-    const annotated = await annotateTraces(model, records, selection, {
-      saeInput: oneOf(values['sae-input'], 'sae-input', ['raw', 'centred'] as const),
-      context: oneOf(values.context, 'context', ['full', 'generated'] as const),
-      thinking: oneOf(values.thinking, 'thinking', ['marker', 'generated'] as const),
-      threads: int(values.threads, 'threads', 1),
-      onProgress: progress,
-    });
-    await mkdir(dirname(values.out), { recursive: true });
-    await writeFile(values.out, annotated.map((a) => JSON.stringify(a)).join('\n') + (annotated.length ? '\n' : ''));
-    const n = annotated.reduce((s, a) => s + a.sentences.length, 0);
-    console.log(
-      `${n} sentences of ${annotated.length} traces annotated with layer ${selection.layer}, K=${selection.k} → ${values.out}`,
-    );
-  } finally {
-    model.free();
-  }
-  return 0;
-}
+const annotate = defineCommand({
+  name: 'taxonomy annotate',
+  summary: 'label every sentence of every trace with the selected SAE (needs the model)',
+  usage: '--dir DIR --model FILE --traces FILE --out FILE.jsonl [options]',
+  description: `Labels every sentence of every trace with the selected SAE, in the paper's format
+["{z}:idx{k}"]sentence["end-section"]. Needs the thinking model (for the activations).`,
+  options: ANNOTATE_OPTIONS,
+  examples: [
+    'thinkwhen taxonomy annotate --dir runs/tax --model thinking.gguf --traces runs/traces.jsonl --out runs/annotated.jsonl',
+  ],
+  async run({ values }) {
+    const dir = values.dir;
+    claimAnnotationFile(values.out);
+    let selection: Selection = await readSelection(dir);
+    const want = picked(values);
+    if (want) {
+      const e = await gridEntry(dir, want);
+      selection = { ...selection, layer: e.layer, k: e.k, sae: saeBase(dir, e.layer, e.k), categories: e.categories };
+    }
+    const { records } = await readTraces(values.traces);
+    const model = await Model.load(values.model);
+    try {
+      const annotated = await annotateTraces(model, records, selection, {
+        saeInput: values['sae-input'],
+        context: values.context,
+        thinking: values.thinking,
+        threads: values.threads,
+        onProgress: progress,
+      });
+      // Written whole to a temporary file first: a crash never leaves a half-written --out.
+      await mkdir(dirname(values.out), { recursive: true });
+      const tmp = `${values.out}.${process.pid}.tmp`;
+      await writeFile(tmp, annotated.map((a) => JSON.stringify(a)).join('\n') + (annotated.length ? '\n' : ''));
+      await rename(tmp, values.out);
+      const n = annotated.reduce((s, a) => s + a.sentences.length, 0);
+      console.log(
+        `${n} sentences of ${annotated.length} traces annotated with layer ${selection.layer}, K=${selection.k} → ${values.out}`,
+      );
+    } finally {
+      model.free();
+    }
+    return 0;
+  },
+});
 
-export const command: Command = {
+export const command: Command = defineGroup({
   name: 'taxonomy',
   summary: 'SAE reasoning taxonomy: train, score (offline/LLM/organism), show, annotate',
-  help,
-  async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
-    const [sub, ...extra] = positionals;
-    if (extra.length) throw new ThinkwhenError('bad-argument', `unexpected arguments: ${extra.join(' ')}`);
-    switch (sub) {
-      case 'train':
-        return train(values);
-      case 'score':
-        return score(values);
-      case 'show':
-        return show(values);
-      case 'annotate':
-        return annotate(values);
-      default:
-        throw new ThinkwhenError(
-          'bad-argument',
-          sub ? `unknown taxonomy subcommand '${sub}'` : 'no taxonomy subcommand given',
-          'use train, score, show or annotate (thinkwhen taxonomy --help)',
-        );
-    }
-  },
-};
+  description: `Stages 3-5 of the reasoning taxonomy (docs/method.md §2.3-2.5) over a sentence
+activation store (\`thinkwhen activations\`). All results live in one taxonomy
+directory (--dir).`,
+  subcommands: [train, score, show, annotate],
+  examples: [
+    'thinkwhen taxonomy train --activations runs/acts --dir runs/tax',
+    'thinkwhen taxonomy score --dir runs/tax',
+    'thinkwhen taxonomy score --dir runs/tax --llm-base-url http://localhost:8080/v1 --llm-model qwen2.5-7b',
+    'thinkwhen taxonomy show --dir runs/tax',
+    'thinkwhen taxonomy annotate --dir runs/tax --model thinking.gguf --traces runs/traces.jsonl --out runs/annotated.jsonl',
+    'thinkwhen taxonomy score --organism --json',
+  ],
+});

@@ -1,13 +1,23 @@
-import { parseArgs } from 'node:util';
+import { realpathSync } from 'node:fs';
 import { Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
 import { generateTraces, type Question, questionsFromDataset, readQuestionsJsonl } from '../traces/generate.ts';
-import { int } from './args.ts';
-import type { Command } from './command.ts';
+import { defineCommand, int, MAX_TOKENS, num, text, threads } from './options.ts';
 
-const help = `thinkwhen traces --model THINKING.gguf (--questions FILE.jsonl | --dataset NAME) --out TRACES.jsonl
+/** The same file, by real path (a symlink or `./x` vs `x` is still the same file). */
+function sameFile(a: string, b: string): boolean {
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
+  }
+}
 
-Stage 1 of the reasoning taxonomy (method.md §2.1): the thinking model's
+export const command = defineCommand({
+  name: 'traces',
+  summary: 'generate thinking-model traces on a question set (taxonomy stage 1, resumable)',
+  usage: '--model THINKING.gguf (--questions FILE.jsonl | --dataset NAME) --out TRACES.jsonl',
+  description: `Stage 1 of the reasoning taxonomy (method.md §2.1): the thinking model's
 responses to a question set. Each question becomes one user message (question
 text only) rendered with the model's own chat template; decoding is greedy
 unless --temperature is set, capped at --max-tokens new tokens, and --batch
@@ -17,71 +27,60 @@ the first <think>, up to </think>).
 
 The output is resumable: one JSON line per question, appended as soon as its
 batch finishes; rerunning the same command skips questions already in the file
-(a torn last line from a crash is cut off first).
-
-Options:
-  --model FILE         thinking model (GGUF)
-  --questions FILE     JSONL with a "question" field and an optional "id"
-  --question-field F   name of the question field (default question)
-  --id-field F         name of the id field (default id)
-  --dataset NAME       or a dataset of the evaluation harness: gsm8k, math500, math
-  --split NAME         dataset split (default test)
-  --data-dir DIR       folder with local dataset copies (default $THINKWHEN_DATA_DIR)
-  --path FILE          a local JSONL/parquet file read through the harness
-  --start N, --limit N slice of the questions (default: all)
-  --out FILE           trace JSONL to write or resume (required)
-  --max-tokens N       cap on generated tokens (default 1000, the paper's)
-  --batch N            questions decoded together (default 8)
-  --temperature T      0 = greedy (default)
-  --seed N             sampling seed when T > 0 (default 0)
-  --think-prefix TEXT  text appended to the rendered prompt, e.g. '<think>\\n' for
-                       templates that do not open the thinking block themselves
-  --threads N          CPU threads (default: all cores)
-
-Examples:
-  thinkwhen traces --model r1-distill-qwen-1.5b.gguf --questions questions.jsonl --out runs/traces.jsonl
-  thinkwhen traces --model thinking.gguf --dataset gsm8k --limit 200 --out runs/gsm8k-traces.jsonl --batch 16
-  # interrupted? run the same command again: finished questions are skipped
-`;
-
-export const command: Command = {
-  name: 'traces',
-  summary: 'generate thinking-model traces on a question set (taxonomy stage 1, resumable)',
-  help,
-  async run(argv) {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        model: { type: 'string' },
-        questions: { type: 'string' },
-        'question-field': { type: 'string' },
-        'id-field': { type: 'string' },
-        dataset: { type: 'string' },
-        split: { type: 'string' },
-        'data-dir': { type: 'string' },
-        path: { type: 'string' },
-        start: { type: 'string' },
-        limit: { type: 'string' },
-        out: { type: 'string' },
-        'max-tokens': { type: 'string' },
-        batch: { type: 'string' },
-        temperature: { type: 'string' },
-        seed: { type: 'string' },
-        'think-prefix': { type: 'string' },
-        threads: { type: 'string' },
-      },
-    });
-    if (!values.model) throw new ThinkwhenError('bad-argument', '--model is required', 'pass the thinking model GGUF');
-    if (!values.out) throw new ThinkwhenError('bad-argument', '--out is required', 'name the trace JSONL to write');
+(a torn last line from a crash is cut off first).`,
+  options: {
+    model: text({ arg: 'FILE', help: 'thinking model (GGUF)', required: true }),
+    questions: text({ arg: 'FILE', help: 'JSONL with a "question" field and an optional "id"' }),
+    'question-field': text({ arg: 'F', help: 'name of the question field (default question)' }),
+    'id-field': text({ arg: 'F', help: 'name of the id field (default id)' }),
+    dataset: text({ arg: 'NAME', help: 'or a dataset of the evaluation harness: gsm8k, math500, math' }),
+    split: text({ arg: 'NAME', help: 'dataset split (default test)' }),
+    'data-dir': text({ arg: 'DIR', help: 'folder with local dataset copies (default $THINKWHEN_DATA_DIR)' }),
+    path: text({ arg: 'FILE', help: 'a local JSONL/parquet file read through the harness' }),
+    start: int({ help: 'first question of the slice', min: 0, max: 2 ** 31, default: 0 }),
+    limit: int({ help: 'questions in the slice (default: all)', min: 1, max: 2 ** 31 }),
+    out: text({
+      arg: 'FILE',
+      help: 'trace JSONL to write or resume; an existing file must be one this command wrote',
+      required: true,
+    }),
+    'max-tokens': int({
+      help: "cap on generated tokens (the paper's 1000); prompt + cap must fit the model's training context",
+      min: 1,
+      max: MAX_TOKENS,
+      default: 1000,
+    }),
+    batch: int({ help: 'questions decoded together', min: 1, max: 256, default: 8 }),
+    temperature: num({ arg: 'T', help: '0 = greedy', min: 0, max: 10, default: 0 }),
+    seed: int({ help: 'sampling seed when T > 0', min: 0, max: 2 ** 32 - 1, default: 0 }),
+    'think-prefix': text({
+      help: "text appended to the rendered prompt, e.g. '<think>\\n' for templates that do not open the thinking block themselves",
+    }),
+    threads: threads(),
+  },
+  examples: [
+    'thinkwhen traces --model r1-distill-qwen-1.5b.gguf --questions questions.jsonl --out runs/traces.jsonl',
+    'thinkwhen traces --model thinking.gguf --dataset gsm8k --limit 200 --out runs/gsm8k-traces.jsonl --batch 16',
+    '# interrupted? run the same command again: finished questions are skipped',
+  ],
+  async run({ values }) {
     if (!values.questions && !values.dataset && !values.path) {
       throw new ThinkwhenError(
-        'bad-argument',
+        'BAD_ARGUMENT',
         'no questions given',
         'pass --questions FILE.jsonl, --dataset NAME or --path FILE',
       );
     }
-    const start = int(values.start, 'start') ?? 0;
-    const limit = int(values.limit, 'limit');
+    for (const input of [values.questions, values.path]) {
+      if (input !== undefined && sameFile(input, values.out)) {
+        throw new ThinkwhenError(
+          'OUT_IS_INPUT',
+          `--out ${values.out} is the question file`,
+          'write the traces to a new file',
+        );
+      }
+    }
+    const { start, limit } = values;
     let questions: Question[];
     if (values.questions) {
       questions = await readQuestionsJsonl(values.questions, {
@@ -100,19 +99,15 @@ export const command: Command = {
         fields: values['question-field'] ? { question: values['question-field'] } : undefined,
       });
     }
-    const temperature = values.temperature === undefined ? 0 : Number(values.temperature);
-    if (!Number.isFinite(temperature) || temperature < 0) {
-      throw new ThinkwhenError('bad-argument', `--temperature expects a number ≥ 0, got '${values.temperature}'`);
-    }
     const model = await Model.load(values.model);
     try {
       const summary = await generateTraces(model, questions, values.out, {
-        maxTokens: int(values['max-tokens'], 'max-tokens', 1),
-        batch: int(values.batch, 'batch', 1),
-        temperature,
-        seed: int(values.seed, 'seed'),
+        maxTokens: values['max-tokens'],
+        batch: values.batch,
+        temperature: values.temperature,
+        seed: values.seed,
         promptSuffix: values['think-prefix']?.replaceAll('\\n', '\n'),
-        threads: int(values.threads, 'threads', 1),
+        threads: values.threads,
         onProgress: (line) => console.error(line),
       });
       console.log(
@@ -123,4 +118,4 @@ export const command: Command = {
     }
     return 0;
   },
-};
+});

@@ -7,11 +7,13 @@
  *  - `fullResponse` = prompt + generated text (the reference's vLLM path); `generated` = the new text only
  *    (its nnsight path, ambiguity A1) — both are stored, the activation stage picks one;
  *  - `thinking` = the paper's `extract_thinking_process(fullResponse)`;
- *  - output: JSONL, one record per question, appended as one write when its batch finishes. A rerun skips
- *    the ids already in the file (a torn last line from a crash is cut off first), so it resumes.
+ *  - output: JSONL. The first line is a header (`TraceHeader`: format tag and the settings), then one record
+ *    per question, appended as one write when its batch finishes. A rerun skips the ids already in the
+ *    file (a torn last line from a crash is cut off first), so it resumes. A file that does not start
+ *    with the header is not ours: it is never appended to or truncated.
  */
-import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readFile, truncate } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { appendFile, mkdir, open, readFile, rename, truncate, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { type Context, generate, type Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
@@ -53,6 +55,27 @@ export interface TraceRecord {
   meta?: Record<string, unknown>;
   /** Ground-truth sentence types, when the source knows them (the model organism). */
   spanLabels?: SpanLabel[];
+}
+
+/** First line of a trace file: marks it as ours and records the settings a resume must match. */
+export interface TraceHeader {
+  format: typeof TRACE_FORMAT;
+  version: 1;
+  settings: TraceSettings;
+}
+
+export interface TraceSettings {
+  model: string;
+  maxTokens: number;
+  temperature: number;
+  seed: number;
+  promptSuffix: string;
+}
+
+export const TRACE_FORMAT = 'thinkwhen-traces';
+
+function isHeader(x: unknown): x is TraceHeader {
+  return typeof x === 'object' && x !== null && (x as TraceHeader).format === TRACE_FORMAT;
 }
 
 export interface TraceGenerationOptions {
@@ -136,9 +159,12 @@ export async function questionsFromDataset(options: Parameters<typeof loadDatase
 
 /**
  * Read a trace file. A torn last line (a crash mid-write) is reported in `tornAt` (its byte offset) and
- * left out; any other malformed line is an error.
+ * left out; any other malformed line is an error. The header line is returned apart (null in trace files
+ * written by other tools, which are read all the same).
  */
-export async function readTraces(path: string): Promise<{ records: TraceRecord[]; tornAt: number | null }> {
+export async function readTraces(
+  path: string,
+): Promise<{ records: TraceRecord[]; tornAt: number | null; header: TraceHeader | null }> {
   if (!existsSync(path)) {
     throw new ThinkwhenError(
       'traces-not-found',
@@ -148,6 +174,7 @@ export async function readTraces(path: string): Promise<{ records: TraceRecord[]
   }
   const text = await readFile(path, 'utf8');
   const records: TraceRecord[] = [];
+  let header: TraceHeader | null = null;
   let at = 0;
   let tornAt: number | null = null;
   let lineNo = 0;
@@ -155,7 +182,9 @@ export async function readTraces(path: string): Promise<{ records: TraceRecord[]
     const nl = text.indexOf('\n', at);
     const line = text.slice(at, nl < 0 ? text.length : nl);
     lineNo++;
-    if (line.trim()) {
+    if (lineNo === 1 && nl >= 0 && line.startsWith(`{"format":"${TRACE_FORMAT}"`)) {
+      header = JSON.parse(line) as TraceHeader;
+    } else if (line.trim()) {
       try {
         const rec = JSON.parse(line) as TraceRecord;
         if (typeof rec.id !== 'string' || typeof rec.fullResponse !== 'string') throw new Error('not a trace record');
@@ -175,7 +204,63 @@ export async function readTraces(path: string): Promise<{ records: TraceRecord[]
     if (nl < 0) break;
     at = nl + 1;
   }
-  return { records, tornAt };
+  return { records, tornAt, header };
+}
+
+/** The header of `path` if it starts with one (read from its first line only), else null. */
+async function readHeader(path: string): Promise<TraceHeader | null> {
+  const file = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(64 * 1024);
+    const { bytesRead } = await file.read(buf, 0, buf.length, 0);
+    const text = buf.subarray(0, bytesRead).toString('utf8');
+    const nl = text.indexOf('\n');
+    if (nl < 0) return null;
+    try {
+      const x: unknown = JSON.parse(text.slice(0, nl));
+      return isHeader(x) ? x : null;
+    } catch {
+      return null;
+    }
+  } finally {
+    await file.close();
+  }
+}
+
+/**
+ * Makes sure `out` is a trace file of ours for `settings`: creates it (header first, written atomically)
+ * or checks an existing one. Refuses any existing file that does not start with our header, so that
+ * resuming never truncates or appends to a file someone else wrote.
+ */
+async function claimTraceFile(out: string, settings: TraceSettings): Promise<void> {
+  const st = existsSync(out) ? statSync(out) : null;
+  if (st && !st.isFile()) {
+    throw new ThinkwhenError('NOT_OUR_FILE', `${out} is not a file`, 'give --out a file path');
+  }
+  if (!st || st.size === 0) {
+    await mkdir(dirname(out), { recursive: true });
+    const tmp = `${out}.${process.pid}.tmp`;
+    const header: TraceHeader = { format: TRACE_FORMAT, version: 1, settings };
+    await writeFile(tmp, `${JSON.stringify(header)}\n`);
+    await rename(tmp, out);
+    return;
+  }
+  const header = await readHeader(out);
+  if (!header) {
+    throw new ThinkwhenError(
+      'NOT_OUR_FILE',
+      `${out} exists and is not a trace file written by thinkwhen traces (no trace header on its first line); it was left untouched`,
+      'write to a new --out file, or move that file away',
+    );
+  }
+  const diff = (Object.keys(settings) as (keyof TraceSettings)[]).filter((k) => header.settings[k] !== settings[k]);
+  if (diff.length) {
+    throw new ThinkwhenError(
+      'TRACES_MISMATCH',
+      `${out} holds traces made with other settings (${diff.map((k) => `${k} ${JSON.stringify(header.settings[k])}, now ${JSON.stringify(settings[k])}`).join('; ')})`,
+      'write to a new --out file, or rerun with the same model and settings to resume',
+    );
+  }
 }
 
 /** Build one trace record from a prompt and the model's output. */
@@ -225,32 +310,43 @@ export async function generateTraces(
   const t0 = Date.now();
   const maxTokens = options.maxTokens ?? 1000;
   const temperature = options.temperature ?? 0;
-  const batch = Math.max(1, options.batch ?? 8);
+  const batch = options.batch ?? 8;
   if (!Number.isInteger(maxTokens) || maxTokens < 1) {
-    throw new ThinkwhenError('bad-option', `max tokens must be a positive integer, got ${maxTokens}`);
+    throw new ThinkwhenError('BAD_ARGUMENT', `max tokens must be a positive integer, got ${maxTokens}`);
+  }
+  if (!Number.isInteger(batch) || batch < 1) {
+    throw new ThinkwhenError('BAD_ARGUMENT', `batch must be a positive integer, got ${batch}`);
   }
   if (questions.length === 0) {
-    throw new ThinkwhenError('no-questions', 'the question set is empty', 'pass a non-empty JSONL file or dataset');
+    throw new ThinkwhenError('NO_QUESTIONS', 'the question set is empty', 'pass a non-empty JSONL file or dataset');
   }
-  await mkdir(dirname(out), { recursive: true });
+  const settings: TraceSettings = {
+    model: model.info.path,
+    maxTokens,
+    temperature,
+    seed: options.seed ?? 0,
+    promptSuffix: options.promptSuffix ?? '',
+  };
+  // Every prompt is rendered and sized before the file is touched: a bad setting writes nothing.
+  const prompts = new Map(questions.map((q) => [q.id, renderPrompt(model, q.question, options)]));
+  let longest = 0;
+  for (const p of prompts.values()) longest = Math.max(longest, model.tokenize(p).length);
+  const trained = model.info.nCtxTrain;
+  if (trained > 0 && longest + maxTokens > trained) {
+    throw new ThinkwhenError(
+      'CONTEXT_TOO_LONG',
+      `the longest prompt (${longest} tokens) plus ${maxTokens} new tokens exceeds the model's training context of ${trained} tokens`,
+      longest < trained ? `use --max-tokens ${trained - longest} or less` : 'shorten the questions',
+    );
+  }
+  await claimTraceFile(out, settings);
   const done = new Set<string>();
-  if (existsSync(out)) {
-    const { records, tornAt } = await readTraces(out);
-    if (tornAt !== null) {
-      await truncate(out, tornAt);
-      options.onProgress?.(`traces: cut a torn last line from ${out}`);
-    }
-    for (const r of records) {
-      if (r.model !== model.info.path || r.maxTokens !== maxTokens || r.temperature !== temperature) {
-        throw new ThinkwhenError(
-          'traces-mismatch',
-          `${out} holds traces made with other settings (model ${r.model}, max tokens ${r.maxTokens}, temperature ${r.temperature})`,
-          'write to a new --out file, or rerun with the same model and settings to resume',
-        );
-      }
-      done.add(r.id);
-    }
+  const { records, tornAt } = await readTraces(out);
+  if (tornAt !== null) {
+    await truncate(out, tornAt);
+    options.onProgress?.(`traces: cut a torn last line from ${out}`);
   }
+  for (const r of records) done.add(r.id);
   const todo = questions.filter((q) => !done.has(q.id));
   const skipped = questions.length - todo.length;
   if (skipped) options.onProgress?.(`traces: ${skipped} of ${questions.length} already in ${out}, resuming`);
@@ -258,9 +354,6 @@ export async function generateTraces(
     return { total: questions.length, skipped, generated: 0, tokens: 0, seconds: 0, out };
   }
 
-  const prompts = todo.map((q) => renderPrompt(model, q.question, options));
-  const promptLengths = prompts.map((p) => model.tokenize(p).length);
-  const longest = Math.max(...promptLengths);
   const seqs = Math.min(batch, todo.length);
   const perSeq = longest + maxTokens + 1;
   let ctx: Context | null = null;
@@ -273,7 +366,7 @@ export async function generateTraces(
       const results = await generate(
         ctx,
         slice.map((_, i) => ({
-          prompt: prompts[start + i],
+          prompt: prompts.get(slice[i].id)!,
           maxTokens,
           // Seeded per question id, so a resumed run samples what an uninterrupted one would.
           sampler: { temperature, seed: ((options.seed ?? 0) ^ idSeed(slice[i].id)) >>> 0 },
@@ -283,7 +376,7 @@ export async function generateTraces(
       if (options.signal?.aborted) break;
       const lines = results.map((r, i) => {
         tokens += r.tokens.length;
-        const rec = makeTraceRecord(slice[i], prompts[start + i], r.text, {
+        const rec = makeTraceRecord(slice[i], prompts.get(slice[i].id)!, r.text, {
           finishReason: r.finishReason,
           promptTokens: r.promptTokens,
           generatedTokens: r.tokens.length,

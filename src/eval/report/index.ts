@@ -39,6 +39,16 @@ export function buildReport(paths: string[], opts: BuildOptions = {}): Report {
     return d;
   });
   opts.onProgress?.(paths.length, paths.length, '');
+  // A pass@k no run can give would silently vanish from every table.
+  const most = Math.max(0, ...data.map((d) => d.maxK));
+  const tooLarge = opts.ks?.filter((k) => k > most) ?? [];
+  if (tooLarge.length) {
+    throw new ThinkwhenError(
+      'REPORT_K_TOO_LARGE',
+      `pass@${tooLarge[0]} needs ${tooLarge[0]} graded samples per problem; the runs have at most ${most}`,
+      most ? `use k values from 1 to ${most}` : 'grade the runs first',
+    );
+  }
   // Names label table rows and plot series, so two runs must not share one.
   const seen = new Map<string, number>();
   for (const d of data) {

@@ -1,4 +1,5 @@
 // Reduces one run store to the numbers a report shows: accuracy (Wilson), pass@k, tokens, steering, cost, time.
+import { ThinkwhenError } from '../../errors.ts';
 import type { DatasetInfo } from '../datasets.ts';
 import {
   defaultKs,
@@ -63,10 +64,19 @@ export interface RunData {
   perProblem: Map<string, number>;
   /** problem id → correctness of sample 0 (the greedy sample), for paired tests. */
   firstSample: Map<string, boolean>;
+  /** The largest k pass@k can be computed for: the fewest graded samples of any problem (0 if none). */
+  maxK: number;
 }
 
-function pickGrader(graders: string[], config: RunConfig, wanted?: string): string | null {
-  if (wanted) return graders.includes(wanted) ? wanted : null;
+function pickGrader(path: string, graders: string[], config: RunConfig, wanted?: string): string | null {
+  if (wanted) {
+    if (graders.includes(wanted)) return wanted;
+    throw new ThinkwhenError(
+      'UNKNOWN_GRADER',
+      `${path} has no grades by '${wanted}'`,
+      graders.length ? `use one of its graders: ${graders.join(', ')}` : 'grade the run first',
+    );
+  }
   if (typeof config.grader === 'string' && graders.includes(config.grader)) return config.grader;
   return graders[0] ?? null;
 }
@@ -75,7 +85,7 @@ export function summarizeRun(path: string, opts: SummarizeOptions = {}): RunData
   const store = RunStore.openReadonly(path);
   try {
     const graders = store.graders();
-    const grader = pickGrader(graders, store.config, opts.grader);
+    const grader = pickGrader(path, graders, store.config, opts.grader);
     const counts = store.counts();
     const perSample = new Map<string, Map<number, boolean>>();
     for (const g of grader ? store.grades(grader) : []) {
@@ -158,7 +168,8 @@ export function summarizeRun(path: string, opts: SummarizeOptions = {}): RunData
         sessions: counts.sessions,
       },
     };
-    return { summary, perProblem, firstSample };
+    const maxK = sampleCounts.length ? sampleCounts.reduce((m, x) => Math.min(m, x.n), Number.POSITIVE_INFINITY) : 0;
+    return { summary, perProblem, firstSample, maxK };
   } finally {
     store.close();
   }
