@@ -1,5 +1,6 @@
 // Combines run stores (typically the shards of one run) into one. Refuses inputs whose config or
 // dataset differ: their numbers would not be one run's numbers.
+import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ThinkwhenError } from '../errors.ts';
 import { canonicalJson, datasetIdentity, RunStore } from './store.ts';
@@ -25,6 +26,14 @@ function describeDiff(a: unknown, b: unknown): string {
     .join('; ');
 }
 
+/** Same file on disk: a symlink, a hard link or another spelling of the path all count. */
+function sameFile(a: string, b: string): boolean {
+  if (!existsSync(a) || !existsSync(b)) return false;
+  const x = statSync(a);
+  const y = statSync(b);
+  return x.dev === y.dev && x.ino === y.ino;
+}
+
 export function mergeStores(
   outPath: string,
   inputPaths: string[],
@@ -33,8 +42,13 @@ export function mergeStores(
   if (inputPaths.length === 0)
     throw new ThinkwhenError('MERGE_NO_INPUTS', 'nothing to merge', 'name at least one input run store');
   const out = resolve(outPath);
-  if (inputPaths.some((p) => resolve(p) === out)) {
-    throw new ThinkwhenError('MERGE_SELF', `the output ${outPath} is also an input`, 'write the merge to a new file');
+  const self = inputPaths.find((p) => resolve(p) === out || sameFile(p, out));
+  if (self !== undefined) {
+    throw new ThinkwhenError(
+      'MERGE_SELF',
+      `the output ${outPath} is also an input${resolve(self) === out ? '' : ` (${self}: the same file under another path)`}`,
+      'write the merge to a new file',
+    );
   }
   // Validate every input before writing anything.
   const inputs = inputPaths.map((p) => {

@@ -2,7 +2,7 @@
 // tokens and per-token annotations, grades, timings). Every write is one transaction keyed by
 // (problem_id, sample_index), so a run killed at any point resumes without loss or double counting.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
@@ -83,6 +83,30 @@ export interface OpenOptions {
   config: RunConfig;
   dataset?: DatasetInfo;
   shard?: Shard | null;
+  /**
+   * Copy the write-ahead log into the .sqlite file at most this often (ms; default 5000), so that a
+   * killed run's .sqlite copied without its -wal misses at most that much work. 0: after every write.
+   */
+  checkpointEveryMs?: number;
+}
+
+/** Opens `file` as SQLite, refusing a folder or a file SQLite cannot read, with a message that says so. */
+function openDatabase(file: string, path: string, readonly: boolean): Database.Database {
+  if (existsSync(file) && !statSync(file).isFile()) {
+    throw new ThinkwhenError('NOT_A_RUN_STORE', `${path} is a folder, not a run store`, 'give the path of a .sqlite file');
+  }
+  try {
+    const db = new Database(file, readonly ? { readonly: true, fileMustExist: true } : {});
+    db.pragma('busy_timeout = 10000');
+    return db;
+  } catch (err) {
+    throw new ThinkwhenError('NOT_A_RUN_STORE', `${path} cannot be opened as a run store (${(err as Error).message})`);
+  }
+}
+
+/** True when the database has no tables at all (a new or empty file). */
+function isEmptyDatabase(db: Database.Database): boolean {
+  return (db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }).n === 0;
 }
 
 const SCHEMA = `
@@ -179,6 +203,8 @@ export class RunStore {
   readonly shard: Shard | null;
   private sessionId: number | null = null;
   private readonly readonly: boolean;
+  private checkpointEveryMs = Number.POSITIVE_INFINITY;
+  private lastCheckpoint = Date.now();
 
   private constructor(db: Database.Database, path: string, readonly: boolean) {
     this.db = db;
@@ -204,11 +230,25 @@ export class RunStore {
   static open(path: string, opts: OpenOptions): RunStore {
     const file = resolve(path);
     mkdirSync(dirname(file), { recursive: true });
-    const db = new Database(file);
+    const db = openDatabase(file, path, false);
+    try {
+      // An existing database that is not a run store is someone else's: never add our tables to it.
+      const foreign = !isEmptyDatabase(db) && !db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'meta'").get();
+      if (foreign) {
+        throw new ThinkwhenError(
+          'NOT_A_RUN_STORE',
+          `${path} is a SQLite database but not a thinkwhen run store; it was left untouched`,
+          'write to a new .sqlite file',
+        );
+      }
+    } catch (err) {
+      db.close();
+      if (err instanceof ThinkwhenError) throw err;
+      throw new ThinkwhenError('NOT_A_RUN_STORE', `${path} is not a SQLite database (${(err as Error).message})`, 'write to a new .sqlite file');
+    }
     db.pragma('journal_mode = WAL');
     // NORMAL in WAL mode survives any process crash (kill -9); only an OS crash may drop the last commits.
     db.pragma('synchronous = NORMAL');
-    db.pragma('busy_timeout = 10000');
     db.transaction(() => {
       db.exec(SCHEMA);
       const get = (k: string) =>
@@ -255,6 +295,7 @@ export class RunStore {
       }
     })();
     const store = new RunStore(db, file, false);
+    store.checkpointEveryMs = opts.checkpointEveryMs ?? 5000;
     store.sessionId = Number(
       db
         .prepare('INSERT INTO sessions (pid, host, started_at) VALUES (?, ?, ?)')
@@ -267,12 +308,11 @@ export class RunStore {
   static openReadonly(path: string): RunStore {
     const file = resolve(path);
     if (!existsSync(file)) throw new ThinkwhenError('RUN_NOT_FOUND', `no run store at ${path}`);
-    let db: Database.Database;
+    const db = openDatabase(file, path, true);
     try {
-      db = new Database(file, { readonly: true, fileMustExist: true });
-      db.pragma('busy_timeout = 10000');
       db.prepare('SELECT 1 FROM meta LIMIT 1').get();
     } catch (err) {
+      db.close();
       throw new ThinkwhenError('NOT_A_RUN_STORE', `${path} is not a thinkwhen run store (${(err as Error).message})`);
     }
     return new RunStore(db, file, true);
@@ -317,7 +357,7 @@ export class RunStore {
   recordGeneration(g: GenerationInput): boolean {
     if (!Number.isInteger(g.sampleIndex) || g.sampleIndex < 0)
       throw new RangeError(`sampleIndex must be an integer ≥ 0`);
-    return this.db.transaction(() => {
+    const added = this.db.transaction(() => {
       const r = this.db
         .prepare(
           `INSERT OR IGNORE INTO generations (problem_id, sample_index, text, prompt_tokens, completion_tokens, tokens,
@@ -344,11 +384,28 @@ export class RunStore {
         this.writeGrade({ ...grade, problemId: g.problemId, sampleIndex: g.sampleIndex });
       return true;
     })();
+    this.checkpointIfDue();
+    return added;
   }
 
   /** Adds or replaces one grade (regrading with a new rule version is allowed). */
   recordGrade(g: GradeRow): void {
     this.db.transaction(() => this.writeGrade(g))();
+    this.checkpointIfDue();
+  }
+
+  /**
+   * Copies the write-ahead log into the .sqlite file. A killed run leaves its last commits in the
+   * -wal file only; a copy of the .sqlite alone would silently miss them. PASSIVE: never waits for
+   * readers, so a report reading the run meanwhile delays nothing.
+   */
+  checkpoint(): void {
+    this.db.pragma('wal_checkpoint(PASSIVE)');
+    this.lastCheckpoint = Date.now();
+  }
+
+  private checkpointIfDue(): void {
+    if (Date.now() - this.lastCheckpoint >= this.checkpointEveryMs) this.checkpoint();
   }
 
   private writeGrade(g: GradeRow): void {
@@ -454,10 +511,13 @@ export class RunStore {
     this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(key, value);
   }
 
+  /** Ends the session: everything is in the .sqlite file afterwards (the -wal is emptied). */
   close(): void {
     if (!this.db.open) return;
     if (!this.readonly && this.sessionId !== null) {
       this.db.prepare('UPDATE sessions SET closed_at = ? WHERE id = ?').run(Date.now(), this.sessionId);
+      // SQLite checkpoints when its last connection closes, but not while a reader holds the file.
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
     }
     this.db.close();
   }

@@ -31,9 +31,10 @@ test('doctor --model on a given file, and on a missing one', () => {
   const missing = cli('doctor', '--model', '/nonexistent/model.gguf');
   assert.equal(missing.status, 2);
   assert.match(missing.stderr, /model file not found: \/nonexistent\/model.gguf/);
+  // A layer the model lacks, or not a layer at all, is a usage error (exit 2), not a failed check.
   const layer = cli('doctor', '--model', tinyLlama(), '--layer', '9', '--json');
-  assert.equal(layer.status, 1);
-  assert.match(layer.stdout, /layer 9 is out of range/);
+  assert.equal(layer.status, 2);
+  assert.match(layer.stderr, /--layer 9 is out of range: this model has 4 layers \(0\.\.3\) \(fix: use --layer 1\.\.3/);
 });
 
 test('help lists the commands; unknown commands and options are refused', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -111,11 +111,16 @@ describe('run store', () => {
 
 describe('resume after kill -9', () => {
   const writer = join(repoRoot, 'test/eval/helpers/store-writer.ts');
-  function run(args: string[], killAfter?: number): Promise<{ lines: string[]; signal: NodeJS.Signals | null }> {
+  function run(
+    args: string[],
+    killAfter?: number,
+    env: Record<string, string> = {},
+  ): Promise<{ lines: string[]; signal: NodeJS.Signals | null }> {
     return new Promise((ok, fail) => {
       const child = spawn(process.execPath, ['--import', 'tsx', writer, ...args], {
         cwd: repoRoot,
         stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...env },
       });
       const lines: string[] = [];
       let buf = '';
@@ -178,6 +183,54 @@ describe('resume after kill -9', () => {
     assert.equal(s.counts().sessions, 2);
     assert.equal(s.db.pragma('integrity_check', { simple: true }), 'ok');
     s.close();
+  });
+});
+
+describe('the .sqlite file alone holds the run (WAL checkpoints)', () => {
+  const writer = join(repoRoot, 'test/eval/helpers/store-writer.ts');
+  const keys = (path: string) => {
+    const s = RunStore.openReadonly(path);
+    const k = new Set([...s.generations()].map((g) => `${g.problemId} ${g.sampleIndex}`));
+    s.close();
+    return k;
+  };
+
+  it("a killed run's .sqlite copied without its -wal still has every checkpointed generation", async () => {
+    const path = join(tmp, 'wal-killed.sqlite');
+    const acked = await new Promise<string[]>((ok, fail) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', writer, path, '40', '2'], {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, CHECKPOINT_MS: '0' },
+      });
+      const got: string[] = [];
+      let buf = '';
+      child.stdout.on('data', (d: Buffer) => {
+        buf += d.toString();
+        const parts = buf.split('\n');
+        buf = parts.pop()!;
+        for (const l of parts) if (l.startsWith('ok ') && got.push(l.slice(3)) === 15) child.kill('SIGKILL');
+      });
+      child.on('error', fail);
+      child.on('close', () => ok(got));
+    });
+    assert.ok(statSync(`${path}-wal`).size > 0, 'the killed writer left a -wal file');
+    const copy = join(tmp, 'wal-copy.sqlite');
+    copyFileSync(path, copy); // the .sqlite only, as a user copying "the run file" would
+    const stored = keys(copy);
+    for (const k of acked) assert.ok(stored.has(k), `generation ${k} is only in the -wal`);
+  });
+
+  it('closing a store empties its -wal into the .sqlite even while a reader has the file open', () => {
+    const path = join(tmp, 'wal-closed.sqlite');
+    const s = RunStore.open(path, { config: { name: 'wal', samplesPerProblem: 1 } });
+    const reader = RunStore.openReadonly(path); // e.g. a report running meanwhile
+    for (const p of problems) s.recordGeneration({ problemId: p.id, sampleIndex: 0, text: `g ${p.id}` });
+    s.close();
+    const copy = join(tmp, 'wal-closed-copy.sqlite');
+    copyFileSync(path, copy);
+    reader.close();
+    assert.equal(keys(copy).size, problems.length);
   });
 });
 

@@ -87,12 +87,12 @@ test('resume: a torn last line is cut, finished questions are skipped, other set
   assert.ok(readFileSync(out, 'utf8').startsWith(first), 'earlier records are kept byte for byte');
   const again = await generateTraces(model, questions, out, { maxTokens: 6, threads: 1 });
   assert.equal(again.generated, 0);
-  assert.equal(await codeOf(generateTraces(model, questions, out, { maxTokens: 7 })), 'traces-mismatch');
+  assert.equal(await codeOf(generateTraces(model, questions, out, { maxTokens: 7 })), 'TRACES_MISMATCH');
 });
 
 test('bad input: empty question set, malformed question file, missing trace file', async () => {
   const dir = tmp();
-  assert.equal(await codeOf(generateTraces(model, [], join(dir, 'x.jsonl'))), 'no-questions');
+  assert.equal(await codeOf(generateTraces(model, [], join(dir, 'x.jsonl'))), 'NO_QUESTIONS');
   const q = join(dir, 'q.jsonl');
   writeFileSync(q, '{"id": 1, "question": "ok?"}\n{"id": 2, "prompt": "no question field"}\n');
   assert.equal(await codeOf(readQuestionsJsonl(q)), 'questions-malformed');

@@ -1,5 +1,5 @@
 // Builds a report from run stores and writes it as HTML, JSON and markdown.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ThinkwhenError } from '../../errors.ts';
 import { type Comparison, compareRuns } from './compare.ts';
@@ -72,6 +72,9 @@ export interface WrittenReport {
 
 export function writeReport(report: Report, outDir: string): WrittenReport {
   const dir = resolve(outDir);
+  if (existsSync(dir) && !statSync(dir).isDirectory()) {
+    throw new ThinkwhenError('NOT_A_FOLDER', `--out ${outDir} is a file, not a folder`, 'give --out a folder path');
+  }
   mkdirSync(dir, { recursive: true });
   const files = { html: join(dir, 'report.html'), json: join(dir, 'report.json'), markdown: join(dir, 'report.md') };
   writeFileSync(files.html, renderHtml(report));

@@ -223,7 +223,7 @@ test('--judge: an unknown model stops the run at once (queued lines send nothing
   const rows = jsonl(ROWS.slice(0, 1));
   const bad = await grade(['--jsonl', '-', '--judge', '--judge-retries', 'many'], rows);
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /--judge-retries must be an integer ≥ 0, got 'many'/);
+  assert.match(bad.stderr, /--judge-retries expects an integer from 0 to 100, got 'many'/);
   const noJudge = await grade(['--jsonl', '-', '--judge-url', server.baseUrl], rows);
   assert.equal(noJudge.code, 2);
   assert.match(noJudge.stderr, /--judge-url needs --judge/);

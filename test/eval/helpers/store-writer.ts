@@ -1,6 +1,7 @@
 // Child process for the kill -9 test: writes synthetic generations into a run store in a loop,
 // printing `ok <problem> <sample>` after each commit, so the parent knows what was acknowledged.
 // usage: node --import tsx test/eval/helpers/store-writer.ts STORE PROBLEMS SAMPLES [--replay N]
+// CHECKPOINT_MS=N in the environment sets the store's WAL checkpoint interval.
 
 import type { Problem } from '../../../src/eval/datasets.ts';
 import { RunStore } from '../../../src/eval/store.ts';
@@ -19,7 +20,10 @@ export function expectedText(id: string, s: number): string {
   return `generation of ${id} sample ${s}`;
 }
 
-const store = RunStore.open(path, { config: { name: 'kill-test', samplesPerProblem: samples, temperature: 0.6 } });
+const store = RunStore.open(path, {
+  config: { name: 'kill-test', samplesPerProblem: samples, temperature: 0.6 },
+  checkpointEveryMs: process.env.CHECKPOINT_MS === undefined ? undefined : Number(process.env.CHECKPOINT_MS),
+});
 const out = (s: string) => process.stdout.write(`${s}\n`);
 
 // A restarted run may redo work it cannot know was committed; that must never count twice.
