@@ -81,9 +81,11 @@ interface NumberSpec extends Base {
   default?: number;
 }
 
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
 function parseNumber(raw: string, ctx: ParseContext, o: NumberSpec, integer: boolean): number {
-  // Number('') is 0 and Number(' 3') is 3: accept only what reads as a number.
-  const n = raw.trim() === raw && raw !== '' ? Number(raw) : Number.NaN;
+  // Decimal notation only: Number() would also take '', ' 3' and '0x5'.
+  const n = DECIMAL.test(raw) ? Number(raw) : Number.NaN;
   const what = integer ? 'an integer' : 'a number';
   if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < o.min || n > o.max) {
     throw bad(`${ctx.flag} expects ${what} from ${o.min} to ${o.max}, got '${raw}'`, `e.g. ${ctx.flag} ${example(o)}`);
@@ -169,7 +171,7 @@ export function choice<const C extends string>(o: Base & { choices: readonly C[]
     parse(raw, ctx) {
       if (raw === undefined) return o.default;
       if (!o.choices.includes(raw as C)) {
-        throw bad(`${ctx.flag} must be one of ${o.choices.join(', ')}, got '${raw}'`);
+        throw bad(`${ctx.flag} must be one of ${o.choices.join(', ')}, got '${raw}'`, `e.g. ${ctx.flag} ${o.choices[0]}`);
       }
       return raw as C;
     },
@@ -183,6 +185,8 @@ interface ListSpec extends Base {
   count?: number;
   /** A word standing for the empty list (e.g. `none`). */
   empty?: string;
+  /** A valid value for error messages (default: min,min+1 or as many as `count`). */
+  example?: string;
 }
 
 function listOpt(o: ListSpec, integer: boolean): Opt<number[] | undefined> {
@@ -199,13 +203,14 @@ function listOpt(o: ListSpec, integer: boolean): Opt<number[] | undefined> {
       if (o.empty !== undefined && s === o.empty) return [];
       const parts = s.split(',').map((x) => x.trim());
       const what = integer ? 'integers' : 'numbers';
+      const fix = `e.g. ${ctx.flag} ${o.example ?? Array.from({ length: o.count ?? 2 }, (_, i) => Math.min(o.max, o.min + i)).join(',')}`;
       if (o.count !== undefined && parts.length !== o.count) {
-        throw bad(`${ctx.flag} takes ${o.count} ${what} separated by commas, got '${s}'`);
+        throw bad(`${ctx.flag} takes ${o.count} ${what} separated by commas, got '${s}'`, fix);
       }
       return parts.map((x) => {
-        const n = x === '' ? Number.NaN : Number(x);
+        const n = DECIMAL.test(x) ? Number(x) : Number.NaN;
         if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < o.min || n > o.max) {
-          throw bad(`${ctx.flag} expects ${what} from ${o.min} to ${o.max} separated by commas, got '${s}'`);
+          throw bad(`${ctx.flag} expects ${what} from ${o.min} to ${o.max} separated by commas, got '${s}'`, fix);
         }
         return n;
       });

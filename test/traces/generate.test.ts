@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -127,4 +128,76 @@ test('CLI: thinkwhen traces writes and resumes; errors name the fix', async () =
   assert.ok(!existsSync(join(dir, 'e.jsonl')));
   const help = await cli(['traces', '--help']);
   assert.match(help.out, /Examples:/);
+});
+
+test('trace files start with a header; --out never truncates or appends to a file that is not ours', async () => {
+  const dir = tmp();
+  const q = join(dir, 'q.jsonl');
+  // A question file without a trailing newline: its last line looks like a torn record.
+  const qText = questions.map((x) => JSON.stringify(x)).join('\n');
+  writeFileSync(q, qText);
+  const base = ['traces', '--model', model.info.path, '--questions', q, '--max-tokens', '3', '--threads', '1'];
+
+  const own = join(dir, 'own.jsonl');
+  assert.equal((await cli([...base, '--out', own])).code, 0);
+  const { header, records } = await readTraces(own);
+  assert.deepEqual(header?.settings, {
+    model: model.info.path,
+    maxTokens: 3,
+    temperature: 0,
+    seed: 0,
+    promptSuffix: '',
+  });
+  assert.equal(records.length, 3);
+  assert.ok(readFileSync(own, 'utf8').startsWith('{"format":"thinkwhen-traces"'));
+
+  for (const [name, text] of [
+    ['notes.txt', 'my notes, no newline at the end'],
+    ['other.jsonl', '{"id":"x","fullResponse":"a record from another tool"}\n'],
+  ]) {
+    const foreign = join(dir, name);
+    writeFileSync(foreign, text);
+    const r = await cli([...base, '--out', foreign]);
+    assert.equal(r.code, 2, name);
+    assert.match(r.err, /is not a trace file written by thinkwhen traces .* left untouched \(fix: write to a new --out file/);
+    assert.equal(readFileSync(foreign, 'utf8'), text, `${name} is byte for byte unchanged`);
+  }
+
+  // --out naming the question file itself, directly or through a symlink.
+  const link = join(dir, 'link.jsonl');
+  symlinkSync(q, link);
+  for (const out of [q, link]) {
+    const r = await cli([...base, '--out', out]);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /is the question file/);
+  }
+  assert.equal(readFileSync(q, 'utf8'), qText);
+  assert.equal(await codeOf(generateTraces(model, questions, q, { maxTokens: 3, threads: 1 })), 'NOT_OUR_FILE');
+  assert.equal(readFileSync(q, 'utf8'), qText);
+});
+
+test('--max-tokens and --threads are bounded: by the option table and by the model', async () => {
+  const dir = tmp();
+  const q = join(dir, 'q.jsonl');
+  writeFileSync(q, `${JSON.stringify(questions[0])}\n`);
+  const out = join(dir, 't.jsonl');
+  const base = ['traces', '--model', model.info.path, '--questions', q, '--out', out];
+  const huge = await cli([...base, '--max-tokens', '1e9']);
+  assert.equal(huge.code, 2);
+  assert.match(huge.err, /--max-tokens expects an integer from 1 to 1048576, got '1e9'/);
+  // The tiny model was trained (declared) with a 4096-token context.
+  assert.equal(model.info.nCtxTrain, 4096);
+  const long = await cli([...base, '--max-tokens', '5000']);
+  assert.equal(long.code, 2);
+  assert.match(long.err, /plus 5000 new tokens exceeds the model's training context of 4096 tokens \(fix: use --max-tokens \d+ or less\)/);
+  assert.ok(!existsSync(out), 'a refused run writes nothing');
+  for (const bad of ['0', '-1', '2.5', 'NaN', '', '2000']) {
+    const r = await cli([...base, `--threads=${bad}`, '--max-tokens', '2']);
+    assert.equal(r.code, 2, `--threads '${bad}'`);
+    assert.match(r.err, /--threads expects an integer from 1 to 1024/);
+  }
+  const over = String(availableParallelism() + 1);
+  const clamped = await cli([...base, '--threads', over, '--max-tokens', '2']);
+  assert.equal(clamped.code, 0, clamped.err);
+  assert.match(clamped.err, new RegExp(`warning: --threads ${over} is more than this machine's \\d+ cores; using`));
 });
