@@ -9,7 +9,7 @@ export const command = defineCommand({
   name: 'activations',
   summary: 'capture mean residual activations of every thinking sentence (taxonomy stage 2, resumable)',
   usage: '--model THINKING.gguf --traces TRACES.jsonl --out DIR [options]',
-  description: `Stage 2 of the reasoning taxonomy (method.md §2.2): split every trace's
+  description: `Stage 2 of the reasoning taxonomy (docs/method.md §2.2): split every trace's
 thinking text with the paper's sentence splitter, map each sentence to its
 tokens through the tokenizer's character offsets, and store the mean residual
 stream (output of decoder block L) over the sentence's tokens shifted back by

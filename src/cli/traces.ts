@@ -17,7 +17,7 @@ export const command = defineCommand({
   name: 'traces',
   summary: 'generate thinking-model traces on a question set (taxonomy stage 1, resumable)',
   usage: '--model THINKING.gguf (--questions FILE.jsonl | --dataset NAME) --out TRACES.jsonl',
-  description: `Stage 1 of the reasoning taxonomy (method.md §2.1): the thinking model's
+  description: `Stage 1 of the reasoning taxonomy (docs/method.md §2.1): the thinking model's
 responses to a question set. Each question becomes one user message (question
 text only) rendered with the model's own chat template; decoding is greedy
 unless --temperature is set, capped at --max-tokens new tokens, and --batch
@@ -25,9 +25,12 @@ questions are decoded together. Every record holds the prompt, the generated
 text, prompt+generated ("fullResponse") and the paper's thinking span (after
 the first <think>, up to </think>).
 
-The output is resumable: one JSON line per question, appended as soon as its
-batch finishes; rerunning the same command skips questions already in the file
-(a torn last line from a crash is cut off first).`,
+The output is resumable: a header line (the settings), then one JSON line per
+question, appended as soon as its batch finishes; rerunning the same command
+skips questions already in the file (a torn last line from a crash is cut off
+first). An existing --out that does not start with that header is someone
+else's file: it is refused and left untouched. Resuming with other settings
+(model, --max-tokens, --temperature, --seed, --think-prefix) is refused too.`,
   options: {
     model: text({ arg: 'FILE', help: 'thinking model (GGUF)', required: true }),
     questions: text({ arg: 'FILE', help: 'JSONL with a "question" field and an optional "id"' }),

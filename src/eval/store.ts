@@ -84,8 +84,8 @@ export interface OpenOptions {
   dataset?: DatasetInfo;
   shard?: Shard | null;
   /**
-   * Copy the write-ahead log into the .sqlite file at most this often (ms; default 5000), so that a
-   * killed run's .sqlite copied without its -wal misses at most that much work. 0: after every write.
+   * Every write reaches the .sqlite file itself (a WAL checkpoint) within this many ms (default 5000),
+   * so a killed run's .sqlite copied without its -wal misses only the last seconds. 0: at every write.
    */
   checkpointEveryMs?: number;
 }
@@ -205,6 +205,7 @@ export class RunStore {
   private readonly readonly: boolean;
   private checkpointEveryMs = Number.POSITIVE_INFINITY;
   private lastCheckpoint = Date.now();
+  private checkpointTimer: NodeJS.Timeout | null = null;
 
   private constructor(db: Database.Database, path: string, readonly: boolean) {
     this.db = db;
@@ -404,8 +405,17 @@ export class RunStore {
     this.lastCheckpoint = Date.now();
   }
 
+  /** After a write: checkpoint now if the last one is old enough, else soon (a write never waits long). */
   private checkpointIfDue(): void {
-    if (Date.now() - this.lastCheckpoint >= this.checkpointEveryMs) this.checkpoint();
+    const wait = this.lastCheckpoint + this.checkpointEveryMs - Date.now();
+    if (wait <= 0) this.checkpoint();
+    else if (!this.checkpointTimer && Number.isFinite(wait)) {
+      this.checkpointTimer = setTimeout(() => {
+        this.checkpointTimer = null;
+        if (this.db.open) this.checkpoint();
+      }, wait);
+      this.checkpointTimer.unref(); // never keeps the process alive
+    }
   }
 
   private writeGrade(g: GradeRow): void {
@@ -513,6 +523,8 @@ export class RunStore {
 
   /** Ends the session: everything is in the .sqlite file afterwards (the -wal is emptied). */
   close(): void {
+    if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
+    this.checkpointTimer = null;
     if (!this.db.open) return;
     if (!this.readonly && this.sessionId !== null) {
       this.db.prepare('UPDATE sessions SET closed_at = ? WHERE id = ?').run(Date.now(), this.sessionId);

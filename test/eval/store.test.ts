@@ -221,6 +221,18 @@ describe('the .sqlite file alone holds the run (WAL checkpoints)', () => {
     for (const k of acked) assert.ok(stored.has(k), `generation ${k} is only in the -wal`);
   });
 
+  it('a write reaches the .sqlite within the checkpoint interval even when no other write follows', async () => {
+    const path = join(tmp, 'wal-idle.sqlite');
+    const s = RunStore.open(path, { config: { name: 'wal', samplesPerProblem: 1 }, checkpointEveryMs: 200 });
+    s.recordGeneration({ problemId: 'a', sampleIndex: 0, text: 'first' });
+    s.recordGeneration({ problemId: 'b', sampleIndex: 0, text: 'second' });
+    await new Promise((r) => setTimeout(r, 400)); // the run is busy elsewhere (generating), nothing written
+    const copy = join(tmp, 'wal-idle-copy.sqlite');
+    copyFileSync(path, copy);
+    assert.equal(keys(copy).size, 2);
+    s.close();
+  });
+
   it('closing a store empties its -wal into the .sqlite even while a reader has the file open', () => {
     const path = join(tmp, 'wal-closed.sqlite');
     const s = RunStore.open(path, { config: { name: 'wal', samplesPerProblem: 1 } });
