@@ -50,7 +50,12 @@ checkpointed under DIR/parts and skipped by a rerun of the same command.`,
       default: DEFAULT_CAPTURE_SETTINGS.locate,
     }),
     'no-shift': flag("average rows ts..te-1 instead of the paper's ts-1..te-1"),
-    'min-words': int({ help: "splitter's minimum words per sentence", min: 0, max: 1000, default: DEFAULT_CAPTURE_SETTINGS.minWords }),
+    'min-words': int({
+      help: "splitter's minimum words per sentence",
+      min: 0,
+      max: 1000,
+      default: DEFAULT_CAPTURE_SETTINGS.minWords,
+    }),
     labels: choice({
       help: "attach ground-truth sentence types from the model organism's trace-language parser (for ARI/NMI/purity later)",
       choices: ['organism'],

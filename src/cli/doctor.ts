@@ -18,7 +18,10 @@ export const command = defineCommand({
   captured = h + v        the residual read after steering is the unsteered one plus v
   known-direction shift   moving B's final residual to A's makes B predict what A predicts`,
   options: {
-    model: text({ arg: 'FILE', help: 'GGUF model to check (default: a tiny random qwen2 model made in a temp folder)' }),
+    model: text({
+      arg: 'FILE',
+      help: 'GGUF model to check (default: a tiny random qwen2 model made in a temp folder)',
+    }),
     layer: int({
       arg: 'L',
       help: "layer to steer, 1..(the model's layers - 1): llama.cpp control vectors start at 1 (default: the middle one)",
@@ -28,10 +31,7 @@ export const command = defineCommand({
     json: flag('print {"backend", "model", "checks": [{"name", "pass", "detail"}]}'),
   },
   epilogue: 'Exit status 1 when any check fails, 2 when the model or an option is wrong.',
-  examples: [
-    'npx thinkwhen doctor',
-    'npx thinkwhen doctor --model ~/models/qwen2.5-0.5b-instruct-q8_0.gguf --json',
-  ],
+  examples: ['npx thinkwhen doctor', 'npx thinkwhen doctor --model ~/models/qwen2.5-0.5b-instruct-q8_0.gguf --json'],
   async run({ values }) {
     let dir: string | undefined;
     let path = values.model;

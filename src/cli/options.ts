@@ -171,7 +171,10 @@ export function choice<const C extends string>(o: Base & { choices: readonly C[]
     parse(raw, ctx) {
       if (raw === undefined) return o.default;
       if (!o.choices.includes(raw as C)) {
-        throw bad(`${ctx.flag} must be one of ${o.choices.join(', ')}, got '${raw}'`, `e.g. ${ctx.flag} ${o.choices[0]}`);
+        throw bad(
+          `${ctx.flag} must be one of ${o.choices.join(', ')}, got '${raw}'`,
+          `e.g. ${ctx.flag} ${o.choices[0]}`,
+        );
       }
       return raw as C;
     },
@@ -311,7 +314,8 @@ export function parseOptions<O extends Options>(
   });
   const p = spec.positionals;
   if (p && positionals.length < p.min) throw bad(p.missing ?? `too few arguments`, p.fix);
-  if (p?.max !== undefined && positionals.length > p.max) throw bad(`unexpected argument '${positionals[p.max]}'`, p.fix);
+  if (p?.max !== undefined && positionals.length > p.max)
+    throw bad(`unexpected argument '${positionals[p.max]}'`, p.fix);
   const values: Record<string, unknown> = {};
   for (const [name, o] of Object.entries(spec.options)) {
     values[name] = o.parse(raw[name] as string | boolean | undefined, { flag: `--${name}`, warn });

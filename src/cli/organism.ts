@@ -18,14 +18,20 @@ to continue after an interruption (checkpoints in the work folder).`,
     }),
     work: text({ arg: 'DIR', help: 'corpora checkpoints and intermediate models (default runs/organism/NAME)' }),
     threads: threads('CPU threads for training (default 2)'),
-    'time-budget': int({ arg: 'S', help: 'scale the training steps to fit about S seconds on this machine', min: 1, max: 10_000_000 }),
+    'time-budget': int({
+      arg: 'S',
+      help: 'scale the training steps to fit about S seconds on this machine',
+      min: 1,
+      max: 10_000_000,
+    }),
   },
   examples: ['thinkwhen organism build --quick', 'thinkwhen organism build --threads 8'],
   async run({ values }) {
     const { buildOrganism, FULL_CONFIG, QUICK_CONFIG, organismModelPaths } = await import('../organism/index.ts');
     const config = values.quick ? QUICK_CONFIG : FULL_CONFIG;
     const outDir =
-      values.out ?? (values.quick ? join('runs', 'organism', 'quick', 'models') : join(organismModelPaths().base, '..'));
+      values.out ??
+      (values.quick ? join('runs', 'organism', 'quick', 'models') : join(organismModelPaths().base, '..'));
     const workDir = values.work ?? join('runs', 'organism', config.name);
     const t0 = performance.now();
     const rec = await buildOrganism({

@@ -23,7 +23,7 @@ import {
 } from '../taxonomy/pipeline.ts';
 import { readTraces } from '../traces/generate.ts';
 import type { Command } from './command.ts';
-import { choice, defineCommand, defineGroup, flag, int, ints, type Values, text, threads } from './options.ts';
+import { choice, defineCommand, defineGroup, flag, int, ints, text, threads, type Values } from './options.ts';
 
 const progress = (line: string) => console.error(line);
 
@@ -108,7 +108,11 @@ const ANNOTATE_OPTIONS = {
   dir,
   model: text({ arg: 'FILE', help: 'the thinking model (GGUF)', required: true }),
   traces: text({ arg: 'FILE', help: 'trace JSONL to annotate', required: true }),
-  out: text({ arg: 'FILE', help: 'annotated JSONL to write (an existing file must be an earlier annotation)', required: true }),
+  out: text({
+    arg: 'FILE',
+    help: 'annotated JSONL to write (an existing file must be an earlier annotation)',
+    required: true,
+  }),
   layer: pickLayer,
   k: pickK,
   'sae-input': choice({
@@ -221,7 +225,6 @@ function gridTable(grid: Grid, selection: Selection): string {
   });
   return [head.map((c) => c.padStart(9)).join(' '), ...rows].join('\n');
 }
-
 
 /** --layer and --k pick a trained entry together. */
 function picked(values: { layer: number | undefined; k: number | undefined }): { layer: number; k: number } | null {
@@ -380,7 +383,8 @@ const show = defineCommand({
   name: 'taxonomy show',
   summary: 'the selected taxonomy: every category with its title, size and examples',
   usage: '--dir DIR [--layer L --k K] [--examples N] [--json]',
-  description: 'Prints the selected taxonomy (or any trained --layer/--k): every category with its title, size and examples.',
+  description:
+    'Prints the selected taxonomy (or any trained --layer/--k): every category with its title, size and examples.',
   options: SHOW_OPTIONS,
   examples: ['thinkwhen taxonomy show --dir runs/tax', 'thinkwhen taxonomy show --dir runs/tax --layer 12 --k 20'],
   async run({ values }) {
@@ -394,21 +398,21 @@ const show = defineCommand({
       return 0;
     }
     const n = values.examples;
-  const lines = [
-    `Taxonomy: layer ${sel.layer}, K=${sel.k}${sel.metric ? ` (selected by ${sel.metric})` : ''}; ${sel.labelSource} titles`,
-    '',
-  ];
-  for (const c of sel.categories) {
-    const truth =
-      c.majorityType !== undefined
-        ? `; ground truth: ${c.majorityType} ${(100 * (c.majorityShare ?? 0)).toFixed(0)}%`
-        : '';
-    lines.push(`idx${c.id}  ${c.title}  (${c.size} sentences${truth})`);
-    if (sel.labelSource === 'llm') lines.push(`      ${c.description}`);
-    for (const ex of c.examples.slice(0, n)) lines.push(`      - ${ex}`);
-  }
-  console.log(lines.join('\n'));
-  return 0;
+    const lines = [
+      `Taxonomy: layer ${sel.layer}, K=${sel.k}${sel.metric ? ` (selected by ${sel.metric})` : ''}; ${sel.labelSource} titles`,
+      '',
+    ];
+    for (const c of sel.categories) {
+      const truth =
+        c.majorityType !== undefined
+          ? `; ground truth: ${c.majorityType} ${(100 * (c.majorityShare ?? 0)).toFixed(0)}%`
+          : '';
+      lines.push(`idx${c.id}  ${c.title}  (${c.size} sentences${truth})`);
+      if (sel.labelSource === 'llm') lines.push(`      ${c.description}`);
+      for (const ex of c.examples.slice(0, n)) lines.push(`      - ${ex}`);
+    }
+    console.log(lines.join('\n'));
+    return 0;
   },
 });
 

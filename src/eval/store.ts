@@ -93,7 +93,11 @@ export interface OpenOptions {
 /** Opens `file` as SQLite, refusing a folder or a file SQLite cannot read, with a message that says so. */
 function openDatabase(file: string, path: string, readonly: boolean): Database.Database {
   if (existsSync(file) && !statSync(file).isFile()) {
-    throw new ThinkwhenError('NOT_A_RUN_STORE', `${path} is a folder, not a run store`, 'give the path of a .sqlite file');
+    throw new ThinkwhenError(
+      'NOT_A_RUN_STORE',
+      `${path} is a folder, not a run store`,
+      'give the path of a .sqlite file',
+    );
   }
   try {
     const db = new Database(file, readonly ? { readonly: true, fileMustExist: true } : {});
@@ -245,7 +249,11 @@ export class RunStore {
     } catch (err) {
       db.close();
       if (err instanceof ThinkwhenError) throw err;
-      throw new ThinkwhenError('NOT_A_RUN_STORE', `${path} is not a SQLite database (${(err as Error).message})`, 'write to a new .sqlite file');
+      throw new ThinkwhenError(
+        'NOT_A_RUN_STORE',
+        `${path} is not a SQLite database (${(err as Error).message})`,
+        'write to a new .sqlite file',
+      );
     }
     db.pragma('journal_mode = WAL');
     // NORMAL in WAL mode survives any process crash (kill -9); only an OS crash may drop the last commits.

@@ -65,7 +65,11 @@ describe('report and merge', () => {
     );
     refused(await cli(['report', a, '--bootstrap', '1e9']), /--bootstrap expects an integer from 0 to 100000/);
     refused(await cli(['report', a, '--price', '1']), /--price takes 2 numbers/);
-    assert.deepEqual(readdirSync(tmp).filter((f) => f.startsWith('r')), [], 'no report was written');
+    assert.deepEqual(
+      readdirSync(tmp).filter((f) => f.startsWith('r')),
+      [],
+      'no report was written',
+    );
   });
 
   it('report --out on a file, or under one, names the path', async () => {
@@ -80,7 +84,10 @@ describe('report and merge', () => {
     const link = join(tmp, 'link.sqlite');
     symlinkSync(a, link);
     const before = digest(a);
-    refused(await cli(['merge', link, a, b]), /the output .*link\.sqlite is also an input \(.*a\.sqlite: the same file/);
+    refused(
+      await cli(['merge', link, a, b]),
+      /the output .*link\.sqlite is also an input \(.*a\.sqlite: the same file/,
+    );
     assert.equal(digest(a), before);
   });
 
@@ -99,7 +106,10 @@ describe('report and merge', () => {
     const before = digest(other);
     refused(await cli(['merge', other, a]), /other\.db is a SQLite database but not a thinkwhen run store/);
     assert.equal(digest(other), before);
-    refused(await cli(['merge', join(text, 'x.sqlite'), a]), /mkdir .*notes\.txt.* \(fix: a file of that name is in the way/);
+    refused(
+      await cli(['merge', join(text, 'x.sqlite'), a]),
+      /mkdir .*notes\.txt.* \(fix: a file of that name is in the way/,
+    );
     refused(await cli(['merge', join(tmp, 'm.sqlite')]), /need an output and at least one input/);
   });
 });

@@ -2,7 +2,6 @@
 import assert from 'node:assert/strict';
 import { availableParallelism } from 'node:os';
 import { describe, it } from 'node:test';
-import { ThinkwhenError } from '../../src/errors.ts';
 import {
   choice,
   commandHelp,
@@ -15,6 +14,7 @@ import {
   text,
   threads,
 } from '../../src/cli/options.ts';
+import { ThinkwhenError } from '../../src/errors.ts';
 import { cli } from '../helpers/cli.ts';
 
 const table = {
@@ -70,7 +70,10 @@ describe('option tables', () => {
       assert.equal(message([`--n=${bad}`]), `--n expects an integer from 1 to 10, got '${bad}' (fix: e.g. --n 3)`);
     }
     assert.match(message(['--x', '1.5']), /--x expects a number from 0 to 1, got '1.5'/);
-    assert.match(message(['--mode', 'medium']), /--mode must be one of fast, slow, got 'medium' \(fix: e.g. --mode fast\)/);
+    assert.match(
+      message(['--mode', 'medium']),
+      /--mode must be one of fast, slow, got 'medium' \(fix: e.g. --mode fast\)/,
+    );
     assert.match(message(['--ks', '1,,2']), /--ks expects integers from 1 to 64 separated by commas/);
     assert.match(message(['--ks', '65']), /--ks expects integers from 1 to 64/);
     assert.match(message(['--file=']), /--file must not be empty/);
@@ -152,6 +155,9 @@ describe('every command teaches', () => {
     assert.match(none.err, /no organism subcommand given/);
     const opt = await cli(['taxonomy', 'show', '--frob']);
     assert.equal(opt.code, 2);
-    assert.match(opt.err, /^thinkwhen taxonomy show: Unknown option '--frob' \(fix: see thinkwhen taxonomy show --help\)/);
+    assert.match(
+      opt.err,
+      /^thinkwhen taxonomy show: Unknown option '--frob' \(fix: see thinkwhen taxonomy show --help\)/,
+    );
   });
 });

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Model } from '../../src/engine/index.ts';
@@ -159,7 +158,10 @@ test('trace files start with a header; --out never truncates or appends to a fil
     writeFileSync(foreign, text);
     const r = await cli([...base, '--out', foreign]);
     assert.equal(r.code, 2, name);
-    assert.match(r.err, /is not a trace file written by thinkwhen traces .* left untouched \(fix: write to a new --out file/);
+    assert.match(
+      r.err,
+      /is not a trace file written by thinkwhen traces .* left untouched \(fix: write to a new --out file/,
+    );
     assert.equal(readFileSync(foreign, 'utf8'), text, `${name} is byte for byte unchanged`);
   }
 
@@ -189,7 +191,10 @@ test('--max-tokens and --threads are bounded: by the option table and by the mod
   assert.equal(model.info.nCtxTrain, 4096);
   const long = await cli([...base, '--max-tokens', '5000']);
   assert.equal(long.code, 2);
-  assert.match(long.err, /plus 5000 new tokens exceeds the model's training context of 4096 tokens \(fix: use --max-tokens \d+ or less\)/);
+  assert.match(
+    long.err,
+    /plus 5000 new tokens exceeds the model's training context of 4096 tokens \(fix: use --max-tokens \d+ or less\)/,
+  );
   assert.ok(!existsSync(out), 'a refused run writes nothing');
   for (const bad of ['0', '-1', '2.5', 'NaN', '', '2000']) {
     const r = await cli([...base, `--threads=${bad}`, '--max-tokens', '2']);
