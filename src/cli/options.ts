@@ -47,7 +47,6 @@ export function flag(help: string): Opt<boolean> {
   return { boolean: true, arg: '', help, notes: [], parse: (raw) => raw === true };
 }
 
-/** A free-form string (a path, a name, a URL). */
 interface TextSpec extends Base {
   required?: boolean;
   default?: string;
@@ -55,6 +54,7 @@ interface TextSpec extends Base {
   allowEmpty?: boolean;
 }
 
+/** A free-form string (a path, a name, a URL). */
 export function text(o: TextSpec & ({ required: true } | { default: string })): Opt<string>;
 export function text(o: TextSpec): Opt<string | undefined>;
 export function text(o: TextSpec): Opt<string | undefined> {
@@ -260,15 +260,14 @@ export interface CommandSpec<O extends Options> {
 const COLUMN = 24;
 const WIDTH = 100;
 
-function wrap(words: string, indent: number, first: number): string[] {
+/** Words into lines that fit the help column. */
+function wrap(words: string): string[] {
   const lines: string[] = [];
   let line = '';
-  let room = WIDTH - first;
   for (const w of words.split(/\s+/).filter(Boolean)) {
-    if (line && line.length + 1 + w.length > room) {
+    if (line && line.length + 1 + w.length > WIDTH - COLUMN) {
       lines.push(line);
       line = w;
-      room = WIDTH - indent;
     } else line = line ? `${line} ${w}` : w;
   }
   if (line) lines.push(line);
@@ -281,10 +280,10 @@ export function optionsHelp(options: Options): string {
   for (const [name, o] of Object.entries(options)) {
     const left = `  --${name}${o.arg ? ` ${o.arg}` : ''}`;
     const body = o.notes.length ? `${o.help} [${o.notes.join('; ')}]` : o.help;
-    const pad = left.length + 2 <= COLUMN ? left.padEnd(COLUMN) : null;
-    const lines = wrap(body, COLUMN, pad ? COLUMN : COLUMN);
-    if (pad) out.push(pad + lines[0], ...lines.slice(1).map((l) => ' '.repeat(COLUMN) + l));
-    else out.push(left, ...lines.map((l) => ' '.repeat(COLUMN) + l));
+    const lines = wrap(body).map((l) => ' '.repeat(COLUMN) + l);
+    // The help starts on the option's own line when the name leaves room, else on the next.
+    if (left.length + 2 <= COLUMN) out.push(left.padEnd(COLUMN) + lines[0].trimStart(), ...lines.slice(1));
+    else out.push(left, ...lines);
   }
   return out.join('\n');
 }
