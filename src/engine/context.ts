@@ -414,7 +414,7 @@ export class Context {
 function positiveInt(v: number, name: string, max: number): number {
   if (!Number.isInteger(v) || v < 1 || v > max) {
     throw new ThinkwhenError(
-      'BAD_OPTION',
+      'BAD_ARGUMENT',
       `context option ${name} must be an integer in 1..${max}, got ${v}`,
       `pass an integer ${name} between 1 and ${max}`,
     );

@@ -148,7 +148,7 @@ export class LlmClient {
     const model = options.model ?? this.model;
     if (!model) {
       throw new ThinkwhenError(
-        'llm-no-model',
+        'LLM_NO_MODEL',
         'no LLM model named for this call',
         'pass --llm-model (or the model option)',
       );
@@ -227,20 +227,20 @@ export class LlmClient {
     const where = `${this.baseUrl}/chat/completions`;
     if (err.reason === 'network') {
       return new ThinkwhenError(
-        'llm-unreachable',
+        'LLM_UNREACHABLE',
         `cannot reach the LLM endpoint ${where} after ${attempts} attempts (${err.message})`,
         'start the server or set OPENAI_BASE_URL / --llm-base-url to a reachable OpenAI-compatible endpoint; use offline labels to skip the LLM',
       );
     }
     if (err.reason === 'timeout') {
       return new ThinkwhenError(
-        'llm-timeout',
+        'LLM_TIMEOUT',
         `the LLM endpoint ${where} did not answer within ${this.opts.timeoutMs} ms, ${attempts} attempts`,
         'raise the timeout, lower the concurrency, or check the server load',
       );
     }
     return new ThinkwhenError(
-      'llm-failed',
+      'LLM_FAILED',
       `the LLM endpoint ${where} kept failing (${err.reason}: ${err.message}) after ${attempts} attempts`,
       err.reason === 'malformed'
         ? 'use a model that follows the requested output format (JSON mode), or inspect the raw responses'
@@ -290,21 +290,21 @@ export class LlmClient {
     }
     if (res.status === 401 || res.status === 403) {
       throw new ThinkwhenError(
-        'llm-unauthorized',
+        'LLM_UNAUTHORIZED',
         `the LLM endpoint ${this.baseUrl} refused the API key (HTTP ${res.status}): ${text.slice(0, 200)}`,
         'set OPENAI_API_KEY (or --llm-api-key) to a valid key for this endpoint',
       );
     }
     if (res.status === 404 || (res.status === 400 && /model/i.test(text))) {
       throw new ThinkwhenError(
-        'llm-bad-model',
+        'LLM_BAD_MODEL',
         `the LLM endpoint ${this.baseUrl} does not serve model "${model}" (HTTP ${res.status}): ${text.slice(0, 200)}`,
         'pass a model the endpoint lists at GET /models (--llm-model), or check that the base URL ends in /v1',
       );
     }
     if (res.status >= 400) {
       throw new ThinkwhenError(
-        'llm-bad-request',
+        'LLM_BAD_REQUEST',
         `the LLM endpoint ${this.baseUrl} rejected the request (HTTP ${res.status}): ${text.slice(0, 300)}`,
         'check the request parameters this endpoint supports',
       );

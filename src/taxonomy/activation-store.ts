@@ -47,7 +47,7 @@ export interface WriterOptions {
 
 const widthError = (what: string, got: number, dim: number) =>
   new ThinkwhenError(
-    'width-mismatch',
+    'WIDTH_MISMATCH',
     `${what} has width ${got} but this activation store holds width ${dim}`,
     'capture every layer of one model into one store; start a new directory for another model',
   );
@@ -74,7 +74,7 @@ export class SentenceActivationWriter {
 
   static async create(dir: string, options: WriterOptions): Promise<SentenceActivationWriter> {
     if (options.layers.length === 0 || options.dim <= 0) {
-      throw new ThinkwhenError('bad-store', 'an activation store needs at least one layer and a positive width');
+      throw new ThinkwhenError('BAD_STORE', 'an activation store needs at least one layer and a positive width');
     }
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'index.jsonl'), '');
@@ -86,7 +86,7 @@ export class SentenceActivationWriter {
     for (const layer of this.options.layers) {
       const v = vectors.get(layer);
       if (!v) {
-        throw new ThinkwhenError('missing-layer', `no activation given for layer ${layer}`, 'pass every store layer');
+        throw new ThinkwhenError('MISSING_LAYER', `no activation given for layer ${layer}`, 'pass every store layer');
       }
       if (v.length !== this.options.dim) throw widthError(`the layer-${layer} vector`, v.length, this.options.dim);
       this.buffers.get(layer)!.set(v, this.inShard * this.options.dim);
@@ -101,7 +101,7 @@ export class SentenceActivationWriter {
   /** Fold one response's thinking-span mean vector into μ_L. */
   addThinkingVector(layer: number, vector: ArrayLike<number>): void {
     const mean = this.means.get(layer);
-    if (!mean) throw new ThinkwhenError('missing-layer', `layer ${layer} is not in this store`);
+    if (!mean) throw new ThinkwhenError('MISSING_LAYER', `layer ${layer} is not in this store`);
     if (vector.length !== this.options.dim)
       throw widthError('the thinking-span vector', vector.length, this.options.dim);
     mean.update(vector);
@@ -162,7 +162,7 @@ export async function readManifest(dir: string): Promise<Manifest> {
     text = await readFile(join(dir, 'manifest.json'), 'utf8');
   } catch {
     throw new ThinkwhenError(
-      'no-activations',
+      'NO_ACTIVATIONS',
       `${dir} has no manifest.json: no finished sentence-activation capture there`,
       'run the activation capture stage into this directory (an interrupted capture must be rerun)',
     );
@@ -180,14 +180,14 @@ export async function loadSentenceActivations(
   const { dim } = manifest;
   if (options.expectedDim !== undefined && options.expectedDim !== dim) {
     throw new ThinkwhenError(
-      'width-mismatch',
+      'WIDTH_MISMATCH',
       `stored activations in ${dir} have width ${dim}, but the model/SAE expects width ${options.expectedDim}`,
       'use activations captured from the same model as the SAE, or recapture them',
     );
   }
   if (!manifest.layers.includes(layer)) {
     throw new ThinkwhenError(
-      'missing-layer',
+      'MISSING_LAYER',
       `layer ${layer} is not in ${dir} (layers: ${manifest.layers.join(', ')})`,
       'pick a captured layer or capture this one',
     );
@@ -198,7 +198,7 @@ export async function loadSentenceActivations(
     const file = await readSafetensors(join(dir, shard.file));
     const t = file.tensors[`layer.${layer}`];
     if (!t || t.dtype !== 'F32' || t.shape.length !== 2 || t.shape[0] !== shard.rows) {
-      throw new ThinkwhenError('safetensors-corrupt', `${shard.file} lacks a [${shard.rows}, ${dim}] layer.${layer}`);
+      throw new ThinkwhenError('SAFETENSORS_CORRUPT', `${shard.file} lacks a [${shard.rows}, ${dim}] layer.${layer}`);
     }
     if (t.shape[1] !== dim) throw widthError(`${shard.file} layer.${layer}`, t.shape[1], dim);
     x.set(t.data as Float32Array, at);
@@ -208,7 +208,7 @@ export async function loadSentenceActivations(
   const records = lines.map((l) => JSON.parse(l) as IndexedRecord);
   if (records.length !== manifest.rows) {
     throw new ThinkwhenError(
-      'safetensors-corrupt',
+      'SAFETENSORS_CORRUPT',
       `${dir}/index.jsonl has ${records.length} lines for ${manifest.rows} rows`,
       'recapture the activations',
     );

@@ -130,7 +130,7 @@ export function traceText(
   const text = settings.context === 'generated' ? trace.generated : trace.fullResponse;
   if (typeof text !== 'string' || (settings.thinking === 'generated' && typeof trace.generated !== 'string')) {
     throw new ThinkwhenError(
-      'traces-malformed',
+      'TRACES_MALFORMED',
       `trace ${trace.id} lacks its ${settings.context === 'generated' ? 'generated' : 'fullResponse'} text`,
       'use a trace file written by `thinkwhen traces`',
     );
@@ -294,7 +294,7 @@ export async function checkStoreAgainstModel(dir: string, model: Model): Promise
   const config = await readConfig(dir);
   if (config && config.dim !== model.info.nEmbd) {
     throw new ThinkwhenError(
-      'width-mismatch',
+      'WIDTH_MISMATCH',
       `the activations in ${dir} were captured from a model of width ${config.dim} (${config.model}), but ${model.info.path} has width ${model.info.nEmbd}`,
       'use the model the activations came from, or capture into a new directory',
     );
@@ -320,7 +320,7 @@ export async function captureSentenceActivations(
   const layers = checkLayers(options.layers, nLayer);
   if (traces.length === 0) {
     throw new ThinkwhenError(
-      'no-traces',
+      'NO_TRACES',
       'the trace set is empty: there is nothing to capture',
       'generate traces first (thinkwhen traces) and pass that file',
     );
@@ -347,7 +347,7 @@ export async function captureSentenceActivations(
       previous.minWords === settings.minWords;
     if (!same) {
       throw new ThinkwhenError(
-        'capture-mismatch',
+        'CAPTURE_MISMATCH',
         `${dir} holds a capture with other settings (layers ${previous.layers.join(',')}, context ${previous.context}, thinking ${previous.thinking}, bos ${previous.bos}, locate ${previous.locate}, shift ${previous.shift}, min words ${previous.minWords})`,
         'capture into a new directory, or rerun with the same settings to resume',
       );
@@ -369,7 +369,7 @@ export async function captureSentenceActivations(
   const ids = new Set<string>();
   for (const t of traces) {
     if (ids.has(t.id)) {
-      throw new ThinkwhenError('traces-malformed', `trace id "${t.id}" appears twice`, 'make trace ids unique');
+      throw new ThinkwhenError('TRACES_MALFORMED', `trace id "${t.id}" appears twice`, 'make trace ids unique');
     }
     ids.add(t.id);
   }
@@ -442,7 +442,7 @@ export async function captureSentenceActivations(
       ctx.free();
     }
     if (options.signal?.aborted) {
-      throw new ThinkwhenError('aborted', 'activation capture interrupted', 'rerun the same command to resume');
+      throw new ThinkwhenError('ABORTED', 'activation capture interrupted', 'rerun the same command to resume');
     }
   }
   return { ...(await buildStore(dir, traces, config, options.shardRows, options.onProgress)), capturedNow };
@@ -490,7 +490,7 @@ async function buildStore(
   }
   const held = traces.map((t) => {
     const h = byTrace.get(t.id);
-    if (!h) throw new ThinkwhenError('capture-incomplete', `trace ${t.id} has not been captured`, 'rerun the capture');
+    if (!h) throw new ThinkwhenError('CAPTURE_INCOMPLETE', `trace ${t.id} has not been captured`, 'rerun the capture');
     return h;
   });
   const sentences = held.reduce((s, h) => s + h.records.length, 0);
@@ -498,7 +498,7 @@ async function buildStore(
   const tracesWithoutSentences = held.filter((h) => h.records.length === 0).length;
   if (sentences === 0) {
     throw new ThinkwhenError(
-      'no-sentences',
+      'NO_SENTENCES',
       `none of the ${traces.length} traces has a thinking sentence the splitter keeps (≥ ${config.minWords} words) and the tokens can place`,
       'check the traces (empty or truncated thinking?), raise --max-tokens when generating, or lower --min-words',
     );

@@ -63,14 +63,14 @@ export function sample<T>(items: readonly T[], k: number, rng: Rng): T[] {
 function requireSentences(sentences: readonly string[], labels: ArrayLike<number>): void {
   if (sentences.length === 0) {
     throw new ThinkwhenError(
-      'no-sentences',
+      'NO_SENTENCES',
       'there are no sentences to label (the traces are empty or no sentence has 3+ words)',
       'generate traces with thinking text first, or check the trace file',
     );
   }
   if (labels.length !== sentences.length) {
     throw new ThinkwhenError(
-      'length-mismatch',
+      'LENGTH_MISMATCH',
       `${sentences.length} sentences but ${labels.length} labels`,
       'label the same sentences the SAE was applied to',
     );
@@ -177,7 +177,7 @@ function parseClassifications(content: string): Classification[] {
 
 /** Failures the reference records and moves past (malformed output after all retries). */
 function isParseFailure(err: unknown): err is ThinkwhenError {
-  return err instanceof ThinkwhenError && err.code === 'llm-failed';
+  return err instanceof ThinkwhenError && err.code === 'LLM_FAILED';
 }
 
 export async function accuracyAutograder(

@@ -82,7 +82,7 @@ export const PAPER_PRESETS: PaperPreset[] = [
  */
 export function evenlySpacedLayers(nLayer: number, count = 6): number[] {
   if (!Number.isInteger(nLayer) || nLayer < 1) {
-    throw new ThinkwhenError('bad-model', `a model needs at least one layer, got ${nLayer}`);
+    throw new ThinkwhenError('BAD_MODEL', `a model needs at least one layer, got ${nLayer}`);
   }
   if (nLayer <= count) return Array.from({ length: nLayer }, (_, i) => i);
   const out = new Set<number>();
@@ -101,12 +101,12 @@ export function detectPreset(info: { name: string; path: string; nLayer: number 
 /** Every layer must be an integer in 0..nLayer−1; returns them sorted and deduplicated. */
 export function checkLayers(layers: readonly number[], nLayer: number): number[] {
   if (layers.length === 0) {
-    throw new ThinkwhenError('bad-layers', 'no layers given', `pass layers between 0 and ${nLayer - 1}`);
+    throw new ThinkwhenError('BAD_LAYERS', 'no layers given', `pass layers between 0 and ${nLayer - 1}`);
   }
   for (const l of layers) {
     if (!Number.isInteger(l) || l < 0 || l >= nLayer) {
       throw new ThinkwhenError(
-        'layer-out-of-range',
+        'LAYER_OUT_OF_RANGE',
         `layer ${l} is out of range: this model has ${nLayer} layers (0..${nLayer - 1})`,
         `pick layers between 0 and ${nLayer - 1} (or leave --layers out for six evenly spaced ones)`,
       );
@@ -130,7 +130,7 @@ export function resolveLayers(
   if (s === 'even' || s.startsWith('even:')) {
     const count = s === 'even' ? 6 : Number(s.slice(5));
     if (!Number.isInteger(count) || count < 1) {
-      throw new ThinkwhenError('bad-layers', `bad layer count in "${s}"`, 'use even:N with N ≥ 1');
+      throw new ThinkwhenError('BAD_LAYERS', `bad layer count in "${s}"`, 'use even:N with N ≥ 1');
     }
     return evenlySpacedLayers(info.nLayer, count);
   }
@@ -138,7 +138,7 @@ export function resolveLayers(
     const preset = s === 'paper' ? detectPreset(info) : (PAPER_PRESETS.find((p) => p.name === s.slice(7)) ?? null);
     if (!preset) {
       throw new ThinkwhenError(
-        'no-preset',
+        'NO_PRESET',
         s === 'paper'
           ? `${info.name || basename(info.path)} (${info.nLayer} layers) is not one of the paper's thinking models`
           : `unknown preset "${s.slice(7)}"`,
@@ -151,7 +151,7 @@ export function resolveLayers(
   const layers = parts.map((x) => {
     if (!/^-?\d+$/.test(x)) {
       throw new ThinkwhenError(
-        'bad-layers',
+        'BAD_LAYERS',
         `"${x}" is not a layer number`,
         "pass a comma-separated list such as 4,8,12, 'even', 'even:N', 'paper' or 'preset:NAME'",
       );

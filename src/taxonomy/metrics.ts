@@ -11,7 +11,7 @@ type Labels = ArrayLike<number>;
 function contingency(truth: Labels, pred: Labels) {
   if (truth.length !== pred.length) {
     throw new ThinkwhenError(
-      'length-mismatch',
+      'LENGTH_MISMATCH',
       `${truth.length} ground-truth labels but ${pred.length} predicted labels`,
       'compare labels of the same sentences',
     );
@@ -91,7 +91,7 @@ export function purity(truth: Labels, pred: Labels): number {
 /** 1 − Σ‖x − x̂‖² / Σ‖x − mean(x)‖² over all rows (row-major [n, dim]). */
 export function varianceExplained(x: Float32Array, reconstruction: Float32Array, dim: number): number {
   if (x.length !== reconstruction.length || x.length % dim !== 0) {
-    throw new ThinkwhenError('width-mismatch', 'reconstruction and data differ in shape', 'reconstruct the same rows');
+    throw new ThinkwhenError('WIDTH_MISMATCH', 'reconstruction and data differ in shape', 'reconstruct the same rows');
   }
   const n = x.length / dim;
   const mean = new Float64Array(dim);
@@ -141,7 +141,7 @@ export function clusterBalance(labels: Labels, clusters: number): ClusterBalance
   for (let i = 0; i < labels.length; i++) {
     if (labels[i] < 0 || labels[i] >= clusters) {
       throw new ThinkwhenError(
-        'bad-label',
+        'BAD_LABEL',
         `label ${labels[i]} is outside 0..${clusters - 1}`,
         'pass the SAE latent count',
       );

@@ -71,7 +71,7 @@ export async function loadLayer(dir: string, layer: number, expectedDim?: number
   const raw = await loadSentenceActivations(dir, layer, { expectedDim });
   if (!raw.thinkingMean) {
     throw new ThinkwhenError(
-      'no-mean',
+      'NO_MEAN',
       `${dir} has no thinking-span mean for layer ${layer}`,
       'recapture the activations (thinkwhen activations)',
     );
@@ -127,11 +127,11 @@ export interface TrainedEntry {
 
 /** Check K values: integers ≥ top-k (3). */
 export function checkKs(ks: readonly number[], topK = 3): number[] {
-  if (ks.length === 0) throw new ThinkwhenError('bad-k', 'no latent counts given', 'pass --k 5,10,15 or leave it out');
+  if (ks.length === 0) throw new ThinkwhenError('BAD_K', 'no latent counts given', 'pass --k 5,10,15 or leave it out');
   for (const k of ks) {
     if (!Number.isInteger(k) || k < topK) {
       throw new ThinkwhenError(
-        'bad-k',
+        'BAD_K',
         `latent count ${k} is not an integer ≥ ${topK} (the SAE keeps the top ${topK} latents)`,
         `use K values of at least ${topK}`,
       );
@@ -146,7 +146,7 @@ async function storeLayers(activations: string, requested: number[] | undefined)
   for (const l of requested) {
     if (!manifest.layers.includes(l)) {
       throw new ThinkwhenError(
-        'layer-out-of-range',
+        'LAYER_OUT_OF_RANGE',
         `layer ${l} was not captured in ${activations} (captured: ${manifest.layers.join(', ')})`,
         'pick captured layers, or capture this one with thinkwhen activations --layers',
       );
@@ -184,7 +184,7 @@ export async function trainTaxonomyGrid(
         data ??= await loadLayer(activations, layer, options.expectedDim);
         if (data.rows < k) {
           throw new ThinkwhenError(
-            'too-few-sentences',
+            'TOO_FEW_SENTENCES',
             `layer ${layer} has ${data.rows} sentences, fewer than K = ${k} latents`,
             'generate more traces or use smaller K values (--k)',
           );
@@ -330,7 +330,7 @@ export async function evaluateGrid(
       const sae = await loadSae(t.path);
       if (sae.dim !== data.dim) {
         throw new ThinkwhenError(
-          'width-mismatch',
+          'WIDTH_MISMATCH',
           `the SAE ${t.path} has width ${sae.dim} but the activations in ${activations} have width ${data.dim}`,
           'train the SAEs on these activations (use a fresh taxonomy directory)',
         );
@@ -694,7 +694,7 @@ export interface Selection {
 export function selectEntry(grid: Grid, metric: SelectionMetric): GridEntry {
   if (!SELECTION_METRICS.includes(metric)) {
     throw new ThinkwhenError(
-      'bad-metric',
+      'BAD_METRIC',
       `unknown selection metric "${metric}"`,
       `use one of ${SELECTION_METRICS.join(', ')}`,
     );
@@ -716,7 +716,7 @@ export function selectEntry(grid: Grid, metric: SelectionMetric): GridEntry {
         : metric === 'ari' || metric === 'nmi' || metric === 'purity'
           ? 'it needs ground-truth sentence types in the activations'
           : 'no entry has it';
-    throw new ThinkwhenError('no-metric', `cannot select by "${metric}": ${why}`, 'choose another --select metric');
+    throw new ThinkwhenError('NO_METRIC', `cannot select by "${metric}": ${why}`, 'choose another --select metric');
   }
   return best;
 }
@@ -742,7 +742,7 @@ export async function readGrid(dir: string): Promise<Grid> {
   const path = join(dir, 'grid.json');
   if (!existsSync(path)) {
     throw new ThinkwhenError(
-      'no-taxonomy',
+      'NO_TAXONOMY',
       `${dir} has no grid.json: the taxonomy has not been scored there`,
       'run `thinkwhen taxonomy train` and `thinkwhen taxonomy score` with this --dir',
     );
@@ -754,7 +754,7 @@ export async function readSelection(dir: string): Promise<Selection> {
   const path = join(dir, 'selection.json');
   if (!existsSync(path)) {
     throw new ThinkwhenError(
-      'no-selection',
+      'NO_SELECTION',
       `${dir} has no selection.json: no (layer, K) has been chosen there`,
       'run `thinkwhen taxonomy score --dir DIR` first',
     );
@@ -828,20 +828,20 @@ export async function annotateTraces(
   const { nEmbd, nLayer } = model.info;
   if (sae.dim !== nEmbd) {
     throw new ThinkwhenError(
-      'width-mismatch',
+      'WIDTH_MISMATCH',
       `the SAE ${selection.sae} has width ${sae.dim} but ${model.info.path} has width ${nEmbd}`,
       'annotate with the thinking model whose activations trained the SAE',
     );
   }
   if (selection.layer >= nLayer) {
     throw new ThinkwhenError(
-      'layer-out-of-range',
+      'LAYER_OUT_OF_RANGE',
       `the selected layer ${selection.layer} is out of range: ${model.info.path} has ${nLayer} layers`,
       'annotate with the thinking model the taxonomy was built from',
     );
   }
   if (traces.length === 0) {
-    throw new ThinkwhenError('no-traces', 'the trace set is empty: there is nothing to annotate', 'pass a trace file');
+    throw new ThinkwhenError('NO_TRACES', 'the trace set is empty: there is nothing to annotate', 'pass a trace file');
   }
   let mean: Float32Array | undefined;
   if (options.saeInput === 'centred') {
@@ -975,7 +975,7 @@ export async function runOrganismChain(o: OrganismChainOptions): Promise<Organis
   const modelPath = o.model ?? defaultOrganismModel();
   if (!existsSync(modelPath)) {
     throw new ThinkwhenError(
-      'no-organism',
+      'NO_ORGANISM',
       `the model organism's thinking model is not at ${modelPath}`,
       'build it (thinkwhen organism build) or pass --organism-model PATH / set THINKWHEN_ORGANISM_THINKING',
     );
@@ -1024,7 +1024,7 @@ export async function runOrganismChain(o: OrganismChainOptions): Promise<Organis
   const m = selection.metrics;
   if (m.ari === undefined || m.nmi === undefined || m.purity === undefined) {
     throw new ThinkwhenError(
-      'no-ground-truth',
+      'NO_GROUND_TRUTH',
       'no captured sentence of the organism traces parses as a sentence of the trace language',
       'check that the organism model writes its trace language (see traces.jsonl in the workspace)',
     );

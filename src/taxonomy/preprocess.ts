@@ -11,7 +11,7 @@ export function meanOfRows(acts: Float32Array, dim: number, range: RowRange): Fl
   const rows = acts.length / dim;
   if (range.start < 0 || range.end > rows || range.start >= range.end) {
     throw new ThinkwhenError(
-      'rows-out-of-range',
+      'ROWS_OUT_OF_RANGE',
       `row range [${range.start}, ${range.end}) is empty or outside an activation matrix of ${rows} rows`,
       'locate sentences with locateSentence() on the same text the activations were captured from',
     );
@@ -39,7 +39,7 @@ export class RunningMean {
   update(v: ArrayLike<number>): void {
     if (v.length !== this.dim) {
       throw new ThinkwhenError(
-        'width-mismatch',
+        'WIDTH_MISMATCH',
         `vector of width ${v.length} added to a running mean of width ${this.dim}`,
         'use activations from one model and layer per running mean',
       );
@@ -61,7 +61,7 @@ export class RunningMean {
 export function centerAndNormalize(x: Float32Array, dim: number, mean: ArrayLike<number>): Float32Array {
   if (mean.length !== dim || x.length % dim !== 0) {
     throw new ThinkwhenError(
-      'width-mismatch',
+      'WIDTH_MISMATCH',
       `activations of width ${dim} (${x.length} values) cannot be centred with a mean of width ${mean.length}`,
       'centre with the thinking-span mean saved with the same layer of the same model',
     );
@@ -96,7 +96,7 @@ export function saeInputForLabelling(
   if ((options.mode ?? 'raw') === 'raw') return out;
   if (!options.mean) {
     throw new ThinkwhenError(
-      'no-mean',
+      'NO_MEAN',
       'centred SAE input needs the thinking-span mean μ_L used in training',
       'load it from the activation store (thinkingMean) or use mode "raw"',
     );

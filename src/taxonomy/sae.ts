@@ -125,7 +125,7 @@ export class TopKSae {
   private checkWidth(x: Float32Array, what: string): number {
     if (x.length % this.dim !== 0) {
       throw new ThinkwhenError(
-        'width-mismatch',
+        'WIDTH_MISMATCH',
         `${what}: ${x.length} values are not rows of this SAE's width ${this.dim}`,
         'use activations from the model and layer the SAE was trained on',
       );
@@ -331,7 +331,7 @@ class ThreadPool {
     }
     if (Atomics.load(this.ctrl, CTRL_FAILED) === 1) {
       throw new ThinkwhenError(
-        'sae-worker-failed',
+        'SAE_WORKER_FAILED',
         'an SAE training worker thread failed',
         'rerun with threads: 1 to see the error',
       );
@@ -356,13 +356,13 @@ export async function trainTopKSae(x: Float32Array, dim: number, options: SaeTra
   const topK = options.topK ?? 3;
   if (dim <= 0 || x.length === 0 || x.length % dim !== 0) {
     throw new ThinkwhenError(
-      'no-activations',
+      'NO_ACTIVATIONS',
       `cannot train an SAE on ${x.length} values of width ${dim}`,
       'capture sentence activations first (empty traces give no sentences)',
     );
   }
   if (topK > latents) {
-    throw new ThinkwhenError('bad-sae', `top-k ${topK} exceeds the ${latents} latents`, 'use K ≥ top-k');
+    throw new ThinkwhenError('BAD_SAE', `top-k ${topK} exceeds the ${latents} latents`, 'use K ≥ top-k');
   }
   const n = x.length / dim;
   const seed = options.seed ?? 0;
@@ -541,7 +541,7 @@ export async function loadSae(path: string): Promise<TopKSae> {
     const t = file.tensors[name];
     if (!t || t.dtype !== 'F32') {
       throw new ThinkwhenError(
-        'bad-sae',
+        'BAD_SAE',
         `${base}.safetensors lacks an F32 tensor "${name}"`,
         'retrain or re-save the SAE',
       );
@@ -567,7 +567,7 @@ export async function loadSae(path: string): Promise<TopKSae> {
   };
   if (params.bDec.length !== dim || params.wDec.length !== latents * dim || params.bEnc.length !== latents) {
     throw new ThinkwhenError(
-      'bad-sae',
+      'BAD_SAE',
       `${base}.safetensors has inconsistent tensor shapes`,
       'retrain or re-save the SAE',
     );

@@ -99,14 +99,14 @@ function normalise(name: string, t: TensorInput): Tensor {
   const expected = { F32: Float32Array, F16: Uint16Array, I32: Int32Array, I64: BigInt64Array }[t.dtype];
   if (!(t.data instanceof expected)) {
     throw new ThinkwhenError(
-      'safetensors-dtype',
+      'SAFETENSORS_DTYPE',
       `tensor "${name}" is declared ${t.dtype} but holds a ${t.data.constructor.name}`,
       `pass a ${expected.name} for ${t.dtype}`,
     );
   }
   if (t.data.length !== numel(t.shape)) {
     throw new ThinkwhenError(
-      'safetensors-shape',
+      'SAFETENSORS_SHAPE',
       `tensor "${name}" has ${t.data.length} values but shape [${t.shape.join(', ')}] needs ${numel(t.shape)}`,
       'make the shape match the data',
     );
@@ -148,7 +148,7 @@ export function encodeSafetensors(tensors: Record<string, TensorInput>, metadata
 export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors data'): SafetensorsFile {
   const bad = (what: string) =>
     new ThinkwhenError(
-      'safetensors-corrupt',
+      'SAFETENSORS_CORRUPT',
       `${source}: ${what}`,
       'regenerate the file; it is truncated or not safetensors',
     );
@@ -173,7 +173,7 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors data'
     const { dtype, shape, data_offsets } = entry as { dtype: DType; shape: number[]; data_offsets: [number, number] };
     if (!(dtype in BYTES)) {
       throw new ThinkwhenError(
-        'safetensors-dtype',
+        'SAFETENSORS_DTYPE',
         `${source}: tensor "${name}" has dtype ${dtype}, which thinkwhen does not read`,
         'convert it to F32, F16, I32 or I64',
       );
@@ -217,7 +217,7 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
     bytes = await readFile(path);
   } catch (err) {
     throw new ThinkwhenError(
-      'safetensors-missing',
+      'SAFETENSORS_MISSING',
       `cannot read ${path}: ${(err as Error).message}`,
       'check the path, or run the stage that writes it first',
     );

@@ -111,7 +111,7 @@ export async function readQuestionsJsonl(
   options: { questionField?: string; idField?: string } = {},
 ): Promise<Question[]> {
   if (!existsSync(path)) {
-    throw new ThinkwhenError('questions-not-found', `no such question file: ${path}`, 'check the --questions path');
+    throw new ThinkwhenError('QUESTIONS_NOT_FOUND', `no such question file: ${path}`, 'check the --questions path');
   }
   const qf = options.questionField ?? 'question';
   const idf = options.idField ?? 'id';
@@ -126,7 +126,7 @@ export async function readQuestionsJsonl(
       row = JSON.parse(line);
     } catch (err) {
       throw new ThinkwhenError(
-        'questions-malformed',
+        'QUESTIONS_MALFORMED',
         `${path}:${i + 1}: not valid JSON (${(err as Error).message})`,
         'each line must be one JSON object such as {"id": "q1", "question": "..."}',
       );
@@ -134,14 +134,14 @@ export async function readQuestionsJsonl(
     const q = row[qf];
     if (typeof q !== 'string' || q.trim() === '') {
       throw new ThinkwhenError(
-        'questions-malformed',
+        'QUESTIONS_MALFORMED',
         `${path}:${i + 1}: no string field "${qf}"`,
         'name the question field with --question-field',
       );
     }
     const id = row[idf] === undefined ? `line-${i + 1}` : String(row[idf]);
     if (seen.has(id)) {
-      throw new ThinkwhenError('questions-malformed', `${path}:${i + 1}: duplicate id "${id}"`, 'make ids unique');
+      throw new ThinkwhenError('QUESTIONS_MALFORMED', `${path}:${i + 1}: duplicate id "${id}"`, 'make ids unique');
     }
     seen.add(id);
     const meta: Record<string, unknown> = {};
@@ -167,7 +167,7 @@ export async function readTraces(
 ): Promise<{ records: TraceRecord[]; tornAt: number | null; header: TraceHeader | null }> {
   if (!existsSync(path)) {
     throw new ThinkwhenError(
-      'traces-not-found',
+      'TRACES_NOT_FOUND',
       `no such trace file: ${path}`,
       'generate traces first (thinkwhen traces)',
     );
@@ -195,7 +195,7 @@ export async function readTraces(
           break;
         }
         throw new ThinkwhenError(
-          'traces-malformed',
+          'TRACES_MALFORMED',
           `${path}:${lineNo}: ${(err as Error).message}`,
           'each line must be a trace record written by `thinkwhen traces`; remove the bad line',
         );

@@ -155,7 +155,7 @@ test('bad positions and context options are typed errors', async () => {
   assert.equal(seq.length, 0);
   ctx.free();
   for (const bad of [{ nSeqMax: 0 }, { nSeqMax: 257 }, { nCtx: Number.NaN }, { nBatch: 2.5 }, { threads: 0 }]) {
-    assert.throws(() => model.createContext(bad), isError('BAD_OPTION', /integer in 1\.\./), JSON.stringify(bad));
+    assert.throws(() => model.createContext(bad), isError('BAD_ARGUMENT', /integer in 1\.\./), JSON.stringify(bad));
   }
   await stillWorks();
 });

@@ -104,14 +104,14 @@ test('the concurrency limit holds at the server', async () => {
   }
 });
 
-test('exhausted retries on persistent 500s: llm-failed, nothing cached', async () => {
+test('exhausted retries on persistent 500s: LLM_FAILED, nothing cached', async () => {
   const cacheDir = await mkdtemp(join(tmpdir(), 'tw-llm-'));
   const server = await startFakeOpenAI(() => ({ status: 502 }));
   try {
     const client = new LlmClient({ baseUrl: server.baseUrl, model: 'm', cacheDir, maxRetries: 2, ...fast });
     await assert.rejects(client.chat([{ role: 'user', content: 'x' }]), (e: unknown) => {
       assert.ok(e instanceof ThinkwhenError);
-      assert.equal(e.code, 'llm-failed');
+      assert.equal(e.code, 'LLM_FAILED');
       assert.match(e.message, /server-error: HTTP 502.*after 3 attempts/);
       return true;
     });
@@ -135,13 +135,13 @@ test('401 and unknown models fail at once with the fix named', async () => {
     const client = new LlmClient({ baseUrl: server.baseUrl, apiKey: 'bad', model: 'gpt', ...fast });
     await assert.rejects(client.chat([{ role: 'user', content: 'x' }]), (e: unknown) => {
       assert.ok(e instanceof ThinkwhenError);
-      assert.equal(e.code, 'llm-unauthorized');
+      assert.equal(e.code, 'LLM_UNAUTHORIZED');
       assert.match(e.message, /OPENAI_API_KEY/);
       return true;
     });
     await assert.rejects(client.chat([{ role: 'user', content: 'x' }], { model: 'nope' }), (e: unknown) => {
       assert.ok(e instanceof ThinkwhenError);
-      assert.equal(e.code, 'llm-bad-model');
+      assert.equal(e.code, 'LLM_BAD_MODEL');
       assert.match(e.message, /"nope".*\/models/);
       return true;
     });
@@ -167,7 +167,7 @@ test('an unreachable endpoint is reported as such after the retries', async () =
   });
   await assert.rejects(client.chat([{ role: 'user', content: 'x' }]), (e: unknown) => {
     assert.ok(e instanceof ThinkwhenError);
-    assert.equal(e.code, 'llm-unreachable');
+    assert.equal(e.code, 'LLM_UNREACHABLE');
     assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${port}.*3 attempts.*ECONNREFUSED`));
     assert.match(e.message, /OPENAI_BASE_URL/);
     return true;

@@ -171,14 +171,14 @@ test('bad input: no sentences, mismatched labels, unreachable endpoint', async (
   const cats = [{ id: 0, title: 'A', description: 'a' }];
   await assert.rejects(scoreTaxonomy(client, [], [], cats), (e: unknown) => {
     assert.ok(e instanceof ThinkwhenError);
-    assert.equal(e.code, 'no-sentences');
+    assert.equal(e.code, 'NO_SENTENCES');
     assert.match(e.message, /traces are empty/);
     return true;
   });
   await assert.rejects(scoreTaxonomy(client, ['a b c'], [0, 1], cats), /1 sentences but 2 labels/);
   await assert.rejects(
     scoreTaxonomy(client, ['one two three', 'four five six'], [0, 0], cats),
-    (e: unknown) => e instanceof ThinkwhenError && e.code === 'llm-unreachable',
+    (e: unknown) => e instanceof ThinkwhenError && e.code === 'LLM_UNREACHABLE',
   );
 });
 

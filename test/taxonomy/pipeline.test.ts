@@ -147,7 +147,7 @@ test('capture resumes: a capture continued from half of the traces equals an uni
   // Other settings in the same directory are refused.
   assert.equal(
     await codeOf(captureSentenceActivations(model, traces, dir, { ...CAPTURE, layers: [1, 3] })),
-    'capture-mismatch',
+    'CAPTURE_MISMATCH',
   );
 });
 
@@ -292,7 +292,7 @@ test('CLI: train, score, show, annotate', async () => {
 });
 
 test('bad input: width mismatch between model and stored activations', async () => {
-  assert.equal(await codeOf(captureSentenceActivations(narrow, traces, acts, { ...CAPTURE })), 'width-mismatch');
+  assert.equal(await codeOf(captureSentenceActivations(narrow, traces, acts, { ...CAPTURE })), 'WIDTH_MISMATCH');
   const r = await cli([
     'taxonomy',
     'train',
@@ -310,15 +310,15 @@ test('bad input: width mismatch between model and stored activations', async () 
   const sel = await readSelection(tax);
   assert.equal(
     await codeOf(annotateTraces(narrow, traces.slice(0, 1), sel, { thinking: 'generated' })),
-    'width-mismatch',
+    'WIDTH_MISMATCH',
   );
 });
 
 test('bad input: empty traces', async () => {
   const dir = tmp();
-  assert.equal(await codeOf(captureSentenceActivations(model, [], join(dir, 'a'), CAPTURE)), 'no-traces');
+  assert.equal(await codeOf(captureSentenceActivations(model, [], join(dir, 'a'), CAPTURE)), 'NO_TRACES');
   const blank = traces.slice(0, 2).map((t) => ({ ...t, generated: '', fullResponse: t.prompt, thinking: '' }));
-  assert.equal(await codeOf(captureSentenceActivations(model, blank, join(dir, 'b'), CAPTURE)), 'no-sentences');
+  assert.equal(await codeOf(captureSentenceActivations(model, blank, join(dir, 'b'), CAPTURE)), 'NO_SENTENCES');
   const empty = join(dir, 'empty.jsonl');
   writeFileSync(empty, '');
   const r = await cli(['activations', '--model', model.info.path, '--traces', empty, '--out', join(dir, 'c')]);
@@ -330,7 +330,7 @@ test('bad input: layer out of range', async () => {
   const dir = tmp();
   assert.equal(
     await codeOf(captureSentenceActivations(model, traces, join(dir, 'a'), { ...CAPTURE, layers: [4] })),
-    'layer-out-of-range',
+    'LAYER_OUT_OF_RANGE',
   );
   const t = join(dir, 'traces.jsonl');
   writeFileSync(t, `${JSON.stringify(traces[0])}\n`);

@@ -186,7 +186,7 @@ test('bad input: empty activations and width mismatches name the problem', async
     () => sae.assign(new Float32Array(12)),
     (e: unknown) => {
       assert.ok(e instanceof ThinkwhenError);
-      assert.equal(e.code, 'width-mismatch');
+      assert.equal(e.code, 'WIDTH_MISMATCH');
       assert.match(e.message, /width 8/);
       return true;
     },

@@ -70,12 +70,12 @@ test('corrupt or mislabelled safetensors data gives a clear error', () => {
   const good = encodeSafetensors({ x: { dtype: 'F32', shape: [2], data: Float32Array.from([1, 2]) } });
   assert.throws(
     () => decodeSafetensors(good.subarray(0, good.length - 4)),
-    isThinkwhen('safetensors-corrupt', /do not fit/),
+    isThinkwhen('SAFETENSORS_CORRUPT', /do not fit/),
   );
-  assert.throws(() => decodeSafetensors(new Uint8Array(3)), isThinkwhen('safetensors-corrupt', /8-byte/));
+  assert.throws(() => decodeSafetensors(new Uint8Array(3)), isThinkwhen('SAFETENSORS_CORRUPT', /8-byte/));
   assert.throws(
     () => encodeSafetensors({ x: { dtype: 'F32', shape: [3], data: Float32Array.from([1, 2]) } }),
-    isThinkwhen('safetensors-shape', /shape \[3\]/),
+    isThinkwhen('SAFETENSORS_SHAPE', /shape \[3\]/),
   );
   // Misaligned input is copied, not rejected.
   const shifted = new Uint8Array(good.length + 1);
@@ -106,7 +106,7 @@ test('activation store: shards + JSONL index + thinking means round trip; width 
           [8, [1, 2, 3]],
         ]),
       ),
-      isThinkwhen('width-mismatch', /width 2 .* width 3/),
+      isThinkwhen('WIDTH_MISMATCH', /width 2 .* width 3/),
     );
     const manifest = await writer.close();
     assert.equal(manifest.shards.length, 3);
@@ -125,15 +125,15 @@ test('activation store: shards + JSONL index + thinking means round trip; width 
     assert.equal((await loadSentenceActivations(dir, 8)).thinkingMean, null);
     await assert.rejects(
       loadSentenceActivations(dir, 4, { expectedDim: 1536 }),
-      isThinkwhen('width-mismatch', /width 3, but the model\/SAE expects width 1536/),
+      isThinkwhen('WIDTH_MISMATCH', /width 3, but the model\/SAE expects width 1536/),
     );
-    await assert.rejects(loadSentenceActivations(dir, 5), isThinkwhen('missing-layer', /layer 5/));
-    await assert.rejects(loadSentenceActivations(join(dir, 'nope'), 4), isThinkwhen('no-activations', /manifest/));
+    await assert.rejects(loadSentenceActivations(dir, 5), isThinkwhen('MISSING_LAYER', /layer 5/));
+    await assert.rejects(loadSentenceActivations(join(dir, 'nope'), 4), isThinkwhen('NO_ACTIVATIONS', /manifest/));
     // A shard rewritten with another width is caught on load.
     await writeSafetensors(join(dir, manifest.shards[0].file), {
       'layer.4': { dtype: 'F32', shape: [2, 4], data: new Float32Array(8) },
     });
-    await assert.rejects(loadSentenceActivations(dir, 4), isThinkwhen('width-mismatch', /width 4/));
+    await assert.rejects(loadSentenceActivations(dir, 4), isThinkwhen('WIDTH_MISMATCH', /width 4/));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -142,7 +142,7 @@ test('activation store: shards + JSONL index + thinking means round trip; width 
 test('preprocessing: sentence means, the reference running mean, centring + L2 normalisation', () => {
   const acts = Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8]); // 4 tokens × 2 dims
   assert.deepEqual([...meanOfRows(acts, 2, { start: 1, end: 3 })], [4, 5]);
-  assert.throws(() => meanOfRows(acts, 2, { start: 3, end: 5 }), isThinkwhen('rows-out-of-range', /4 rows/));
+  assert.throws(() => meanOfRows(acts, 2, { start: 3, end: 5 }), isThinkwhen('ROWS_OUT_OF_RANGE', /4 rows/));
   const mean = new RunningMean(2);
   mean.update([2, 0]);
   mean.update([4, 2]);
@@ -154,7 +154,7 @@ test('preprocessing: sentence means, the reference running mean, centring + L2 n
     [...x].map((v) => Math.round(v * 1e6) / 1e6),
     [0.6, 0.8, 0, 0, 0, -1],
   );
-  assert.throws(() => centerAndNormalize(new Float32Array(6), 3, [1, 2]), isThinkwhen('width-mismatch', /width 2/));
+  assert.throws(() => centerAndNormalize(new Float32Array(6), 3, [1, 2]), isThinkwhen('WIDTH_MISMATCH', /width 2/));
 });
 
 test('A2: SAE input for annotation is raw by default, centred + normalised on request', async () => {
@@ -165,5 +165,5 @@ test('A2: SAE input for annotation is raw by default, centred + normalised on re
   const expected = [0.6, 0.8, Math.SQRT1_2, Math.SQRT1_2];
   for (let i = 0; i < 4; i++) assert.ok(Math.abs(centred[i] - expected[i]) < 1e-6);
   assert.deepEqual([...a], [3, 4, 1, 1], 'input untouched');
-  assert.throws(() => saeInputForLabelling(a, 2, { mode: 'centred' }), isThinkwhen('no-mean', /μ_L/));
+  assert.throws(() => saeInputForLabelling(a, 2, { mode: 'centred' }), isThinkwhen('NO_MEAN', /μ_L/));
 });

@@ -95,12 +95,12 @@ test('bad input: empty question set, malformed question file, missing trace file
   assert.equal(await codeOf(generateTraces(model, [], join(dir, 'x.jsonl'))), 'NO_QUESTIONS');
   const q = join(dir, 'q.jsonl');
   writeFileSync(q, '{"id": 1, "question": "ok?"}\n{"id": 2, "prompt": "no question field"}\n');
-  assert.equal(await codeOf(readQuestionsJsonl(q)), 'questions-malformed');
+  assert.equal(await codeOf(readQuestionsJsonl(q)), 'QUESTIONS_MALFORMED');
   writeFileSync(q, '{"id": 1, "question": "a?"}\n{"id": 1, "question": "b?"}\n');
-  assert.equal(await codeOf(readQuestionsJsonl(q)), 'questions-malformed');
-  assert.equal(await codeOf(readTraces(join(dir, 'none.jsonl'))), 'traces-not-found');
+  assert.equal(await codeOf(readQuestionsJsonl(q)), 'QUESTIONS_MALFORMED');
+  assert.equal(await codeOf(readTraces(join(dir, 'none.jsonl'))), 'TRACES_NOT_FOUND');
   writeFileSync(q, '{"id": "a", "question": "one?"}\nnot json\n{"id": "b", "question": "two?"}\n');
-  assert.equal(await codeOf(readQuestionsJsonl(q)), 'questions-malformed');
+  assert.equal(await codeOf(readQuestionsJsonl(q)), 'QUESTIONS_MALFORMED');
 });
 
 test('CLI: thinkwhen traces writes and resumes; errors name the fix', async () => {

@@ -24,7 +24,7 @@ export const DEFAULT_JUDGE_CACHE = '.thinkwhen-cache/llm';
 export const JUDGE_PARAMS: ChatParams = { temperature: 0, max_tokens: 100 };
 
 /** Client errors that mean the judge cannot work at all, whatever the line. */
-const CONFIG_ERRORS = new Set(['llm-unreachable', 'llm-unauthorized', 'llm-bad-model', 'llm-no-model']);
+const CONFIG_ERRORS = new Set(['LLM_UNREACHABLE', 'LLM_UNAUTHORIZED', 'LLM_BAD_MODEL', 'LLM_NO_MODEL']);
 
 export interface JudgeClientOptions extends Pick<LlmClientOptions, 'baseUrl' | 'apiKey' | 'cacheDir'> {
   model?: string;
@@ -57,19 +57,19 @@ function explain(err: unknown, baseUrl: string, model: string): unknown {
   if (!(err instanceof ThinkwhenError)) return err;
   const advice = 'or drop --judge to grade with the rule-based grader only, or add --judge-fallback';
   switch (err.code) {
-    case 'llm-unreachable':
+    case 'LLM_UNREACHABLE':
       return new ThinkwhenError(
         'JUDGE_UNREACHABLE',
         `the judge endpoint is unreachable: ${err.message.replace(/ \(fix: .*\)$/s, '')}`,
         `start the server, or point --judge-url (default: env OPENAI_BASE_URL) at a reachable OpenAI-compatible endpoint ending in /v1, ${advice}`,
       );
-    case 'llm-unauthorized':
+    case 'LLM_UNAUTHORIZED':
       return new ThinkwhenError(
         'JUDGE_UNAUTHORIZED',
         `the judge endpoint ${baseUrl} refused the API key`,
         `set OPENAI_API_KEY to a valid key for this endpoint, ${advice}`,
       );
-    case 'llm-bad-model':
+    case 'LLM_BAD_MODEL':
       return new ThinkwhenError(
         'JUDGE_BAD_MODEL',
         `the judge endpoint ${baseUrl} does not serve model "${model}"`,
