@@ -63,8 +63,10 @@ const evaluate = defineCommand({
   summary: "measure the organism's properties on held-out test problems (greedy decoding)",
   usage: '[--json] [--n N] [--models DIR] [--threads N]',
   description: `Measures the organism's properties on held-out test problems (greedy decoding): both
-models' accuracy, the gap, whether the base model "knows how" (verifies and backtracks
-when made to), and how often each verifies after a wrong quick computation.`,
+models' accuracy and the gap, whether the base model knows how to verify and backtrack
+where the thinking model would (knows_how_verify, knows_how_backtrack), and how often
+each verifies after a wrong quick computation; each property with its threshold
+(definitions in docs/organism.md).`,
   options: {
     json: flag('print the result as JSON'),
     n: int({ help: 'test problems', min: 1, max: 100_000, default: 500 }),
