@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
 import { Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
+import { organismLabeller } from '../organism/taxonomy.ts';
 import { captureSentenceActivations } from '../taxonomy/capture.ts';
 import { PAPER_PRESETS, resolveLayers } from '../taxonomy/layers.ts';
-import { organismLabeller } from '../taxonomy/pipeline.ts';
 import { readTraces } from '../traces/generate.ts';
 import { int, oneOf } from './args.ts';
 import type { Command } from './command.ts';
