@@ -10,7 +10,7 @@ import type { Command } from './command.ts';
 
 const help = `thinkwhen activations --model THINKING.gguf --traces TRACES.jsonl --out DIR [options]
 
-Stage 2 of the reasoning taxonomy (method.md §2.2): split every trace's
+Stage 2 of the reasoning taxonomy (docs/method.md §2.2): split every trace's
 thinking text with the paper's sentence splitter, map each sentence to its
 tokens through the tokenizer's character offsets, and store the mean residual
 stream (output of decoder block L) over the sentence's tokens shifted back by

@@ -24,7 +24,7 @@ import type { Command } from './command.ts';
 
 const help = `thinkwhen taxonomy <train|score|show|annotate> [options]
 
-Stages 3-5 of the reasoning taxonomy (method.md §2.3-2.5) over a sentence
+Stages 3-5 of the reasoning taxonomy (docs/method.md §2.3-2.5) over a sentence
 activation store (\`thinkwhen activations\`). All results live in one taxonomy
 directory (--dir).
 
