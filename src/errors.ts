@@ -76,6 +76,8 @@ export type ErrorCode =
   | 'LLM_UNAUTHORIZED'
   | 'LLM_UNREACHABLE'
   // organism
+  | 'NO_GROUND_TRUTH'
+  | 'NO_ORGANISM'
   | 'ORGANISM_MISSING'
   | 'ORGANISM_VOCAB'
   // shared
@@ -103,10 +105,8 @@ export type ErrorCode =
   | 'LENGTH_MISMATCH'
   | 'MISSING_LAYER'
   | 'NO_ACTIVATIONS'
-  | 'NO_GROUND_TRUTH'
   | 'NO_MEAN'
   | 'NO_METRIC'
-  | 'NO_ORGANISM'
   | 'NO_PRESET'
   | 'NO_SELECTION'
   | 'NO_SENTENCES'

@@ -1,7 +1,7 @@
 import { Model } from '../engine/index.ts';
+import { organismLabeller } from '../organism/taxonomy.ts';
 import { captureSentenceActivations, DEFAULT_CAPTURE_SETTINGS } from '../taxonomy/capture.ts';
 import { PAPER_PRESETS, resolveLayers } from '../taxonomy/layers.ts';
-import { organismLabeller } from '../taxonomy/pipeline.ts';
 import { readTraces } from '../traces/generate.ts';
 import { choice, defineCommand, flag, int, text, threads } from './options.ts';
 

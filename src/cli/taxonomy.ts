@@ -5,22 +5,12 @@ import { Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
 import { readGguf } from '../gguf/read.ts';
 import { LlmClient } from '../llm/client.ts';
+import { runOrganismChain } from '../organism/taxonomy.ts';
+import { annotateTraces } from '../taxonomy/annotate.ts';
+import { evaluateGrid, type Grid, type LlmLabelling, readGrid } from '../taxonomy/evaluate.ts';
 import { EVALUATOR_SETTINGS, TITLE_SETTINGS } from '../taxonomy/labelling.ts';
-import {
-  annotateTraces,
-  evaluateGrid,
-  type Grid,
-  type LlmLabelling,
-  readGrid,
-  readSelection,
-  runOrganismChain,
-  SELECTION_METRICS,
-  type Selection,
-  saeBase,
-  type TrainOptions,
-  trainTaxonomyGrid,
-  writeSelection,
-} from '../taxonomy/pipeline.ts';
+import { readSelection, SELECTION_METRICS, type Selection, writeSelection } from '../taxonomy/selection.ts';
+import { saeBase, type TrainOptions, trainTaxonomyGrid } from '../taxonomy/train-grid.ts';
 import { readTraces } from '../traces/generate.ts';
 import type { Command } from './command.ts';
 import { choice, defineCommand, defineGroup, flag, int, ints, text, threads, type Values } from './options.ts';
