@@ -4,11 +4,11 @@ import type { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { ThinkwhenError } from '../errors.ts';
 import {
-  describeAnswer,
   EXTRACTION_MODES,
   type ExtractionMode,
+  type GradeResult,
+  gradeAnswer,
   gradeResponse,
-  isEquivalent,
 } from '../eval/answer/index.ts';
 import {
   createJudgeClient,
@@ -16,10 +16,11 @@ import {
   DEFAULT_JUDGE_MODEL,
   type JudgeClient,
 } from '../eval/answer/judge-client.ts';
+import { DEFAULT_TIME_LIMIT_MS } from '../eval/answer/limits.ts';
 import type { Command } from './command.ts';
 
-const help = `thinkwhen grade --gold ANSWER --pred ANSWER [--extract MODE]
-thinkwhen grade --jsonl FILE [--extract MODE] [--judge [--judge-url URL] [--judge-model NAME] ...]
+const help = `thinkwhen grade --gold ANSWER --pred ANSWER [--extract MODE] [--time-limit S]
+thinkwhen grade --jsonl FILE [--extract MODE] [--time-limit S] [--judge [--judge-url URL] [--judge-model NAME] ...]
 
 Decide whether a predicted math answer is equivalent to the gold answer, with
 the rule-based grader described in docs/grader.md: exact rational arithmetic,
@@ -38,10 +39,16 @@ Options:
                    A bad line prints {"equivalent": false, "error": "..."}, is
                    reported on stderr with its line number, and makes the exit
                    status 1 after the remaining lines are graded.
+                   A line whose comparison passed a bound prints
+                   "equivalent": false with "reason": "exact arithmetic too
+                   large" or "time budget exceeded" (counted on stderr).
   --extract MODE   treat pred as a whole model response and extract its final
                    answer first: boxed | math | gsm8k-strict | gsm8k
-                   (math: last \\boxed{}, else "the answer is ..."; gsm8k: "####",
-                   box, "the answer is", else the last number)
+                   (math: last \\boxed{}, else "the answer is ...", else the
+                   last LaTeX math span; gsm8k: "####", box, "the answer is",
+                   else the last math span or number; docs/grader.md)
+  --time-limit S   seconds each comparison (each --jsonl line) may take before it
+                   is cut off as not equivalent, with the reason (default 5)
 
 LLM judge (--jsonl only; the paper's GPT-4.1 judge, docs/grader.md):
   --judge          also ask an OpenAI-compatible chat endpoint the paper's YES/NO
@@ -81,6 +88,7 @@ Examples:
 
 interface LineResult {
   equivalent: boolean;
+  reason?: string;
   gold_parsed?: string | null;
   pred_parsed?: string | null;
   extracted?: string | null;
@@ -106,7 +114,15 @@ function field(obj: Record<string, unknown>, name: string): string {
   throw new Error(`field "${name}" must be a string, got ${v === null ? 'null' : typeof v}`);
 }
 
-function gradeLine(line: string, mode: ExtractionMode | undefined): ParsedLine {
+/** One graded pair as printed: the verdict, the parsed forms, and the bound that stopped it, if any. */
+function lineResult(r: GradeResult, mode: ExtractionMode | undefined): LineResult {
+  const out: LineResult = { equivalent: r.correct, gold_parsed: r.goldParsed, pred_parsed: r.predParsed };
+  if (mode) out.extracted = r.extracted;
+  if (r.reason) out.reason = r.reason;
+  return out;
+}
+
+function gradeLine(line: string, mode: ExtractionMode | undefined, timeLimitMs: number): ParsedLine {
   let obj: unknown;
   try {
     obj = JSON.parse(line);
@@ -118,17 +134,8 @@ function gradeLine(line: string, mode: ExtractionMode | undefined): ParsedLine {
   const gold = field(record, 'gold');
   const pred = field(record, 'pred');
   const question = record.question === undefined ? undefined : field(record, 'question');
-  let result: LineResult;
-  if (mode) {
-    const r = gradeResponse(gold, pred, { mode });
-    result = { equivalent: r.correct, gold_parsed: r.goldParsed, pred_parsed: r.predParsed, extracted: r.extracted };
-  } else {
-    result = {
-      equivalent: isEquivalent(gold, pred),
-      gold_parsed: describeAnswer(gold),
-      pred_parsed: describeAnswer(pred),
-    };
-  }
+  const graded = mode ? gradeResponse(gold, pred, { mode, timeLimitMs }) : gradeAnswer(gold, pred, { timeLimitMs });
+  const result = lineResult(graded, mode);
   return question === undefined ? { result } : { result, judgeInput: { question, gold, response: pred } };
 }
 
@@ -139,7 +146,12 @@ async function write(text: string): Promise<void> {
 /** Lines read ahead of the oldest unprinted one (their judge calls queue in the judge client). */
 const JUDGE_WINDOW = 256;
 
-async function gradeJsonl(source: string, mode: ExtractionMode | undefined, judge?: JudgeClient): Promise<number> {
+async function gradeJsonl(
+  source: string,
+  mode: ExtractionMode | undefined,
+  timeLimitMs: number,
+  judge?: JudgeClient,
+): Promise<number> {
   let input: Readable;
   if (source === '-') input = process.stdin;
   else {
@@ -152,6 +164,7 @@ async function gradeJsonl(source: string, mode: ExtractionMode | undefined, judg
   const counts = { judged: 0, fallback: 0, skipped: 0, disagree: 0 };
   let lineNo = 0;
   let bad = 0;
+  let limited = 0;
   // Output in input order while judge calls run concurrently (the client caps requests in flight).
   const pending: Promise<LineResult>[] = [];
   const flushOldest = async () => {
@@ -165,7 +178,8 @@ async function gradeJsonl(source: string, mode: ExtractionMode | undefined, judg
     let parsed: ParsedLine;
     try {
       if (line.trim() === '') throw new Error('empty line');
-      parsed = gradeLine(line, mode);
+      parsed = gradeLine(line, mode, timeLimitMs);
+      if (parsed.result.reason) limited++;
     } catch (err) {
       bad++;
       const message = (err as Error).message;
@@ -198,6 +212,18 @@ async function gradeJsonl(source: string, mode: ExtractionMode | undefined, judg
     if (pending.length >= JUDGE_WINDOW) await flushOldest();
   }
   while (pending.length > 0) await flushOldest();
+  if (lineNo === 0) {
+    throw new ThinkwhenError(
+      'GRADE_EMPTY_INPUT',
+      `${source === '-' ? 'stdin' : source} has no lines to grade`,
+      'give one JSON object per line: {"gold": "...", "pred": "..."}',
+    );
+  }
+  if (limited > 0) {
+    process.stderr.write(
+      `thinkwhen grade: ${limited} of ${lineNo} lines stopped at a size or time bound (see "reason"); graded not equivalent\n`,
+    );
+  }
   if (bad > 0) process.stderr.write(`thinkwhen grade: ${bad} of ${lineNo} lines could not be graded\n`);
   if (judge) {
     const s = judge.stats();
@@ -223,6 +249,20 @@ function intOption(value: string | undefined, name: string, min: number): number
   return n;
 }
 
+/** `--time-limit` in seconds, as milliseconds (bounded: a typo must not disable the guard). */
+function timeLimitOption(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_TIME_LIMIT_MS;
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) {
+    throw new ThinkwhenError(
+      'BAD_ARGUMENT',
+      `--time-limit must be a number of seconds in (0, 3600], got '${value}'`,
+      'e.g. --time-limit 5',
+    );
+  }
+  return seconds * 1000;
+}
+
 export const command: Command = {
   name: 'grade',
   summary: 'is a predicted math answer equivalent to the gold one? (one pair, or JSONL)',
@@ -236,6 +276,7 @@ export const command: Command = {
         pred: { type: 'string' },
         jsonl: { type: 'string' },
         extract: { type: 'string' },
+        'time-limit': { type: 'string' },
         judge: { type: 'boolean' },
         'judge-url': { type: 'string' },
         'judge-model': { type: 'string' },
@@ -260,6 +301,7 @@ export const command: Command = {
         `use one of ${EXTRACTION_MODES.join(', ')}`,
       );
     }
+    const timeLimitMs = timeLimitOption(values['time-limit']);
     const judgeFlags = Object.keys(values).filter((k) => k.startsWith('judge-'));
     if (!values.judge && judgeFlags.length > 0) {
       throw new ThinkwhenError('BAD_ARGUMENT', `--${judgeFlags[0]} needs --judge`, 'add --judge to use the LLM judge');
@@ -278,7 +320,7 @@ export const command: Command = {
             fallback: values['judge-fallback'] ?? false,
           })
         : undefined;
-      return gradeJsonl(values.jsonl, mode, judge);
+      return gradeJsonl(values.jsonl, mode, timeLimitMs, judge);
     }
     if (values.judge) {
       throw new ThinkwhenError(
@@ -294,10 +336,11 @@ export const command: Command = {
         "thinkwhen grade --gold '\\frac12' --pred 0.5 (see --help)",
       );
     }
-    const correct = mode
-      ? gradeResponse(values.gold, values.pred, { mode }).correct
-      : isEquivalent(values.gold, values.pred);
-    console.log(correct ? 'true' : 'false');
+    const r = mode
+      ? gradeResponse(values.gold, values.pred, { mode, timeLimitMs })
+      : gradeAnswer(values.gold, values.pred, { timeLimitMs });
+    console.log(r.correct ? 'true' : 'false');
+    if (r.reason) process.stderr.write(`thinkwhen grade: not equivalent: ${r.reason}\n`);
     return 0;
   },
 };

@@ -4,7 +4,8 @@
  */
 import { bin, freeSymbols, hasDecimal, infinitySign, type Node, type RelationOp } from './ast.ts';
 import { closeComplex, type Exact, evaluateExact, evaluateFloat, isFiniteComplex } from './evaluate.ts';
-import { reduceToAnswer } from './extract.ts';
+import { reduceGold, reduceToAnswer } from './extract.ts';
+import { checkTime, DEFAULT_TIME_LIMIT_MS, GradeLimitError, type LimitReason, withinLimits } from './limits.ts';
 import { exprValue, type ParsedAnswer, parseAnswer } from './parse-answer.ts';
 import * as Q from './rational.ts';
 import type { Value } from './value.ts';
@@ -93,6 +94,7 @@ export function expressionsEqual(gold: Node, pred: Node): boolean {
   }
   let valid = 0;
   for (const env of samplePoints(symbols)) {
+    checkTime();
     const g = evaluateFloat(gold, env);
     const p = evaluateFloat(pred, env);
     if (!isFiniteComplex(g) || !isFiniteComplex(p)) continue;
@@ -251,6 +253,7 @@ function bracketsMatch(gold: Extract<Value, { kind: 'seq' }>, pred: Extract<Valu
 
 /** Structured equivalence of two parsed answers, gold first. */
 export function valuesEqual(gold: Value, pred: Value): boolean {
+  checkTime();
   if (gold.kind === 'raw' || pred.kind === 'raw') {
     return gold.kind === 'raw' && pred.kind === 'raw' && gold.text === pred.text;
   }
@@ -299,24 +302,65 @@ export function valuesEqual(gold: Value, pred: Value): boolean {
 /** Compact normalised strings: equal strings are equivalent without parsing (both non-empty). */
 const compact = (s: string): string => s.replace(/\s+/g, '');
 
+export interface Verdict {
+  equivalent: boolean;
+  /** Set when a bound of `limits.ts` ended the comparison: the answer is "not equivalent" for that reason. */
+  reason?: LimitReason;
+}
+
 /**
- * Main entry for two answer strings (not whole responses). Empty answers are never equivalent.
- * A gold or prediction that still contains `\boxed{}` or `####` is reduced to that answer first.
+ * Equivalence of two already-parsed answers, gold first, as one bounded grading call. A comparison past its
+ * size or time bound is not equivalent, with the reason.
  */
-export function isEquivalent(gold: string, pred: string): boolean {
-  const g = parseAnswer(reduceToAnswer(gold));
-  const p = parseAnswer(reduceToAnswer(pred));
-  return g !== null && p !== null && compareParsed(g, p);
+export function compareParsedWithReason(
+  gold: ParsedAnswer,
+  pred: ParsedAnswer,
+  timeLimitMs = DEFAULT_TIME_LIMIT_MS,
+): Verdict {
+  if (compact(gold.normalized) === compact(pred.normalized)) return { equivalent: true };
+  try {
+    return { equivalent: withinLimits(timeLimitMs, () => valuesEqual(gold.value, pred.value)) };
+  } catch (err) {
+    if (err instanceof GradeLimitError) return { equivalent: false, reason: err.reason };
+    // Too many `\pm` alternatives, a zero denominator: not an answer we can decide, so not equivalent.
+    if (err instanceof RangeError) return { equivalent: false };
+    throw err;
+  }
 }
 
 /** Equivalence of two already-parsed answers, gold first. */
 export function compareParsed(gold: ParsedAnswer, pred: ParsedAnswer): boolean {
-  if (compact(gold.normalized) === compact(pred.normalized)) return true;
+  return compareParsedWithReason(gold, pred).equivalent;
+}
+
+/** Two answer strings, parsed (the gold leniently) and compared as one bounded grading call. */
+export interface AnswerComparison extends Verdict {
+  gold: ParsedAnswer | null;
+  pred: ParsedAnswer | null;
+}
+
+/**
+ * Parses and compares two answer strings (not whole responses), gold first. The gold is read leniently, as
+ * Math-Verify does: it may be a whole `... #### 18` solution, a boxed solution, or LaTeX with escaped
+ * backslashes (`\\frac{1}{2}`). The prediction is taken as written. Empty answers are never equivalent.
+ */
+export function compareAnswers(gold: string, pred: string, timeLimitMs = DEFAULT_TIME_LIMIT_MS): AnswerComparison {
+  let g: ParsedAnswer | null = null;
+  let p: ParsedAnswer | null = null;
   try {
-    return valuesEqual(gold.value, pred.value);
+    return withinLimits(timeLimitMs, () => {
+      g = parseAnswer(reduceGold(gold));
+      p = parseAnswer(reduceToAnswer(pred));
+      const verdict = g && p ? compareParsedWithReason(g, p) : { equivalent: false };
+      return { ...verdict, gold: g, pred: p };
+    });
   } catch (err) {
-    // Too many `\pm` alternatives or a BigInt past its size limit: too big to decide, so not equivalent.
-    if (err instanceof RangeError) return false;
+    if (err instanceof GradeLimitError) return { equivalent: false, reason: err.reason, gold: g, pred: p };
     throw err;
   }
+}
+
+/** Main entry for two answer strings: `compareAnswers(gold, pred).equivalent`. */
+export function isEquivalent(gold: string, pred: string): boolean {
+  return compareAnswers(gold, pred).equivalent;
 }

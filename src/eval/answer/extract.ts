@@ -215,3 +215,18 @@ export function reduceToAnswer(text: string): string {
   if (text.includes('####')) return extractAfterHashes(text) ?? text;
   return text;
 }
+
+/**
+ * A gold copied with its string escapes (`\\frac{1}{2}`, `\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}`) read as
+ * LaTeX: only when no single backslash starts a command, so real LaTeX (`\frac`, a `\\` row break) is kept.
+ */
+export function unescapeBackslashes(text: string): string {
+  if (!/\\\\[a-zA-Z{}]/.test(text)) return text;
+  for (const run of text.matchAll(/\\+(?=[a-zA-Z])/g)) if (run[0].length % 2 === 1) return text;
+  return text.replace(/\\\\/g, '\\');
+}
+
+/** The gold, read leniently (Math-Verify parses golds leniently, predictions strictly). */
+export function reduceGold(text: string): string {
+  return reduceToAnswer(unescapeBackslashes(text));
+}

@@ -3,6 +3,7 @@
  * relations, words, or a plain expression. Anything the parser cannot read becomes `raw` (string compare).
  */
 import { expandPlusMinus, hasPlusMinus, type Node } from './ast.ts';
+import { GradeLimitError } from './limits.ts';
 import { MAX_ANSWER_CHARS, normalizeAnswer } from './normalize.ts';
 import { ExprParser } from './parse-expr.ts';
 import { ParseError, type Token, tokenize } from './tokenize.ts';
@@ -200,6 +201,9 @@ export function parseAnswer(raw: string): ParsedAnswer | null {
   try {
     return { normalized, value: parseNormalized(normalized) };
   } catch (err) {
+    // A spent time budget ends the whole grading call; anything else unreadable (a number past the exact
+    // size cap included) is compared as its string.
+    if (err instanceof GradeLimitError && err.reason === 'time budget exceeded') throw err;
     if (err instanceof ParseError || err instanceof RangeError) {
       return { normalized, value: { kind: 'raw', text: compact(normalized) } };
     }
