@@ -133,7 +133,19 @@ function proportional(a: Node, b: Node, positive: boolean): boolean {
 type Relation = Extract<Value, { kind: 'relation' }>;
 
 const isAssignment = (r: Relation): boolean => r.ops.length === 1 && r.ops[0] === '=' && r.sides[0].t === 'sym';
-const onlyEquals = (r: Relation): boolean => r.ops.every((op) => op === '=');
+/**
+ * The sides a predicted `=` / `≈` chain answers with. `x = 5+5+1 = 11` answers 11 (Math-Verify). With `≈`,
+ * both the exact side before the first `≈` and the final approximation count: `d = \sqrt{50} \approx 7.07`
+ * answers a gold `5\sqrt2` and a gold `7.07` (asked to the nearest hundredth). Other relations answer nothing.
+ */
+function answerSides(r: Relation): Node[] {
+  if (!r.ops.every((op) => op === '=' || op === '≈')) return [];
+  const last = r.sides[r.sides.length - 1];
+  const k = r.ops.indexOf('≈');
+  if (k < 0) return [last];
+  const exact = k > 0 || r.sides[0].t !== 'sym' ? r.sides[k] : null;
+  return exact ? [exact, last] : [last];
+}
 
 /** `x < 3`, `-2 <= x <= 7`, `x != 1` over one variable with constant bounds, as an interval (or union). */
 function relationAsSet(r: Relation): { variable: string; set: Value } | null {
@@ -152,7 +164,7 @@ function relationAsSet(r: Relation): { variable: string; set: Value } | null {
     let op: RelationOp = r.ops[0];
     if (lhs.t !== 'sym' && rhs.t === 'sym') {
       [lhs, rhs] = [rhs, lhs];
-      op = ({ '<': '>', '<=': '>=', '>': '<', '>=': '<=', '=': '=', '!=': '!=' } as const)[op];
+      op = ({ '<': '>', '<=': '>=', '>': '<', '>=': '<=', '=': '=', '!=': '!=', '≈': '≈' } as const)[op];
     }
     if (lhs.t !== 'sym' || !constant(rhs)) return null;
     const set =
@@ -267,7 +279,7 @@ export function valuesEqual(gold: Value, pred: Value): boolean {
   if (pred.kind === 'relation') {
     // A predicted `x = 5` or chain `x = 5+5+1 = 11` answers with its last side; a predicted inequality
     // never matches a gold set (models echo the inequality they were asked to solve).
-    return onlyEquals(pred) && valuesEqual(gold, exprValue(pred.sides[pred.sides.length - 1]));
+    return answerSides(pred).some((side) => valuesEqual(gold, exprValue(side)));
   }
   switch (gold.kind) {
     case 'expr':
@@ -319,13 +331,30 @@ export function compareParsedWithReason(
 ): Verdict {
   if (compact(gold.normalized) === compact(pred.normalized)) return { equivalent: true };
   try {
-    return { equivalent: withinLimits(timeLimitMs, () => valuesEqual(gold.value, pred.value)) };
+    return {
+      equivalent: withinLimits(timeLimitMs, () => {
+        if (valuesEqual(gold.value, pred.value)) return true;
+        const decimal = decimalCommaReading(gold, pred);
+        return decimal !== null && valuesEqual(gold.value, decimal.value);
+      }),
+    };
   } catch (err) {
     if (err instanceof GradeLimitError) return { equivalent: false, reason: err.reason };
     // Too many `\pm` alternatives, a zero denominator: not an answer we can decide, so not equivalent.
     if (err instanceof RangeError) return { equivalent: false };
     throw err;
   }
+}
+
+/**
+ * `1000,99`, `2,50`, `−7,25` as decimals, when the gold is one number: a comma not followed by exactly three
+ * digits cannot group thousands, and a single number has no list to separate. (Math-Verify reads `1,5` as
+ * 1.5 too; we only do it where the list reading cannot be what was meant.)
+ */
+function decimalCommaReading(gold: ParsedAnswer, pred: ParsedAnswer): ParsedAnswer | null {
+  if (gold.value.kind !== 'expr' || freeSymbols(gold.value.node).size > 0) return null;
+  const m = /^([-\u2212]?\d+),(\d{1,2}|\d{4,})$/.exec(compact(pred.normalized));
+  return m ? parseAnswer(`${m[1]}.${m[2]}`) : null;
 }
 
 /** Equivalence of two already-parsed answers, gold first. */

@@ -2,18 +2,24 @@
  * Pulls the final answer out of a model response (or a dataset solution). All rules scan linearly, so
  * a 1 MB response costs a few milliseconds and no regex can backtrack catastrophically.
  */
+import { lastMathSpans, type MathSpan, mathSpanAt } from './math-spans.ts';
+import { UNIT_WORDS } from './normalize.ts';
 import { matchBrace, skipSpaces } from './scan.ts';
 
 /**
+ * Every mode first cuts the response at the start of a next turn (chat-template debris such as
+ * `<|im_start|>user`, or a few-shot continuation "Problem:" / "Question:"); then:
  * - `boxed`: only the last `\boxed{}` / `\fbox{}` (Hendrycks / Qwen style).
- * - `math`: boxed, else a "final answer is" / "the answer is" / "answer:" anchor. Default for MATH.
+ * - `math`: boxed, else a "final answer is" / "the answer is" / "answer:" anchor, else the last LaTeX math
+ *   span (`$…$`, `$$…$$`, `\(…\)`, `\[…\]`, a display environment). Default for MATH.
  * - `gsm8k-strict`: `####`, boxed, or an answer anchor; never a bare number.
- * - `gsm8k`: like `gsm8k-strict`, then the last number in the text (lm-eval's flexible-extract).
+ * - `gsm8k`: like `gsm8k-strict`, then the last math span or number, whichever comes last (lm-eval's
+ *   flexible-extract, with Math-Verify's math spans).
  */
 export type ExtractionMode = 'boxed' | 'math' | 'gsm8k-strict' | 'gsm8k';
 export const EXTRACTION_MODES: readonly ExtractionMode[] = ['boxed', 'math', 'gsm8k-strict', 'gsm8k'];
 
-export type ExtractionRule = 'boxed' | 'hashes' | 'anchor' | 'last-number';
+export type ExtractionRule = 'boxed' | 'hashes' | 'anchor' | 'math-span' | 'last-number';
 
 export interface Extraction {
   answer: string;
@@ -109,9 +115,39 @@ function sentenceEnd(text: string, from: number): number {
     else if (c === '{') depth++;
     else if (c === '}') depth--;
     else if (c === '.' && depth <= 0 && !inMath && !/[0-9]/.test(text[i + 1] ?? '')) return i;
-    else if (text.startsWith('I hope', i)) return i; // Minerva: "... is $x$. I hope it is correct."
+    else if (text.startsWith('I hope', i) || text.startsWith('i hope', i)) return i; // Minerva: "... is $x$. I hope it is correct."
   }
   return limit;
+}
+
+/** Words that continue a list or a formula, not a sentence: never cut as prose. */
+const NOT_PROSE = new Set(['and', 'or', 'pi', 'sqrt', 'sin', 'cos', 'tan', 'log', 'exp', 'inf', 'infty', 'infinity']);
+
+/**
+ * "5 apples", "5 because 2 times 5 is 10", "x = 4, since the other root is negative": an answer phrase is
+ * followed by prose. The answer ends before the first word of 3+ letters (outside braces) that follows
+ * something else; unit words stay for the normaliser, and a word answer (`Evelyn`) is kept whole.
+ */
+function trimTrailingProse(answer: string): string {
+  let depth = 0;
+  for (let i = 0; i < answer.length; i++) {
+    const c = answer[i];
+    if (c === '{') depth++;
+    else if (c === '}') depth--;
+    else if (c === '\\') {
+      while (/[a-zA-Z]/.test(answer[i + 1] ?? '')) i++;
+    } else if (depth === 0 && /[a-zA-Z]/.test(c) && i > 0 && /[\s,;]/.test(answer[i - 1])) {
+      let j = i;
+      while (/[a-zA-Z]/.test(answer[j] ?? '')) j++;
+      const word = answer.slice(i, j).toLowerCase();
+      const head = answer.slice(0, i).trim();
+      if (j - i >= 3 && !NOT_PROSE.has(word) && !UNIT_WORDS.has(word) && /[0-9)\]}$]/.test(head)) {
+        return head.replace(/[\s,;:]+$/, '');
+      }
+      i = j - 1;
+    }
+  }
+  return answer;
 }
 
 /** The answer after the last "final answer is" / "the answer is" / "answer:" anchor. */
@@ -132,11 +168,33 @@ export function extractAfterAnchor(text: string): string | null {
     }
   }
   if (best < 0) return null;
-  const from = best + bestLen;
+  let from = best + bestLen;
+  // "The final answer is\n\\[ … \\]": a math span right after the phrase, on the same line or the next.
+  let k = from;
+  while (k < text.length && (isSpaceChar(text[k]) || text[k] === ':' || text[k] === '*')) k++;
+  const span = mathSpanAt(text, k);
+  if (span && span.content.trim() !== '') return span.content.trim();
+  from = skipInline(text, from);
   let answer = text.slice(from, sentenceEnd(text, from)).trim();
-  answer = answer.replace(/^[:\s]+/, '').replace(/^\*\*|\*\*$/g, '');
-  answer = stripMathDelimiters(answer).trim();
+  answer = trimTrailingProse(stripMathDelimiters(stripBold(answer)));
   return answer === '' ? null : answer;
+}
+
+const isSpaceChar = (c: string): boolean => c === ' ' || c === '\t' || c === '\n' || c === '\r';
+
+/** Skips spaces and tabs (not newlines: a phrase that ends its line has no answer on it). */
+function skipInline(text: string, i: number): number {
+  while (i < text.length && (text[i] === ' ' || text[i] === '\t')) i++;
+  return i;
+}
+
+/** `: **72**.` → `72`: the colon and Markdown bold around an answer phrase. */
+function stripBold(s: string): string {
+  return s
+    .replace(/^[:\s]+/, '')
+    .replace(/^\*\*/, '')
+    .replace(/\*\*[\s.]*$/, '')
+    .trim();
 }
 
 function stripMathDelimiters(s: string): string {
@@ -181,10 +239,55 @@ export function extractLastNumber(text: string): string | null {
   return text.slice(start, end + 1).replace('\u2212', '-');
 }
 
+/**
+ * Chat-template tokens (`<|im_start|>`, `<|eot_id|>`, `</s>`, `<｜User｜>`, `<end_of_turn>`, `[INST]`) and
+ * lines that open a next few-shot turn ("Problem:", "Question:", "Q:", "User:", "Human:").
+ */
+const NEXT_TURN =
+  /<\|[A-Za-z_]{1,32}\|>|<｜[^｜<>\n]{1,32}｜>|<\/?s>|\[\/?INST\]|<(?:start|end)_of_turn>|\n[ \t]*(?:Problem|Question|Q|User|Human)[ \t]*\d*[ \t]*:/g;
+
+/**
+ * The response up to the first next-turn marker that follows some content: what a base model writes after
+ * its answer (a hallucinated next question, another turn) is never the answer. Leading markers are dropped.
+ */
+export function cutAtNextTurn(text: string): string {
+  let from = 0;
+  for (const m of text.matchAll(NEXT_TURN)) {
+    if (text.slice(from, m.index).trim() !== '') return text.slice(from, m.index);
+    from = m.index + m[0].length;
+  }
+  return text.slice(from);
+}
+
+/** Up to 6 math spans at the end joined only by separators ("$x = 1$ and $x = -2$") form one list. */
+function mergedLastSpan(spans: MathSpan[], text: string): { answer: string; end: number } | null {
+  const nonEmpty = spans.filter((s) => s.content.trim() !== '');
+  const last = nonEmpty.at(-1);
+  if (!last) return null;
+  const parts = [last.content.trim()];
+  for (let k = nonEmpty.length - 2; k >= 0 && parts.length < MAX_MERGED_BOXES; k--) {
+    const between = text.slice(nonEmpty[k].end, nonEmpty[k + 1].start);
+    if (!isBoxSeparator(between) || !/,|\band\b|\bor\b/.test(between)) break;
+    parts.unshift(nonEmpty[k].content.trim().replace(/[.,;]+$/, ''));
+  }
+  return { answer: parts.join(', '), end: last.end };
+}
+
+/** The last math span (merged with adjacent ones); for `gsm8k`, a plain number after it wins. */
+function extractTail(text: string, numbers: boolean): Extraction | null {
+  const span = mergedLastSpan(lastMathSpans(text), text);
+  if (numbers) {
+    const number = extractLastNumber(span ? text.slice(span.end) : text);
+    if (number !== null) return { answer: number, rule: 'last-number' };
+  }
+  return span && { answer: span.answer, rule: 'math-span' };
+}
+
 /** Full extraction with the rule that fired; null when nothing qualifies (never an empty answer). */
-export function extractAnswerWithRule(text: string, options: { mode?: ExtractionMode } = {}): Extraction | null {
+export function extractAnswerWithRule(response: string, options: { mode?: ExtractionMode } = {}): Extraction | null {
   const mode = options.mode ?? 'math';
   const gsm = mode === 'gsm8k' || mode === 'gsm8k-strict';
+  const text = cutAtNextTurn(response);
   const found = (answer: string | null, rule: ExtractionRule): Extraction | null =>
     answer !== null && answer.trim() !== '' ? { answer: answer.trim(), rule } : null;
   if (gsm) {
@@ -194,8 +297,9 @@ export function extractAnswerWithRule(text: string, options: { mode?: Extraction
   const boxed = found(extractLastBoxed(text), 'boxed');
   if (boxed || mode === 'boxed') return boxed;
   const anchored = found(extractAfterAnchor(text), 'anchor');
-  if (anchored || mode !== 'gsm8k') return anchored;
-  return found(extractLastNumber(text), 'last-number');
+  if (anchored || mode === 'gsm8k-strict') return anchored;
+  const tail = extractTail(text, mode === 'gsm8k');
+  return tail && found(tail.answer, tail.rule);
 }
 
 /** The extracted answer string, or null. See `ExtractionMode` for the rules each mode tries. */

@@ -28,7 +28,7 @@ const TEXT_COMMANDS = [
  * Unit words stripped when they trail a number. Multi-letter only: single letters (`m`, `s`) are far more
  * often variables (Qwen's single-letter units turned `(a+5)(b+2)` into `(+5)(b+2)`).
  */
-const UNIT_WORDS = new Set(
+export const UNIT_WORDS = new Set(
   (
     'cm centimeter centimeters centimetre centimetres mm millimeter millimeters km kilometer kilometers meter meters metre metres ' +
     'inch inches foot feet ft yard yards yd mile miles mi in ' +
@@ -157,9 +157,25 @@ export function stripThousandsCommas(s: string): string {
   return out;
 }
 
-/** `1 234 567` (space-grouped digits, the whole answer) becomes `1234567`. */
+/** `1 234 567` and `1 000.99` (space-grouped digits, the whole answer) lose their spaces. */
 function joinSpaceGroupedDigits(s: string): string {
-  return /^-?\d{1,3}( \d{3})+$/.test(s) ? s.replaceAll(' ', '') : s;
+  return /^-?\d{1,3}( \d{3})+(\.\d+)?$/.test(s) ? s.replaceAll(' ', '') : s;
+}
+
+/** `1.000,99` (dots group thousands, so the comma is a decimal comma: no other reading) becomes `1000.99`. */
+function europeanNumber(s: string): string {
+  return /^[-\u2212]?\d{1,3}(\.\d{3})+,\d+$/.test(s) ? s.replaceAll('.', '').replace(',', '.') : s;
+}
+
+/** Currency signs carry no math meaning; `$` and `\$` are handled with the math delimiters. */
+const CURRENCY = /[€£¥₹₩₽¢]|\\(?:euro|pounds|yen)(?![a-zA-Z])/g;
+
+/**
+ * Unicode powers: a trailing `m²` / `cm³` after a number is a unit (`1,000.99m²`); anywhere else `x²` is `x^2`.
+ */
+function unicodePowers(s: string): string {
+  const t = s.replace(/([\d\s])\s*[a-zA-Z]{1,3}[²³]$/, '$1').trimEnd();
+  return t.replaceAll('²', '^2').replaceAll('³', '^3');
 }
 
 /** Removes `\left`, `\right` and sizing commands but keeps the delimiter after them (`\left.` vanishes). */
@@ -174,7 +190,8 @@ export function normalizeAnswer(raw: string): string {
   s = s.replace(/\r?\n/g, ' ');
   s = unwrapBoxes(s);
   // Math delimiters and currency.
-  s = s.replace(/\\\$/g, '').replace(/\$/g, '');
+  s = s.replace(/\\\$/g, '').replace(/\$/g, '').replace(CURRENCY, ' ');
+  s = unicodePowers(s);
   // `\\` (a matrix row break) is matched first and kept, so its second backslash is not read as `\[`.
   s = s.replace(/\\\\|\\\(|\\\)|\\\[|\\\]/g, (m) => (m === '\\\\' ? m : ' '));
   s = s.replace(/\\(?:d|t|c)frac(?![a-zA-Z])/g, '\\frac').replace(/\\dbinom|\\tbinom/g, '\\binom');
@@ -194,7 +211,7 @@ export function normalizeAnswer(raw: string): string {
   s = s.replace(/(^|\s)(?:and|or)(\s|$)/g, ',').replace(/\s*,\s*,\s*/g, ', ');
   s = dropTrailingUnitWords(s);
   s = s.replace(/[\s.;,:]+$/, '');
-  s = joinSpaceGroupedDigits(s);
+  s = europeanNumber(joinSpaceGroupedDigits(s));
   s = stripThousandsCommas(s);
   return s.trim();
 }

@@ -4,6 +4,7 @@
  */
 import { expandPlusMinus, hasPlusMinus, type Node } from './ast.ts';
 import { GradeLimitError } from './limits.ts';
+import { parseMatrixAnswer } from './matrix.ts';
 import { MAX_ANSWER_CHARS, normalizeAnswer } from './normalize.ts';
 import { ExprParser } from './parse-expr.ts';
 import { ParseError, type Token, tokenize } from './tokenize.ts';
@@ -31,49 +32,6 @@ function asText(s: string): Value | null {
   if (!/^[A-Za-z][A-Za-z' -]*$/.test(s) || !/[A-Za-z]{3}/.test(s)) return null;
   const text = s.toLowerCase().replace(/\s+/g, ' ').trim();
   return MATH_WORDS.has(text) ? null : { kind: 'text', text };
-}
-
-const MATRIX_ENV = /^\\begin\{([pbBvV]?matrix|smallmatrix|array)\}(\{[^{}]*\})?([\s\S]*)\\end\{\1\}$/;
-
-/** Splits on a separator at brace depth 0 (used for matrix rows `\\` and cells `&`). */
-function splitTopLevel(s: string, sep: string): string[] {
-  const parts: string[] = [];
-  let depth = 0;
-  let from = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
-    if (c === '\\' && s.startsWith(sep, i) && depth === 0) {
-      parts.push(s.slice(from, i));
-      i += sep.length - 1;
-      from = i + 1;
-      continue;
-    }
-    if (c === '\\') {
-      i++;
-      continue;
-    }
-    if (c === '{') depth++;
-    else if (c === '}') depth--;
-    else if (c === sep && depth === 0) {
-      parts.push(s.slice(from, i));
-      from = i + 1;
-    }
-  }
-  parts.push(s.slice(from));
-  return parts;
-}
-
-function parseMatrix(s: string): Value | null {
-  const m = MATRIX_ENV.exec(s);
-  if (!m) return null;
-  const rows = splitTopLevel(m[3], '\\\\')
-    .map((r) => r.trim())
-    .filter((r) => r !== '' && r !== '\\hline');
-  if (rows.length === 0) return null;
-  const cells = rows.map((r) => splitTopLevel(r, '&').map((c) => parseNormalized(c.trim())));
-  const width = cells[0].length;
-  if (cells.some((r) => r.length !== width)) throw new ParseError('ragged matrix');
-  return { kind: 'matrix', rows: cells };
 }
 
 const isCmd = (t: Token | undefined, v: string): boolean => t !== undefined && t.k === 'cmd' && t.v === v;
@@ -187,7 +145,7 @@ function parseRange(toks: Token[], s: number, e: number, nesting: number): Value
 function parseNormalized(s: string): Value {
   const text = asText(s);
   if (text) return text;
-  const matrix = parseMatrix(s);
+  const matrix = parseMatrixAnswer(s, parseNormalized);
   if (matrix) return matrix;
   const toks = tokenize(s);
   return parseRange(toks, 0, toks.length, 0);

@@ -46,6 +46,7 @@ const UNICODE: Record<string, [TokenKind, string]> = {
   '\u2264': ['cmd', 'le'],
   '\u2265': ['cmd', 'ge'],
   '\u2260': ['cmd', 'ne'],
+  '\u2248': ['cmd', 'approx'],
   '\u00b1': ['cmd', 'pm'],
   '\u2213': ['cmd', 'mp'],
   '\u222a': ['cmd', 'cup'],
