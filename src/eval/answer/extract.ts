@@ -241,10 +241,11 @@ export function extractLastNumber(text: string): string | null {
 
 /**
  * Chat-template tokens (`<|im_start|>`, `<|eot_id|>`, `</s>`, `<｜User｜>`, `<end_of_turn>`, `[INST]`) and
- * lines that open a next few-shot turn ("Problem:", "Question:", "Q:", "User:", "Human:").
+ * lines that open a next few-shot turn ("Problem:", "Question:", "Q:", "User:", "Human:", a Markdown heading
+ * "### Problem 2").
  */
 const NEXT_TURN =
-  /<\|[A-Za-z_]{1,32}\|>|<｜[^｜<>\n]{1,32}｜>|<\/?s>|\[\/?INST\]|<(?:start|end)_of_turn>|\n[ \t]*(?:Problem|Question|Q|User|Human)[ \t]*\d*[ \t]*:/g;
+  /<\|[A-Za-z_]{1,32}\|>|<｜[^｜<>\n]{1,32}｜>|<\/?s>|\[\/?INST\]|<(?:start|end)_of_turn>|\n[ \t]*(?:Problem|Question|Q|User|Human)[ \t]*\d*[ \t]*:|\n[ \t]*#{1,6}[ \t]*(?:Problem|Question|Exercise)\b/g;
 
 /**
  * The response up to the first next-turn marker that follows some content: what a base model writes after

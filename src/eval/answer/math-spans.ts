@@ -33,6 +33,7 @@ const DISPLAY_ENVS = new Set([
 ]);
 export const MATRIX_ENVS = new Set(['pmatrix', 'bmatrix', 'Bmatrix', 'vmatrix', 'Vmatrix', 'matrix', 'smallmatrix', 'array']);
 
+const isLetterCode = (c: number): boolean => (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
 const isSpace = (c: string | undefined): boolean => c === ' ' || c === '\t' || c === '\n' || c === '\r';
 const isDigit = (c: string | undefined): boolean => c !== undefined && c >= '0' && c <= '9';
 
@@ -79,7 +80,7 @@ class Scanner {
     const t = this.text;
     if (t[i] === '$' && t[i + 1] === '$') {
       const close = this.find('$$', i + 2);
-      if (close < 0) return { span: null, next: i + 2 };
+      if (close < 0 || close === i + 2) return { span: null, next: close < 0 ? i + 2 : close + 2 };
       return { span: { start: i, end: close + 2, content: t.slice(i + 2, close) }, next: close + 2 };
     }
     if (t[i] === '$') return this.inlineAt(i);
@@ -104,7 +105,7 @@ class Scanner {
     }
     // Any other command, or an escaped character (`\$`, `\\`): step over it.
     let j = i + 1;
-    while (j < t.length && /[a-zA-Z]/.test(t[j])) j++;
+    while (j < t.length && isLetterCode(t.charCodeAt(j))) j++;
     return { span: null, next: j === i + 1 ? i + 2 : j };
   }
 
@@ -135,12 +136,14 @@ export function lastMathSpans(text: string, keep = 8): MathSpan[] {
   const scanner = new Scanner(text);
   const spans: MathSpan[] = [];
   let i = 0;
+  let dollar = text.indexOf('$');
+  let slash = text.indexOf('\\');
   while (i < text.length) {
-    const c = text[i];
-    if (c !== '$' && c !== '\\') {
-      i++;
-      continue;
-    }
+    // Jump to the next `$` or backslash: prose between delimiters costs one indexOf, not a loop.
+    if (dollar >= 0 && dollar < i) dollar = text.indexOf('$', i);
+    if (slash >= 0 && slash < i) slash = text.indexOf('\\', i);
+    if (dollar < 0 && slash < 0) break;
+    i = dollar < 0 ? slash : slash < 0 ? dollar : Math.min(dollar, slash);
     const { span, next } = scanner.spanAt(i);
     if (span) {
       spans.push(span);

@@ -155,7 +155,8 @@ function parseNormalized(s: string): Value {
 export function parseAnswer(raw: string): ParsedAnswer | null {
   const normalized = normalizeAnswer(raw);
   if (normalized === '') return null;
-  if (normalized.length > MAX_ANSWER_CHARS) return { normalized, value: { kind: 'raw', text: compact(normalized) } };
+  // Too long to be an answer: compared as written (even compacting 1 MB of prose costs a second).
+  if (normalized.length > MAX_ANSWER_CHARS) return { normalized, value: { kind: 'raw', text: normalized } };
   try {
     return { normalized, value: parseNormalized(normalized) };
   } catch (err) {
