@@ -31,11 +31,7 @@ export function describeAnswer(answer: string): string | null {
   return parsed ? formatValue(parsed.value) : null;
 }
 
-function result(
-  comparison: AnswerComparison,
-  extracted: string | null,
-  rule: ExtractionRule | null,
-): GradeResult {
+function result(comparison: AnswerComparison, extracted: string | null, rule: ExtractionRule | null): GradeResult {
   const out: GradeResult = {
     correct: comparison.equivalent,
     extracted,

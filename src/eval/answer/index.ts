@@ -9,7 +9,7 @@ export {
   extractAnswerWithRule,
 } from './extract.ts';
 export { describeAnswer, type GradeOptions, type GradeResult, gradeAnswer, gradeResponse } from './grade.ts';
-export { DEFAULT_TIME_LIMIT_MS, GradeLimitError, type LimitReason, MAX_EXACT_BITS, MAX_EXACT_WORK } from './limits.ts';
 export { buildJudgePrompt, type JudgeResult, judgeResponse } from './judge.ts';
+export { DEFAULT_TIME_LIMIT_MS, GradeLimitError, type LimitReason, MAX_EXACT_BITS, MAX_EXACT_WORK } from './limits.ts';
 export { type ParsedAnswer, parseAnswer } from './parse-answer.ts';
 export { formatValue, type Value } from './value.ts';

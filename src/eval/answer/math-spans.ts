@@ -31,7 +31,16 @@ const DISPLAY_ENVS = new Set([
   'eqnarray',
   'eqnarray*',
 ]);
-export const MATRIX_ENVS = new Set(['pmatrix', 'bmatrix', 'Bmatrix', 'vmatrix', 'Vmatrix', 'matrix', 'smallmatrix', 'array']);
+export const MATRIX_ENVS = new Set([
+  'pmatrix',
+  'bmatrix',
+  'Bmatrix',
+  'vmatrix',
+  'Vmatrix',
+  'matrix',
+  'smallmatrix',
+  'array',
+]);
 
 const isLetterCode = (c: number): boolean => (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
 const isSpace = (c: string | undefined): boolean => c === ' ' || c === '\t' || c === '\n' || c === '\r';

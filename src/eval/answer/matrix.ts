@@ -137,7 +137,9 @@ function evaluate(node: Node, matrices: Node[][][]): Operand {
         : { scalar: node };
     case 'neg': {
       const a = evaluate(node.a, matrices);
-      return 'matrix' in a ? { matrix: map(a.matrix, (c) => ({ t: 'neg', a: c })) } : { scalar: { t: 'neg', a: a.scalar } };
+      return 'matrix' in a
+        ? { matrix: map(a.matrix, (c) => ({ t: 'neg', a: c })) }
+        : { scalar: { t: 'neg', a: a.scalar } };
     }
     case 'bin': {
       const a = evaluate(node.a, matrices);
@@ -152,7 +154,8 @@ function evaluate(node: Node, matrices: Node[][][]): Operand {
         return { matrix: x.map((row, i) => row.map((c, j) => checked(bin(node.op, c, y[i][j])))) };
       }
       // One scalar, one matrix: only `s * M`, `M * s` and `M / s` mean something.
-      if (node.op === '*' && 'scalar' in a && 'matrix' in b) return { matrix: map(b.matrix, (c) => bin('*', a.scalar, c)) };
+      if (node.op === '*' && 'scalar' in a && 'matrix' in b)
+        return { matrix: map(b.matrix, (c) => bin('*', a.scalar, c)) };
       if ((node.op === '*' || node.op === '/') && 'matrix' in a && 'scalar' in b) {
         return { matrix: map(a.matrix, (c) => bin(node.op, c, b.scalar)) };
       }
@@ -197,7 +200,10 @@ export function parseMatrixAnswer(s: string, parseCell: (cell: string) => Value)
   const { sides, ops } = new ExprParser(tokens).parseRelationChain();
   if (ops.some((op) => op !== '=')) throw new ParseError('relation between matrices');
   // `\mathbf{M} = …`, `AB = …`: the last side is the answer.
-  const result = evaluate(sides[sides.length - 1], blocks.map((b) => exprCells(b.cells)));
+  const result = evaluate(
+    sides[sides.length - 1],
+    blocks.map((b) => exprCells(b.cells)),
+  );
   if ('scalar' in result) throw new ParseError('matrix expression without a matrix result');
   return { kind: 'matrix', rows: result.matrix.map((row) => row.map((node): Value => ({ kind: 'expr', node }))) };
 }

@@ -46,7 +46,7 @@ function gradeAll(): Map<string, { equivalent: boolean; extracted?: string | nul
     assert.equal(r.status, 0, r.stderr);
     const lines = r.stdout.trimEnd().split('\n');
     assert.equal(lines.length, group.length);
-    group.forEach((c, i) => verdicts.set(c.id, JSON.parse(lines[i])));
+    for (const [i, c] of group.entries()) verdicts.set(c.id, JSON.parse(lines[i]));
   }
   return verdicts;
 }
@@ -66,7 +66,10 @@ test('the case set: >= 150 cases, about half full responses, negative controls i
 
 test('grade --jsonl agrees with the careful labels on >= 95% of cases, with zero false accepts', (t) => {
   const verdicts = gradeAll();
-  const rows = new Map<string, { n: number; responses: number; agree: number; falseAccept: number; falseReject: number }>();
+  const rows = new Map<
+    string,
+    { n: number; responses: number; agree: number; falseAccept: number; falseReject: number }
+  >();
   const falseAccepts: string[] = [];
   const disagreements: string[] = [];
   let batch2 = 0;
@@ -110,7 +113,9 @@ test('grade --jsonl agrees with the careful labels on >= 95% of cases, with zero
   ].join('\n');
   console.log(`${table}\n\ndisagreements:\n${disagreements.join('\n')}`);
   console.log(`batch 2 (written after the first implementation): ${batch2Agree}/${batch2}`);
-  t.diagnostic(`agreement ${total.agree}/${total.n} = ${pct(total.agree, total.n)}; false accepts ${total.falseAccept}`);
+  t.diagnostic(
+    `agreement ${total.agree}/${total.n} = ${pct(total.agree, total.n)}; false accepts ${total.falseAccept}`,
+  );
   assert.deepEqual(falseAccepts, [], 'false accepts');
   assert.ok(total.agree / total.n >= 0.95, `agreement ${pct(total.agree, total.n)}:\n${disagreements.join('\n')}`);
 });
