@@ -3,14 +3,18 @@
  * `\left[ … \right]`), a named one (`\mathbf{M} = …`: the last side answers), or matrix arithmetic — sums,
  * scalar multiples, products, small integer powers and `^T` — evaluated cell by cell into expression trees.
  */
-import { bin, type Node } from './ast.ts';
+import { bin, hasDecimal, type Node, num } from './ast.ts';
+import { evaluateExact } from './evaluate.ts';
 import { MATRIX_ENVS } from './math-spans.ts';
 import { ExprParser } from './parse-expr.ts';
+import * as Q from './rational.ts';
 import { ParseError, type Token, tokenize } from './tokenize.ts';
 import type { Value } from './value.ts';
 
 /** Evaluation-tree size per result cell: products and powers of big matrices stop here, not in the evaluator. */
 const MAX_CELL_NODES = 4000;
+/** Cells whose tree reaches this size are replaced by their exact value when they have one. */
+const FOLD_AT = 16;
 const MAX_POWER = 16;
 /** Placeholder symbol names for the matrices inside an arithmetic expression (no input can spell them). */
 const PLACEHOLDER = '\u0000m';
@@ -100,7 +104,17 @@ function treeSize(node: Node): number {
   return size;
 }
 
+/**
+ * A result cell, folded to its exact value once its tree grows (so `A^{8}` of a numeric matrix stays small),
+ * and refused past the size cap when it cannot be folded (symbolic cells).
+ */
 function checked(node: Node): Node {
+  if (treeSize(node) < FOLD_AT) return node;
+  const exact = evaluateExact(node);
+  if (exact) {
+    const re = num(exact.re, hasDecimal(node));
+    return Q.isZero(exact.im) ? re : bin('+', re, bin('*', num(exact.im), { t: 'const', name: 'i' }));
+  }
   if (treeSize(node) > MAX_CELL_NODES) throw new ParseError('matrix expression too large');
   return node;
 }
