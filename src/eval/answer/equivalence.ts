@@ -141,7 +141,9 @@ const isAssignment = (r: Relation): boolean => r.ops.length === 1 && r.ops[0] ==
  */
 function answerSides(r: Relation): Node[] {
   if (!r.ops.every((op) => op === '=' || op === '≈')) return [];
-  const last = r.sides[r.sides.length - 1];
+  // `36 - 7 - 2 - 10 = 17 = x` ends in the variable it names: the value before it answers.
+  const sides = r.sides.length > 2 && r.sides.at(-1)?.t === 'sym' ? r.sides.slice(0, -1) : r.sides;
+  const last = sides[sides.length - 1];
   const k = r.ops.indexOf('≈');
   if (k < 0) return [last];
   const exact = k > 0 || r.sides[0].t !== 'sym' ? r.sides[k] : null;

@@ -175,7 +175,17 @@ export function extractAfterAnchor(text: string): string | null {
   const span = mathSpanAt(text, k);
   if (span && span.content.trim() !== '') return span.content.trim();
   from = skipInline(text, from);
-  let answer = text.slice(from, sentenceEnd(text, from)).trim();
+  const end = sentenceEnd(text, from);
+  // "the final answer is the larger of the two: $x=1$": prose first, then the answer in a span.
+  const inSentence = lastMathSpans(text.slice(0, end)).find((s) => s.start >= from);
+  if (
+    inSentence &&
+    /^[A-Za-z]{3,}/.test(text.slice(from, inSentence.start).trim()) &&
+    inSentence.content.trim() !== ''
+  ) {
+    return inSentence.content.trim();
+  }
+  let answer = text.slice(from, end).trim();
   answer = trimTrailingProse(stripMathDelimiters(stripBold(answer)));
   return answer === '' ? null : answer;
 }
@@ -213,6 +223,23 @@ function stripMathDelimiters(s: string): string {
 }
 
 const isDigit = (c: string | undefined): boolean => c !== undefined && c >= '0' && c <= '9';
+
+/**
+ * The number after the last `=` of the final sentence, when nothing is computed on it: "… = $42 from selling
+ * lemonade for 6 hours." answers 42, where the last number (6) is context. Null when the sentence has none.
+ */
+export function resultOfLastSentence(text: string): string | null {
+  const body = text.replace(/[\s.]+$/, '');
+  const from = Math.max(body.lastIndexOf('\n'), body.lastIndexOf('. '), body.lastIndexOf('? '), body.lastIndexOf('! '));
+  const sentence = body.slice(from + 1);
+  const eq = sentence.lastIndexOf('=');
+  if (eq < 0) return null;
+  const m =
+    /^[\s$]*(?:\\\$)?\s*(-?\d{1,3}(?:[, ]\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?|-?\.\d+)(?![\d.,]*\s*[-+*/×÷^(\d])/.exec(
+      sentence.slice(eq + 1),
+    );
+  return m ? m[1] : null;
+}
 
 /**
  * The last number in the text, scanning backwards: `-1,234.5`, `.5`, or a fraction `3/4`. Commas inside
@@ -260,7 +287,19 @@ export function cutAtNextTurn(text: string): string {
   return text.slice(from);
 }
 
-/** Up to 6 math spans at the end joined only by separators ("$x = 1$ and $x = -2$") form one list. */
+/**
+ * A span that can be one item of a list answer: a value, or one variable set to one value (`x = -2`). A
+ * chain (`a_1 = 14 \cdot 6^2 = 504`) or an equation between expressions (`k - 1 = 1`) is a step of work.
+ */
+function isListItem(content: string): boolean {
+  const sides = content.split('=');
+  return sides.length === 1 || (sides.length === 2 && /^\s*(?:[A-Za-z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?\s*$/.test(sides[0]));
+}
+
+/**
+ * Up to 6 math spans at the end joined only by `,`, "and", "or" ("$x = 1$ and $x = -2$") form one list, as
+ * in Math-Verify, when each of them can be a list item.
+ */
 function mergedLastSpan(spans: MathSpan[], text: string): { answer: string; end: number } | null {
   const nonEmpty = spans.filter((s) => s.content.trim() !== '');
   const last = nonEmpty.at(-1);
@@ -269,7 +308,9 @@ function mergedLastSpan(spans: MathSpan[], text: string): { answer: string; end:
   for (let k = nonEmpty.length - 2; k >= 0 && parts.length < MAX_MERGED_BOXES; k--) {
     const between = text.slice(nonEmpty[k].end, nonEmpty[k + 1].start);
     if (!isBoxSeparator(between) || !/,|\band\b|\bor\b/.test(between)) break;
-    parts.unshift(nonEmpty[k].content.trim().replace(/[.,;]+$/, ''));
+    const item = nonEmpty[k].content.trim().replace(/[.,;]+$/, '');
+    if (!isListItem(item) || !isListItem(parts[0])) break;
+    parts.unshift(item);
   }
   return { answer: parts.join(', '), end: last.end };
 }
@@ -278,7 +319,8 @@ function mergedLastSpan(spans: MathSpan[], text: string): { answer: string; end:
 function extractTail(text: string, numbers: boolean): Extraction | null {
   const span = mergedLastSpan(lastMathSpans(text), text);
   if (numbers) {
-    const number = extractLastNumber(span ? text.slice(span.end) : text);
+    const tail = span ? text.slice(span.end) : text;
+    const number = resultOfLastSentence(tail) ?? extractLastNumber(tail);
     if (number !== null) return { answer: number, rule: 'last-number' };
   }
   return span && { answer: span.answer, rule: 'math-span' };

@@ -57,12 +57,33 @@ function looksLikeProse(content: string): boolean {
   return false;
 }
 
+/** Rows of a display split at `\\` outside braces and nested environments (a matrix keeps its rows). */
+function displayRows(content: string): string[] {
+  const rows: string[] = [];
+  let depth = 0;
+  let from = 0;
+  for (let i = 0; i < content.length; i++) {
+    const c = content[i];
+    if (c === '{') depth++;
+    else if (c === '}') depth--;
+    else if (c === '\\') {
+      if (content.startsWith('\\begin{', i)) depth++;
+      else if (content.startsWith('\\end{', i)) depth--;
+      else if (content[i + 1] === '\\' && depth === 0) {
+        rows.push(content.slice(from, i));
+        from = i + 2;
+      }
+      i++;
+    }
+  }
+  rows.push(content.slice(from));
+  return rows;
+}
+
 /** The last row of an `align*`-style display: `x &= 3 + 4 \\ &= 7.` reads as `7.`. */
 function lastDisplayRow(content: string): string {
-  const rows = content
-    .replace(/\\(?:nonumber|notag)\b|\\(?:label|tag)\{[^{}]*\}/g, '')
-    .split(/\\\\/)
-    .map((r) => r.replaceAll('&', ' ').trim())
+  const rows = displayRows(content.replace(/\\(?:nonumber|notag)\b|\\(?:label|tag)\{[^{}]*\}/g, ''))
+    .map((r) => r.replace(/&/g, ' ').trim())
     .filter((r) => r !== '');
   const last = rows.at(-1) ?? '';
   return last.startsWith('=') ? last.slice(1).trim() : last;

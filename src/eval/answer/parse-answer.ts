@@ -25,6 +25,32 @@ const MATH_WORDS = new Set(['pi', 'inf', 'infty', 'infinity', 'sqrt', 'sin', 'co
 
 const compact = (s: string): string => s.replace(/\s+/g, '');
 
+/** Greek letter commands, which name a variable as a letter does (`\lambda \in (3, 4]`). */
+const GREEK =
+  /^(?:alpha|beta|gamma|delta|epsilon|varepsilon|zeta|eta|theta|vartheta|iota|kappa|lambda|mu|nu|xi|rho|sigma|tau|upsilon|phi|varphi|chi|psi|omega|Gamma|Delta|Theta|Lambda|Xi|Sigma|Phi|Psi|Omega)$/;
+
+/**
+ * The last side of a chain that did not parse as a whole: `(a,b) = (-2,1)`, `1 + 2 + \dots + 9 = 45`,
+ * `n \equiv 24 \equiv 3 \pmod 7`. The chain's final value is its answer, as for a chain that parses.
+ */
+function lastSideOfChain(s: string): string | null {
+  let depth = 0;
+  let cut = -1;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (c === '(' || c === '[' || c === '{') depth++;
+    else if (c === ')' || c === ']' || c === '}') depth--;
+    else if (depth === 0 && c === '=' && s[i - 1] !== '!' && s[i - 1] !== '<' && s[i - 1] !== '>') cut = i + 1;
+    else if (depth === 0 && s.startsWith('\\equiv', i)) cut = i + 6;
+  }
+  if (cut < 0) return null;
+  const last = s
+    .slice(cut)
+    .replace(/\\pmod\s*\{[^{}]*\}|\\pmod\s*\w+|\(\s*\\?mod\s*\w+\s*\)$/, '')
+    .trim();
+  return last === '' ? null : last;
+}
+
 /** A whole-word answer: letters (and spaces, hyphens, apostrophes) with a run of 3+ letters. */
 function asText(s: string): Value | null {
   const choice = /^\(([A-Za-z])\)$/.exec(s);
@@ -85,7 +111,8 @@ function parseRange(toks: Token[], s: number, e: number, nesting: number): Value
   const sub = (a: number, b: number): Value => parseRange(toks, a, b, nesting + 1);
 
   // `x \in [-2, 7]` is the set itself (Qwen drops the prefix too).
-  if (toks[s].k === 'sym' && isCmd(toks[s + 1], 'in') && s + 2 < e) return sub(s + 2, e);
+  const named = toks[s].k === 'sym' || (toks[s].k === 'cmd' && GREEK.test(toks[s].v));
+  if (named && isCmd(toks[s + 1], 'in') && s + 2 < e) return sub(s + 2, e);
 
   const cups = topLevel(toks, s, e, (t) => t.k === 'cmd' && t.v === 'cup');
   if (cups.length > 0) return { kind: 'union', parts: splitAt(s, e, cups).map(([a, b]) => sub(a, b)) };
@@ -157,15 +184,18 @@ export function parseAnswer(raw: string): ParsedAnswer | null {
   if (normalized === '') return null;
   // Too long to be an answer: compared as written (even compacting 1 MB of prose costs a second).
   if (normalized.length > MAX_ANSWER_CHARS) return { normalized, value: { kind: 'raw', text: normalized } };
-  try {
-    return { normalized, value: parseNormalized(normalized) };
-  } catch (err) {
-    // A spent time budget ends the whole grading call; anything else unreadable (a number past the exact
-    // size cap included) is compared as its string.
-    if (err instanceof GradeLimitError && err.reason === 'time budget exceeded') throw err;
-    if (err instanceof ParseError || err instanceof RangeError) {
-      return { normalized, value: { kind: 'raw', text: compact(normalized) } };
+  const attempt = (text: string): Value | null => {
+    try {
+      return parseNormalized(text);
+    } catch (err) {
+      // A spent time budget ends the whole grading call; anything else unreadable (a number past the exact
+      // size cap included) is compared as its string.
+      if (err instanceof GradeLimitError && err.reason === 'time budget exceeded') throw err;
+      if (err instanceof ParseError || err instanceof RangeError) return null;
+      throw err;
     }
-    throw err;
-  }
+  };
+  const last = lastSideOfChain(normalized);
+  const value = attempt(normalized) ?? (last === null ? null : attempt(last));
+  return { normalized, value: value ?? { kind: 'raw', text: compact(normalized) } };
 }

@@ -163,7 +163,8 @@ export function tokenize(s: string): Token[] {
       i++;
       continue;
     }
-    if (c === '<' || c === '>' || c === '!') {
+    // `!=` is "not equal", except after a digit or bracket, where `!` is a factorial: `5!=120`.
+    if (c === '<' || c === '>' || (c === '!' && !/[\d)}\]]/.test(s[i - 1] ?? ''))) {
       if (s[i + 1] === '=') {
         push('cmd', c === '<' ? 'le' : c === '>' ? 'ge' : 'ne');
         i += 2;

@@ -92,6 +92,10 @@ test('free-form text: the last math span when there is no box or answer phrase',
   assert.equal(extractAnswer('We get $x^2 = 49$, so x = 7.', { mode: 'gsm8k' }), '7');
   assert.equal(extractAnswer('We get $x^2 = 49$, so x = 7.', { mode: 'math' }), 'x^2 = 49');
   assert.equal(extractAnswer('The ordered pair is $(7, 6)$.', { mode: 'gsm8k-strict' }), null);
+  // gsm8k: the result after the last `=` of the final sentence beats a trailing context number.
+  assert.equal(extractAnswer('They earn $30 + $12 = $42 from selling lemonade for 6 hours.', { mode: 'gsm8k' }), '42');
+  assert.equal(extractAnswer('The net is $400 000 - $282 000 = $118 000.', { mode: 'gsm8k' }), '118 000');
+  assert.equal(extractAnswer('So 18 = 9 * 2', { mode: 'gsm8k' }), '2'); // `9 * 2` is not a result: last number
 });
 
 test('a next turn after the answer is cut off: chat-template tokens and few-shot continuations', () => {
