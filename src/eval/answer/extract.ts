@@ -224,18 +224,25 @@ function stripMathDelimiters(s: string): string {
 
 const isDigit = (c: string | undefined): boolean => c !== undefined && c >= '0' && c <= '9';
 
+/** `s` without trailing `chars`; a loop, because `/[\s.]+$/` is quadratic on a long run of spaces. */
+function trimEndOf(s: string, chars: string): string {
+  let end = s.length;
+  while (end > 0 && chars.includes(s[end - 1])) end--;
+  return s.slice(0, end);
+}
+
 /**
  * The number after the last `=` of the final sentence, when nothing is computed on it: "… = $42 from selling
  * lemonade for 6 hours." answers 42, where the last number (6) is context. Null when the sentence has none.
  */
 export function resultOfLastSentence(text: string): string | null {
-  const body = text.replace(/[\s.]+$/, '');
+  const body = trimEndOf(text, ' \t\r\n.');
   const from = Math.max(body.lastIndexOf('\n'), body.lastIndexOf('. '), body.lastIndexOf('? '), body.lastIndexOf('! '));
   const sentence = body.slice(from + 1);
   const eq = sentence.lastIndexOf('=');
   if (eq < 0) return null;
   const m =
-    /^[\s$]*(?:\\\$)?\s*(-?\d{1,3}(?:[, ]\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?|-?\.\d+)(?![\d.,]*\s*[-+*/×÷^(\d])/.exec(
+    /^[\s$]*(?:\\\$\s*)?(-?\d{1,3}(?:[, ]\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?|-?\.\d+)(?![\d.,]*\s*[-+*/×÷^(\d])/.exec(
       sentence.slice(eq + 1),
     );
   return m ? m[1] : null;
@@ -272,7 +279,7 @@ export function extractLastNumber(text: string): string | null {
  * "### Problem 2").
  */
 const NEXT_TURN =
-  /<\|[A-Za-z_]{1,32}\|>|<｜[^｜<>\n]{1,32}｜>|<\/?s>|\[\/?INST\]|<(?:start|end)_of_turn>|\n[ \t]*(?:Problem|Question|Q|User|Human)[ \t]*\d*[ \t]*:|\n[ \t]*#{1,6}[ \t]*(?:Problem|Question|Exercise)\b/g;
+  /<\|[A-Za-z_]{1,32}\|>|<｜[^｜<>\n]{1,32}｜>|<\/?s>|\[\/?INST\]|<(?:start|end)_of_turn>|\n[ \t]*(?:Problem|Question|Q|User|Human)[ \t]*(?:\d+[ \t]*)?:|\n[ \t]*#{1,6}[ \t]*(?:Problem|Question|Exercise)\b/g;
 
 /**
  * The response up to the first next-turn marker that follows some content: what a base model writes after
@@ -308,7 +315,7 @@ function mergedLastSpan(spans: MathSpan[], text: string): { answer: string; end:
   for (let k = nonEmpty.length - 2; k >= 0 && parts.length < MAX_MERGED_BOXES; k--) {
     const between = text.slice(nonEmpty[k].end, nonEmpty[k + 1].start);
     if (!isBoxSeparator(between) || !/,|\band\b|\bor\b/.test(between)) break;
-    const item = nonEmpty[k].content.trim().replace(/[.,;]+$/, '');
+    const item = trimEndOf(nonEmpty[k].content.trim(), '.,;');
     if (!isListItem(item) || !isListItem(parts[0])) break;
     parts.unshift(item);
   }

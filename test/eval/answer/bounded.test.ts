@@ -37,6 +37,10 @@ const HOSTILE: Record<string, string> = {
   'chat markers': repeat('<|im_start|>'),
   'next-turn lines': repeat('\nQuestion:'),
   'inline spans': repeat('$x$ and '),
+  // Long runs where a careless trailing-space or optional-space regex turns quadratic.
+  'answer then spaces': `x = ${' '.repeat(MB)}`,
+  'next-turn word then spaces': `x\nProblem${' '.repeat(MB)}`,
+  'display of dots': `$$${'.'.repeat(MB)}$$`,
 };
 
 test('extraction of 1 MB hostile responses runs in bounded time', () => {
