@@ -387,7 +387,10 @@ export function compareAnswers(gold: string, pred: string, timeLimitMs = DEFAULT
     parseAnswer(reduceGold(gold)),
     parseAnswer(reduceToAnswer(pred)),
   ]);
-  const verdict = g && p ? compareParsedWithReason(g, p, timeLimitMs) : { equivalent: false };
+  if (!g || !p) return { equivalent: false, gold: g, pred: p };
+  // The same text is the same answer, even where the gold's lenient reading differs from the strict one.
+  if (gold.trim() === pred.trim()) return { equivalent: true, gold: g, pred: p };
+  const verdict = compareParsedWithReason(g, p, timeLimitMs);
   return { ...verdict, gold: g, pred: p };
 }
 

@@ -127,6 +127,7 @@ test('answer phrases: display math on the next line, prose after the answer, Mar
   assert.equal(extractAnswer('Therefore, the answer is **$1,000**.'), '1,000');
   assert.equal(extractAnswer('The answer is 18 dollars.'), '18 dollars'); // units are the normaliser's job
   assert.equal(extractAnswer('The answer is Evelyn and Ava.'), 'Evelyn and Ava'); // word answers stay whole
+  assert.equal(extractAnswer('so the final answer is the larger of the two: $x=1$.'), 'x=1');
 });
 
 test('a gold copied with escaped backslashes is read as LaTeX; real LaTeX is left alone', () => {
