@@ -13,8 +13,8 @@ import { matchBrace, skipSpaces } from './scan.ts';
  * - `math`: boxed, else a "final answer is" / "the answer is" / "answer:" anchor, else the last LaTeX math
  *   span (`$…$`, `$$…$$`, `\(…\)`, `\[…\]`, a display environment). Default for MATH.
  * - `gsm8k-strict`: `####`, boxed, or an answer anchor; never a bare number.
- * - `gsm8k`: like `gsm8k-strict`, then the last math span or number, whichever comes last (lm-eval's
- *   flexible-extract, with Math-Verify's math spans).
+ * - `gsm8k`: like `gsm8k-strict`, then the result after the last `=` of the final sentence, else the last
+ *   math span or number, whichever comes last (lm-eval's flexible-extract, with Math-Verify's math spans).
  */
 export type ExtractionMode = 'boxed' | 'math' | 'gsm8k-strict' | 'gsm8k';
 export const EXTRACTION_MODES: readonly ExtractionMode[] = ['boxed', 'math', 'gsm8k-strict', 'gsm8k'];
@@ -232,21 +232,34 @@ function trimEndOf(s: string, chars: string): string {
 }
 
 /**
- * The number after the last `=` of the final sentence, when nothing is computed on it: "… = $42 from selling
- * lemonade for 6 hours." answers 42, where the last number (6) is context. Null when the sentence has none.
+ * The number after the last `=` of the final sentence, when nothing is computed on it and every number after
+ * it in the sentence was already mentioned: "… = $42 from selling lemonade for 6 hours." answers 42, where
+ * the last number (6 hours, from the problem) is context; "… = 7, so she needs 10 more" still answers 10.
  */
 export function resultOfLastSentence(text: string): string | null {
-  const body = trimEndOf(text, ' \t\r\n.');
+  // GSM8K's calculator annotations (`4+5=<<4+5=9>>9`) repeat the result: drop them.
+  const body = trimEndOf(text.replace(/<<[^<>\n]{0,200}>>/g, ''), ' \t\r\n.');
   const from = Math.max(body.lastIndexOf('\n'), body.lastIndexOf('. '), body.lastIndexOf('? '), body.lastIndexOf('! '));
-  const sentence = body.slice(from + 1);
-  const eq = sentence.lastIndexOf('=');
-  if (eq < 0) return null;
+  const eq = body.lastIndexOf('=');
+  if (eq <= from) return null;
   const m =
     /^[\s$]*(?:\\\$\s*)?(-?\d{1,3}(?:[, ]\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?|-?\.\d+)(?![\d.,]*\s*[-+*/×÷^(\d])/.exec(
-      sentence.slice(eq + 1),
+      body.slice(eq + 1),
     );
-  return m ? m[1] : null;
+  if (!m) return null;
+  const rest = body.slice(eq + 1 + m[0].length);
+  const before = new Set(body.slice(0, eq).match(NUMBER));
+  for (const n of rest.matchAll(NUMBER)) {
+    const context = before.has(n[0]) || CONTEXT_BEFORE.test(rest.slice(Math.max(0, n.index - 24), n.index));
+    if (!context) return null;
+  }
+  return m[1];
 }
+
+const NUMBER = /\d+(?:\.\d+)?/g;
+/** A number after a preposition ("for 6 hours", "out of the 24 liters") restates the problem. */
+const CONTEXT_BEFORE =
+  /\b(?:for|in|of|after|per|to|from|with|at|by|over|within|during|on|than)\s+(?:the\s+|a\s+|each\s+|every\s+|all\s+)?\$?$/i;
 
 /**
  * The last number in the text, scanning backwards: `-1,234.5`, `.5`, or a fraction `3/4`. Commas inside

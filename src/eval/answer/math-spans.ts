@@ -3,7 +3,7 @@
  * `equation`) and bare matrix environments. Base models rarely box their answers; they end with one of these.
  *
  * A `$` delimits math only by Pandoc's rule: an opener is not followed by a space, a closer is not preceded by
- * one nor followed by a digit, and an inline span holds no blank line and no prose. So the currency in
+ * one (nor by an operator) nor followed by a digit, and an inline span holds no blank line and no prose. So the currency in
  * "earns $5 per hour … so she earns $15" is not math. Every scan is linear: an inline span stops at the next
  * `$`, and a display delimiter that never closes cannot close a later one either.
  */
@@ -152,7 +152,8 @@ class Scanner {
       }
       if (c === '\n' && t[j + 1] === '\n') return { span: null, next: j };
       if (c !== '$') continue;
-      const closes = !isSpace(t[j - 1]) && !isDigit(t[j + 1]) && t[j + 1] !== '$';
+      // `$900/20=$45`: currency on both sides of a computation, not math (math never ends in an operator).
+      const closes = !isSpace(t[j - 1]) && !isDigit(t[j + 1]) && t[j + 1] !== '$' && !/[=+\-*/]/.test(t[j - 1]);
       const content = t.slice(i + 1, j);
       if (!closes || looksLikeProse(content)) return { span: null, next: j };
       return { span: { start: i, end: j + 1, content }, next: j + 1 };

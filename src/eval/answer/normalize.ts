@@ -216,10 +216,11 @@ function numberWords(s: string): string {
 const CURRENCY = /[€£¥₹₩₽¢]|\\(?:euro|pounds|yen)(?![a-zA-Z])/g;
 
 /**
- * Unicode powers: a trailing `m²` / `cm³` after a number is a unit (`1,000.99m²`); anywhere else `x²` is `x^2`.
+ * Unicode powers: a trailing length unit squared or cubed after a number is a unit (`1,000.99m²`, `42 cm³`);
+ * anywhere else `x²` is `x^2` (so `2x²` stays `2x^2`).
  */
 function unicodePowers(s: string): string {
-  const t = s.replace(/([\d\s])\s*[a-zA-Z]{1,3}[²³]$/, '$1').trimEnd();
+  const t = s.replace(/(\d)\s*(?:[kcmd]?m|ft|in|yd|mi)[²³]$/, '$1').trimEnd();
   return t.replaceAll('²', '^2').replaceAll('³', '^3');
 }
 

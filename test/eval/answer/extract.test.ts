@@ -96,6 +96,11 @@ test('free-form text: the last math span when there is no box or answer phrase',
   assert.equal(extractAnswer('They earn $30 + $12 = $42 from selling lemonade for 6 hours.', { mode: 'gsm8k' }), '42');
   assert.equal(extractAnswer('The net is $400 000 - $282 000 = $118 000.', { mode: 'gsm8k' }), '118 000');
   assert.equal(extractAnswer('So 18 = 9 * 2', { mode: 'gsm8k' }), '2'); // `9 * 2` is not a result: last number
+  assert.equal(extractAnswer('So 3 + 4 = 7, and she needs 10 more.', { mode: 'gsm8k' }), '10'); // a new number
+  assert.equal(
+    extractAnswer('He paid 170*$65=$<<170*65=11050>>11050 to fill 170 balloons.', { mode: 'gsm8k' }),
+    '11050',
+  );
 });
 
 test('a next turn after the answer is cut off: chat-template tokens and few-shot continuations', () => {

@@ -298,6 +298,8 @@ export const PAIRS: Pair[] = [
   ['100099', '100,099', true, 'a three-digit group is thousands, not decimals'],
   ['1000.99', '1,000.99m²', true, 'unit with a unicode square'],
   ['x^2', 'x²', true, 'unicode square elsewhere is a power'],
+  ['3', '3x²', false, 'a variable squared is not a unit'],
+  ['3x^2', '3x²', true, 'unicode square after a variable'],
   ['\\frac{9}{2}', '4½', true, 'vulgar fraction after a digit is a mixed number'],
   ['2500000', '2.5 million', true, 'number word after digits'],
   ['\\frac{1}{6}', '0.1\\overline{6}', true, 'repeating decimal'],
