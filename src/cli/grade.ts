@@ -38,7 +38,8 @@ Options:
                    {"equivalent": bool, "gold_parsed": ..., "pred_parsed": ...}
                    A bad line prints {"equivalent": false, "error": "..."}, is
                    reported on stderr with its line number, and makes the exit
-                   status 1 after the remaining lines are graded.
+                   status 1 after the remaining lines are graded. An empty
+                   FILE (or stdin) is a usage error (exit 2).
                    A line whose comparison passed a bound prints
                    "equivalent": false with "reason": "exact arithmetic too
                    large" or "time budget exceeded" (counted on stderr).
@@ -46,7 +47,8 @@ Options:
                    answer first: boxed | math | gsm8k-strict | gsm8k
                    (math: last \\boxed{}, else "the answer is ...", else the
                    last LaTeX math span; gsm8k: "####", box, "the answer is",
-                   else the last math span or number; docs/grader.md)
+                   else the "= result" of the final sentence, else the last
+                   math span or number; docs/grader.md)
   --time-limit S   seconds each comparison (each --jsonl line) may take before it
                    is cut off as not equivalent, with the reason (default 5)
 
