@@ -3,11 +3,11 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { ThinkwhenError } from '../errors.ts';
 import {
-  describeAnswer,
   EXTRACTION_MODES,
   type ExtractionMode,
+  type GradeResult,
+  gradeAnswer,
   gradeResponse,
-  isEquivalent,
 } from '../eval/answer/index.ts';
 import {
   createJudgeClient,
@@ -15,10 +15,12 @@ import {
   DEFAULT_JUDGE_MODEL,
   type JudgeClient,
 } from '../eval/answer/judge-client.ts';
-import { choice, defineCommand, flag, int, text } from './options.ts';
+import { DEFAULT_TIME_LIMIT_MS } from '../eval/answer/limits.ts';
+import { choice, defineCommand, flag, int, num, text } from './options.ts';
 
 interface LineResult {
   equivalent: boolean;
+  reason?: string;
   gold_parsed?: string | null;
   pred_parsed?: string | null;
   extracted?: string | null;
@@ -44,7 +46,15 @@ function field(obj: Record<string, unknown>, name: string): string {
   throw new Error(`field "${name}" must be a string, got ${v === null ? 'null' : typeof v}`);
 }
 
-function gradeLine(line: string, mode: ExtractionMode | undefined): ParsedLine {
+/** One graded pair as printed: the verdict, the parsed forms, and the bound that stopped it, if any. */
+function lineResult(r: GradeResult, mode: ExtractionMode | undefined): LineResult {
+  const out: LineResult = { equivalent: r.correct, gold_parsed: r.goldParsed, pred_parsed: r.predParsed };
+  if (mode) out.extracted = r.extracted;
+  if (r.reason) out.reason = r.reason;
+  return out;
+}
+
+function gradeLine(line: string, mode: ExtractionMode | undefined, timeLimitMs: number): ParsedLine {
   let obj: unknown;
   try {
     obj = JSON.parse(line);
@@ -56,17 +66,8 @@ function gradeLine(line: string, mode: ExtractionMode | undefined): ParsedLine {
   const gold = field(record, 'gold');
   const pred = field(record, 'pred');
   const question = record.question === undefined ? undefined : field(record, 'question');
-  let result: LineResult;
-  if (mode) {
-    const r = gradeResponse(gold, pred, { mode });
-    result = { equivalent: r.correct, gold_parsed: r.goldParsed, pred_parsed: r.predParsed, extracted: r.extracted };
-  } else {
-    result = {
-      equivalent: isEquivalent(gold, pred),
-      gold_parsed: describeAnswer(gold),
-      pred_parsed: describeAnswer(pred),
-    };
-  }
+  const graded = mode ? gradeResponse(gold, pred, { mode, timeLimitMs }) : gradeAnswer(gold, pred, { timeLimitMs });
+  const result = lineResult(graded, mode);
   return question === undefined ? { result } : { result, judgeInput: { question, gold, response: pred } };
 }
 
@@ -77,7 +78,12 @@ async function write(text: string): Promise<void> {
 /** Lines read ahead of the oldest unprinted one (their judge calls queue in the judge client). */
 const JUDGE_WINDOW = 256;
 
-async function gradeJsonl(source: string, mode: ExtractionMode | undefined, judge?: JudgeClient): Promise<number> {
+async function gradeJsonl(
+  source: string,
+  mode: ExtractionMode | undefined,
+  timeLimitMs: number,
+  judge?: JudgeClient,
+): Promise<number> {
   let input: Readable;
   if (source === '-') input = process.stdin;
   else {
@@ -90,6 +96,7 @@ async function gradeJsonl(source: string, mode: ExtractionMode | undefined, judg
   const counts = { judged: 0, fallback: 0, skipped: 0, disagree: 0 };
   let lineNo = 0;
   let bad = 0;
+  let limited = 0;
   // Output in input order while judge calls run concurrently (the client caps requests in flight).
   const pending: Promise<LineResult>[] = [];
   const flushOldest = async () => {
@@ -103,7 +110,8 @@ async function gradeJsonl(source: string, mode: ExtractionMode | undefined, judg
     let parsed: ParsedLine;
     try {
       if (line.trim() === '') throw new Error('empty line');
-      parsed = gradeLine(line, mode);
+      parsed = gradeLine(line, mode, timeLimitMs);
+      if (parsed.result.reason) limited++;
     } catch (err) {
       bad++;
       const message = (err as Error).message;
@@ -136,6 +144,18 @@ async function gradeJsonl(source: string, mode: ExtractionMode | undefined, judg
     if (pending.length >= JUDGE_WINDOW) await flushOldest();
   }
   while (pending.length > 0) await flushOldest();
+  if (lineNo === 0) {
+    throw new ThinkwhenError(
+      'GRADE_EMPTY_INPUT',
+      `${source === '-' ? 'stdin' : source} has no lines to grade`,
+      'give one JSON object per line: {"gold": "...", "pred": "..."}',
+    );
+  }
+  if (limited > 0) {
+    process.stderr.write(
+      `thinkwhen grade: ${limited} of ${lineNo} lines stopped at a size or time bound (see "reason"); graded not equivalent\n`,
+    );
+  }
   if (bad > 0) process.stderr.write(`thinkwhen grade: ${bad} of ${lineNo} lines could not be graded\n`);
   if (judge) {
     const s = judge.stats();
@@ -151,8 +171,8 @@ async function gradeJsonl(source: string, mode: ExtractionMode | undefined, judg
 export const command = defineCommand({
   name: 'grade',
   summary: 'is a predicted math answer equivalent to the gold one? (one pair, or JSONL)',
-  usage: `--gold ANSWER --pred ANSWER [--extract MODE]
-thinkwhen grade --jsonl FILE [--extract MODE] [--judge [--judge-url URL] [--judge-model NAME] ...]`,
+  usage: `--gold ANSWER --pred ANSWER [--extract MODE] [--time-limit S]
+thinkwhen grade --jsonl FILE [--extract MODE] [--time-limit S] [--judge [--judge-url URL] [--judge-model NAME] ...]`,
   description: `Decide whether a predicted math answer is equivalent to the gold answer, with
 the rule-based grader described in docs/grader.md: exact rational arithmetic,
 LaTeX normalisation (\\dfrac, \\text{}, units, %, degrees, thousands commas),
@@ -181,12 +201,19 @@ verdict, so use "equivalent".`,
     }),
     jsonl: text({
       arg: 'FILE',
-      help: 'grade one JSON object per line, {"gold": ..., "pred": ...}; FILE may be - for stdin. Prints one line per input line: {"equivalent": bool, "gold_parsed": ..., "pred_parsed": ...}. A bad line prints {"equivalent": false, "error": "..."}, is reported on stderr with its line number, and makes the exit status 1 after the remaining lines are graded.',
+      help: 'grade one JSON object per line, {"gold": ..., "pred": ...}; FILE may be - for stdin. Prints one line per input line: {"equivalent": bool, "gold_parsed": ..., "pred_parsed": ...}. A bad line prints {"equivalent": false, "error": "..."}, is reported on stderr with its line number, and makes the exit status 1 after the remaining lines are graded. An empty FILE (or stdin) is a usage error (exit 2). A line whose comparison passed a bound prints "equivalent": false with "reason": "exact arithmetic too large" or "time budget exceeded" (counted on stderr).',
     }),
     extract: choice({
       arg: 'MODE',
-      help: 'treat pred as a whole model response and extract its final answer first (math: last \\boxed{}, else "the answer is ..."; gsm8k: "####", box, "the answer is", else the last number)',
+      help: 'treat pred as a whole model response and extract its final answer first (math: last \\boxed{}, else "the answer is ...", else the last LaTeX math span; gsm8k: "####", box, "the answer is", else the "= result" of the final sentence, else the last math span or number; docs/grader.md)',
       choices: EXTRACTION_MODES,
+    }),
+    'time-limit': num({
+      arg: 'S',
+      help: 'seconds each comparison (each --jsonl line) may take before it is cut off as not equivalent, with the reason',
+      min: 0.001,
+      max: 3600,
+      default: DEFAULT_TIME_LIMIT_MS / 1000,
     }),
     judge: flag('also ask an LLM judge (see above; --jsonl only)'),
     'judge-url': text({
@@ -223,6 +250,7 @@ verdict, so use "equivalent".`,
   ],
   async run({ values }) {
     const mode = values.extract;
+    const timeLimitMs = values['time-limit'] * 1000;
     const judgeFlags = Object.entries(values)
       .filter(([k, v]) => k.startsWith('judge-') && v !== undefined && v !== false)
       .map(([k]) => k);
@@ -243,7 +271,7 @@ verdict, so use "equivalent".`,
             fallback: values['judge-fallback'],
           })
         : undefined;
-      return gradeJsonl(values.jsonl, mode, judge);
+      return gradeJsonl(values.jsonl, mode, timeLimitMs, judge);
     }
     if (values.judge) {
       throw new ThinkwhenError(
@@ -259,10 +287,11 @@ verdict, so use "equivalent".`,
         "thinkwhen grade --gold '\\frac12' --pred 0.5 (see --help)",
       );
     }
-    const correct = mode
-      ? gradeResponse(values.gold, values.pred, { mode }).correct
-      : isEquivalent(values.gold, values.pred);
-    console.log(correct ? 'true' : 'false');
+    const r = mode
+      ? gradeResponse(values.gold, values.pred, { mode, timeLimitMs })
+      : gradeAnswer(values.gold, values.pred, { timeLimitMs });
+    console.log(r.correct ? 'true' : 'false');
+    if (r.reason) process.stderr.write(`thinkwhen grade: not equivalent: ${r.reason}\n`);
     return 0;
   },
 });

@@ -2,7 +2,8 @@
 import type { Rational } from './rational.ts';
 
 export type BinaryOp = '+' | '-' | '*' | '/' | '^';
-export type RelationOp = '=' | '!=' | '<' | '<=' | '>' | '>=';
+/** `≈` (`\approx`) only chains an approximation onto an answer: `x = \frac13 \approx 0.333`. */
+export type RelationOp = '=' | '!=' | '<' | '<=' | '>' | '>=' | '≈';
 
 export type Node =
   /** `decimal` marks a literal written with a point or exponent: it turns on 6-place rounding. */

@@ -4,7 +4,9 @@
  */
 import { bin, freeSymbols, hasDecimal, infinitySign, type Node, type RelationOp } from './ast.ts';
 import { closeComplex, type Exact, evaluateExact, evaluateFloat, isFiniteComplex } from './evaluate.ts';
-import { reduceToAnswer } from './extract.ts';
+import { reduceGold, reduceToAnswer } from './extract.ts';
+import { checkTime, DEFAULT_TIME_LIMIT_MS, GradeLimitError, type LimitReason, withinLimits } from './limits.ts';
+import { MAX_ANSWER_CHARS } from './normalize.ts';
 import { exprValue, type ParsedAnswer, parseAnswer } from './parse-answer.ts';
 import * as Q from './rational.ts';
 import type { Value } from './value.ts';
@@ -93,6 +95,7 @@ export function expressionsEqual(gold: Node, pred: Node): boolean {
   }
   let valid = 0;
   for (const env of samplePoints(symbols)) {
+    checkTime();
     const g = evaluateFloat(gold, env);
     const p = evaluateFloat(pred, env);
     if (!isFiniteComplex(g) || !isFiniteComplex(p)) continue;
@@ -131,7 +134,21 @@ function proportional(a: Node, b: Node, positive: boolean): boolean {
 type Relation = Extract<Value, { kind: 'relation' }>;
 
 const isAssignment = (r: Relation): boolean => r.ops.length === 1 && r.ops[0] === '=' && r.sides[0].t === 'sym';
-const onlyEquals = (r: Relation): boolean => r.ops.every((op) => op === '=');
+/**
+ * The sides a predicted `=` / `≈` chain answers with. `x = 5+5+1 = 11` answers 11 (Math-Verify). With `≈`,
+ * both the exact side before the first `≈` and the final approximation count: `d = \sqrt{50} \approx 7.07`
+ * answers a gold `5\sqrt2` and a gold `7.07` (asked to the nearest hundredth). Other relations answer nothing.
+ */
+function answerSides(r: Relation): Node[] {
+  if (!r.ops.every((op) => op === '=' || op === '≈')) return [];
+  // `36 - 7 - 2 - 10 = 17 = x` ends in the variable it names: the value before it answers.
+  const sides = r.sides.length > 2 && r.sides.at(-1)?.t === 'sym' ? r.sides.slice(0, -1) : r.sides;
+  const last = sides[sides.length - 1];
+  const k = r.ops.indexOf('≈');
+  if (k < 0) return [last];
+  const exact = k > 0 || r.sides[0].t !== 'sym' ? r.sides[k] : null;
+  return exact ? [exact, last] : [last];
+}
 
 /** `x < 3`, `-2 <= x <= 7`, `x != 1` over one variable with constant bounds, as an interval (or union). */
 function relationAsSet(r: Relation): { variable: string; set: Value } | null {
@@ -150,7 +167,7 @@ function relationAsSet(r: Relation): { variable: string; set: Value } | null {
     let op: RelationOp = r.ops[0];
     if (lhs.t !== 'sym' && rhs.t === 'sym') {
       [lhs, rhs] = [rhs, lhs];
-      op = ({ '<': '>', '<=': '>=', '>': '<', '>=': '<=', '=': '=', '!=': '!=' } as const)[op];
+      op = ({ '<': '>', '<=': '>=', '>': '<', '>=': '<=', '=': '=', '!=': '!=', '≈': '≈' } as const)[op];
     }
     if (lhs.t !== 'sym' || !constant(rhs)) return null;
     const set =
@@ -251,6 +268,7 @@ function bracketsMatch(gold: Extract<Value, { kind: 'seq' }>, pred: Extract<Valu
 
 /** Structured equivalence of two parsed answers, gold first. */
 export function valuesEqual(gold: Value, pred: Value): boolean {
+  checkTime();
   if (gold.kind === 'raw' || pred.kind === 'raw') {
     return gold.kind === 'raw' && pred.kind === 'raw' && gold.text === pred.text;
   }
@@ -264,7 +282,7 @@ export function valuesEqual(gold: Value, pred: Value): boolean {
   if (pred.kind === 'relation') {
     // A predicted `x = 5` or chain `x = 5+5+1 = 11` answers with its last side; a predicted inequality
     // never matches a gold set (models echo the inequality they were asked to solve).
-    return onlyEquals(pred) && valuesEqual(gold, exprValue(pred.sides[pred.sides.length - 1]));
+    return answerSides(pred).some((side) => valuesEqual(gold, exprValue(side)));
   }
   switch (gold.kind) {
     case 'expr':
@@ -299,24 +317,84 @@ export function valuesEqual(gold: Value, pred: Value): boolean {
 /** Compact normalised strings: equal strings are equivalent without parsing (both non-empty). */
 const compact = (s: string): string => s.replace(/\s+/g, '');
 
+/** Equal up to whitespace; answers too long to parse are compared as written. */
+const sameText = (a: string, b: string): boolean =>
+  a.length > MAX_ANSWER_CHARS || b.length > MAX_ANSWER_CHARS ? a === b : compact(a) === compact(b);
+
+export interface Verdict {
+  equivalent: boolean;
+  /** Set when a bound of `limits.ts` ended the comparison: the answer is "not equivalent" for that reason. */
+  reason?: LimitReason;
+}
+
 /**
- * Main entry for two answer strings (not whole responses). Empty answers are never equivalent.
- * A gold or prediction that still contains `\boxed{}` or `####` is reduced to that answer first.
+ * Equivalence of two already-parsed answers, gold first, as one bounded grading call. A comparison past its
+ * size or time bound is not equivalent, with the reason.
  */
-export function isEquivalent(gold: string, pred: string): boolean {
-  const g = parseAnswer(reduceToAnswer(gold));
-  const p = parseAnswer(reduceToAnswer(pred));
-  return g !== null && p !== null && compareParsed(g, p);
+export function compareParsedWithReason(
+  gold: ParsedAnswer,
+  pred: ParsedAnswer,
+  timeLimitMs = DEFAULT_TIME_LIMIT_MS,
+): Verdict {
+  if (sameText(gold.normalized, pred.normalized)) return { equivalent: true };
+  try {
+    return {
+      equivalent: withinLimits(timeLimitMs, () => {
+        if (valuesEqual(gold.value, pred.value)) return true;
+        const decimal = decimalCommaReading(gold, pred);
+        return decimal !== null && valuesEqual(gold.value, decimal.value);
+      }),
+    };
+  } catch (err) {
+    if (err instanceof GradeLimitError) return { equivalent: false, reason: err.reason };
+    // Too many `\pm` alternatives, a zero denominator: not an answer we can decide, so not equivalent.
+    if (err instanceof RangeError) return { equivalent: false };
+    throw err;
+  }
+}
+
+/**
+ * `1000,99`, `2,50`, `−7,25` as decimals, when the gold is one number: a comma not followed by exactly three
+ * digits cannot group thousands, and a single number has no list to separate. (Math-Verify reads `1,5` as
+ * 1.5 too; we only do it where the list reading cannot be what was meant.)
+ */
+function decimalCommaReading(gold: ParsedAnswer, pred: ParsedAnswer): ParsedAnswer | null {
+  if (gold.value.kind !== 'expr' || pred.normalized.length > 40 || freeSymbols(gold.value.node).size > 0) return null;
+  const m = /^([-\u2212]?\d+),(\d{1,2}|\d{4,})$/.exec(compact(pred.normalized));
+  return m ? parseAnswer(`${m[1]}.${m[2]}`) : null;
 }
 
 /** Equivalence of two already-parsed answers, gold first. */
 export function compareParsed(gold: ParsedAnswer, pred: ParsedAnswer): boolean {
-  if (compact(gold.normalized) === compact(pred.normalized)) return true;
-  try {
-    return valuesEqual(gold.value, pred.value);
-  } catch (err) {
-    // Too many `\pm` alternatives or a BigInt past its size limit: too big to decide, so not equivalent.
-    if (err instanceof RangeError) return false;
-    throw err;
-  }
+  return compareParsedWithReason(gold, pred).equivalent;
+}
+
+/** Two answer strings, parsed (the gold leniently) and compared as one bounded grading call. */
+export interface AnswerComparison extends Verdict {
+  gold: ParsedAnswer | null;
+  pred: ParsedAnswer | null;
+}
+
+/**
+ * Parses and compares two answer strings (not whole responses), gold first. The gold is read leniently, as
+ * Math-Verify does: it may be a whole `... #### 18` solution, a boxed solution, or LaTeX with escaped
+ * backslashes (`\\frac{1}{2}`). The prediction is taken as written. Empty answers are never equivalent.
+ */
+export function compareAnswers(gold: string, pred: string, timeLimitMs = DEFAULT_TIME_LIMIT_MS): AnswerComparison {
+  // Parsing is bounded by the answer length and the exact-size caps; the clock runs for the comparison only,
+  // so a result cut off by time still shows both parsed answers.
+  const [g, p] = withinLimits(Number.POSITIVE_INFINITY, () => [
+    parseAnswer(reduceGold(gold)),
+    parseAnswer(reduceToAnswer(pred)),
+  ]);
+  if (!g || !p) return { equivalent: false, gold: g, pred: p };
+  // The same text is the same answer, even where the gold's lenient reading differs from the strict one.
+  if (gold.trim() === pred.trim()) return { equivalent: true, gold: g, pred: p };
+  const verdict = compareParsedWithReason(g, p, timeLimitMs);
+  return { ...verdict, gold: g, pred: p };
+}
+
+/** Main entry for two answer strings: `compareAnswers(gold, pred).equivalent`. */
+export function isEquivalent(gold: string, pred: string): boolean {
+  return compareAnswers(gold, pred).equivalent;
 }

@@ -124,7 +124,7 @@ export function evaluateExact(node: Node): Exact | null {
           if (k > 1000n && n - k > 1000n) return null;
           const kk = k < n - k ? k : n - k;
           let r = 1n;
-          for (let j = 1n; j <= kk; j++) r = (r * (n - kk + j)) / j;
+          for (let j = 1n; j <= kk; j++) r = Q.checkSize((r * (n - kk + j)) / j);
           return real(Q.rat(r));
         }
         case 'floor':

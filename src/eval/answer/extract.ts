@@ -2,18 +2,24 @@
  * Pulls the final answer out of a model response (or a dataset solution). All rules scan linearly, so
  * a 1 MB response costs a few milliseconds and no regex can backtrack catastrophically.
  */
+import { lastMathSpans, type MathSpan, mathSpanAt } from './math-spans.ts';
+import { UNIT_WORDS } from './normalize.ts';
 import { matchBrace, skipSpaces } from './scan.ts';
 
 /**
+ * Every mode first cuts the response at the start of a next turn (chat-template debris such as
+ * `<|im_start|>user`, or a few-shot continuation "Problem:" / "Question:"); then:
  * - `boxed`: only the last `\boxed{}` / `\fbox{}` (Hendrycks / Qwen style).
- * - `math`: boxed, else a "final answer is" / "the answer is" / "answer:" anchor. Default for MATH.
+ * - `math`: boxed, else a "final answer is" / "the answer is" / "answer:" anchor, else the last LaTeX math
+ *   span (`$…$`, `$$…$$`, `\(…\)`, `\[…\]`, a display environment). Default for MATH.
  * - `gsm8k-strict`: `####`, boxed, or an answer anchor; never a bare number.
- * - `gsm8k`: like `gsm8k-strict`, then the last number in the text (lm-eval's flexible-extract).
+ * - `gsm8k`: like `gsm8k-strict`, then the result after the last `=` of the final sentence, else the last
+ *   math span or number, whichever comes last (lm-eval's flexible-extract, with Math-Verify's math spans).
  */
 export type ExtractionMode = 'boxed' | 'math' | 'gsm8k-strict' | 'gsm8k';
 export const EXTRACTION_MODES: readonly ExtractionMode[] = ['boxed', 'math', 'gsm8k-strict', 'gsm8k'];
 
-export type ExtractionRule = 'boxed' | 'hashes' | 'anchor' | 'last-number';
+export type ExtractionRule = 'boxed' | 'hashes' | 'anchor' | 'math-span' | 'last-number';
 
 export interface Extraction {
   answer: string;
@@ -109,9 +115,39 @@ function sentenceEnd(text: string, from: number): number {
     else if (c === '{') depth++;
     else if (c === '}') depth--;
     else if (c === '.' && depth <= 0 && !inMath && !/[0-9]/.test(text[i + 1] ?? '')) return i;
-    else if (text.startsWith('I hope', i)) return i; // Minerva: "... is $x$. I hope it is correct."
+    else if (text.startsWith('I hope', i) || text.startsWith('i hope', i)) return i; // Minerva: "... is $x$. I hope it is correct."
   }
   return limit;
+}
+
+/** Words that continue a list or a formula, not a sentence: never cut as prose. */
+const NOT_PROSE = new Set(['and', 'or', 'pi', 'sqrt', 'sin', 'cos', 'tan', 'log', 'exp', 'inf', 'infty', 'infinity']);
+
+/**
+ * "5 apples", "5 because 2 times 5 is 10", "x = 4, since the other root is negative": an answer phrase is
+ * followed by prose. The answer ends before the first word of 3+ letters (outside braces) that follows
+ * something else; unit words stay for the normaliser, and a word answer (`Evelyn`) is kept whole.
+ */
+function trimTrailingProse(answer: string): string {
+  let depth = 0;
+  for (let i = 0; i < answer.length; i++) {
+    const c = answer[i];
+    if (c === '{') depth++;
+    else if (c === '}') depth--;
+    else if (c === '\\') {
+      while (/[a-zA-Z]/.test(answer[i + 1] ?? '')) i++;
+    } else if (depth === 0 && /[a-zA-Z]/.test(c) && i > 0 && /[\s,;]/.test(answer[i - 1])) {
+      let j = i;
+      while (/[a-zA-Z]/.test(answer[j] ?? '')) j++;
+      const word = answer.slice(i, j).toLowerCase();
+      const head = answer.slice(0, i).trim();
+      if (j - i >= 3 && !NOT_PROSE.has(word) && !UNIT_WORDS.has(word) && /[0-9)\]}$]/.test(head)) {
+        return head.replace(/[\s,;:]+$/, '');
+      }
+      i = j - 1;
+    }
+  }
+  return answer;
 }
 
 /** The answer after the last "final answer is" / "the answer is" / "answer:" anchor. */
@@ -132,11 +168,43 @@ export function extractAfterAnchor(text: string): string | null {
     }
   }
   if (best < 0) return null;
-  const from = best + bestLen;
-  let answer = text.slice(from, sentenceEnd(text, from)).trim();
-  answer = answer.replace(/^[:\s]+/, '').replace(/^\*\*|\*\*$/g, '');
-  answer = stripMathDelimiters(answer).trim();
+  let from = best + bestLen;
+  // "The final answer is\n\\[ … \\]": a math span right after the phrase, on the same line or the next.
+  let k = from;
+  while (k < text.length && (isSpaceChar(text[k]) || text[k] === ':' || text[k] === '*')) k++;
+  const span = mathSpanAt(text, k);
+  if (span && span.content.trim() !== '') return span.content.trim();
+  from = skipInline(text, from);
+  const end = sentenceEnd(text, from);
+  // "the final answer is the larger of the two: $x=1$": prose first, then the answer in a span.
+  const inSentence = lastMathSpans(text.slice(0, end)).find((s) => s.start >= from);
+  if (
+    inSentence &&
+    /^[A-Za-z]{3,}/.test(text.slice(from, inSentence.start).trim()) &&
+    inSentence.content.trim() !== ''
+  ) {
+    return inSentence.content.trim();
+  }
+  let answer = text.slice(from, end).trim();
+  answer = trimTrailingProse(stripMathDelimiters(stripBold(answer)));
   return answer === '' ? null : answer;
+}
+
+const isSpaceChar = (c: string): boolean => c === ' ' || c === '\t' || c === '\n' || c === '\r';
+
+/** Skips spaces and tabs (not newlines: a phrase that ends its line has no answer on it). */
+function skipInline(text: string, i: number): number {
+  while (i < text.length && (text[i] === ' ' || text[i] === '\t')) i++;
+  return i;
+}
+
+/** `: **72**.` → `72`: the colon and Markdown bold around an answer phrase. */
+function stripBold(s: string): string {
+  return s
+    .replace(/^[:\s]+/, '')
+    .replace(/^\*\*/, '')
+    .replace(/\*\*[\s.]*$/, '')
+    .trim();
 }
 
 function stripMathDelimiters(s: string): string {
@@ -155,6 +223,43 @@ function stripMathDelimiters(s: string): string {
 }
 
 const isDigit = (c: string | undefined): boolean => c !== undefined && c >= '0' && c <= '9';
+
+/** `s` without trailing `chars`; a loop, because `/[\s.]+$/` is quadratic on a long run of spaces. */
+function trimEndOf(s: string, chars: string): string {
+  let end = s.length;
+  while (end > 0 && chars.includes(s[end - 1])) end--;
+  return s.slice(0, end);
+}
+
+/**
+ * The number after the last `=` of the final sentence, when nothing is computed on it and every number after
+ * it in the sentence was already mentioned: "… = $42 from selling lemonade for 6 hours." answers 42, where
+ * the last number (6 hours, from the problem) is context; "… = 7, so she needs 10 more" still answers 10.
+ */
+export function resultOfLastSentence(text: string): string | null {
+  // GSM8K's calculator annotations (`4+5=<<4+5=9>>9`) repeat the result: drop them.
+  const body = trimEndOf(text.replace(/<<[^<>\n]{0,200}>>/g, ''), ' \t\r\n.');
+  const from = Math.max(body.lastIndexOf('\n'), body.lastIndexOf('. '), body.lastIndexOf('? '), body.lastIndexOf('! '));
+  const eq = body.lastIndexOf('=');
+  if (eq <= from) return null;
+  const m =
+    /^[\s$]*(?:\\\$\s*)?(-?\d{1,3}(?:[, ]\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?|-?\.\d+)(?![\d.,]*\s*[-+*/×÷^(\d])/.exec(
+      body.slice(eq + 1),
+    );
+  if (!m) return null;
+  const rest = body.slice(eq + 1 + m[0].length);
+  const before = new Set(body.slice(0, eq).match(NUMBER));
+  for (const n of rest.matchAll(NUMBER)) {
+    const context = before.has(n[0]) || CONTEXT_BEFORE.test(rest.slice(Math.max(0, n.index - 24), n.index));
+    if (!context) return null;
+  }
+  return m[1];
+}
+
+const NUMBER = /\d+(?:\.\d+)?/g;
+/** A number after a preposition ("for 6 hours", "out of the 24 liters") restates the problem. */
+const CONTEXT_BEFORE =
+  /\b(?:for|in|of|after|per|to|from|with|at|by|over|within|during|on|than)\s+(?:the\s+|a\s+|each\s+|every\s+|all\s+)?\$?$/i;
 
 /**
  * The last number in the text, scanning backwards: `-1,234.5`, `.5`, or a fraction `3/4`. Commas inside
@@ -181,10 +286,71 @@ export function extractLastNumber(text: string): string | null {
   return text.slice(start, end + 1).replace('\u2212', '-');
 }
 
+/**
+ * Chat-template tokens (`<|im_start|>`, `<|eot_id|>`, `</s>`, `<｜User｜>`, `<end_of_turn>`, `[INST]`) and
+ * lines that open a next few-shot turn ("Problem:", "Question:", "Q:", "User:", "Human:", a Markdown heading
+ * "### Problem 2").
+ */
+const NEXT_TURN =
+  /<\|[A-Za-z_]{1,32}\|>|<｜[^｜<>\n]{1,32}｜>|<\/?s>|\[\/?INST\]|<(?:start|end)_of_turn>|\n[ \t]*(?:Problem|Question|Q|User|Human)[ \t]*(?:\d+[ \t]*)?:|\n[ \t]*#{1,6}[ \t]*(?:Problem|Question|Exercise)\b/g;
+
+/**
+ * The response up to the first next-turn marker that follows some content: what a base model writes after
+ * its answer (a hallucinated next question, another turn) is never the answer. Leading markers are dropped.
+ */
+export function cutAtNextTurn(text: string): string {
+  let from = 0;
+  for (const m of text.matchAll(NEXT_TURN)) {
+    if (text.slice(from, m.index).trim() !== '') return text.slice(from, m.index);
+    from = m.index + m[0].length;
+  }
+  return text.slice(from);
+}
+
+/**
+ * A span that can be one item of a list answer: a value, or one variable set to one value (`x = -2`). A
+ * chain (`a_1 = 14 \cdot 6^2 = 504`) or an equation between expressions (`k - 1 = 1`) is a step of work.
+ */
+function isListItem(content: string): boolean {
+  const sides = content.split('=');
+  return sides.length === 1 || (sides.length === 2 && /^\s*(?:[A-Za-z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?\s*$/.test(sides[0]));
+}
+
+/**
+ * Up to 6 math spans at the end joined only by `,`, "and", "or" ("$x = 1$ and $x = -2$") form one list, as
+ * in Math-Verify, when each of them can be a list item.
+ */
+function mergedLastSpan(spans: MathSpan[], text: string): { answer: string; end: number } | null {
+  const nonEmpty = spans.filter((s) => s.content.trim() !== '');
+  const last = nonEmpty.at(-1);
+  if (!last) return null;
+  const parts = [last.content.trim()];
+  for (let k = nonEmpty.length - 2; k >= 0 && parts.length < MAX_MERGED_BOXES; k--) {
+    const between = text.slice(nonEmpty[k].end, nonEmpty[k + 1].start);
+    if (!isBoxSeparator(between) || !/,|\band\b|\bor\b/.test(between)) break;
+    const item = trimEndOf(nonEmpty[k].content.trim(), '.,;');
+    if (!isListItem(item) || !isListItem(parts[0])) break;
+    parts.unshift(item);
+  }
+  return { answer: parts.join(', '), end: last.end };
+}
+
+/** The last math span (merged with adjacent ones); for `gsm8k`, a plain number after it wins. */
+function extractTail(text: string, numbers: boolean): Extraction | null {
+  const span = mergedLastSpan(lastMathSpans(text), text);
+  if (numbers) {
+    const tail = span ? text.slice(span.end) : text;
+    const number = resultOfLastSentence(tail) ?? extractLastNumber(tail);
+    if (number !== null) return { answer: number, rule: 'last-number' };
+  }
+  return span && { answer: span.answer, rule: 'math-span' };
+}
+
 /** Full extraction with the rule that fired; null when nothing qualifies (never an empty answer). */
-export function extractAnswerWithRule(text: string, options: { mode?: ExtractionMode } = {}): Extraction | null {
+export function extractAnswerWithRule(response: string, options: { mode?: ExtractionMode } = {}): Extraction | null {
   const mode = options.mode ?? 'math';
   const gsm = mode === 'gsm8k' || mode === 'gsm8k-strict';
+  const text = cutAtNextTurn(response);
   const found = (answer: string | null, rule: ExtractionRule): Extraction | null =>
     answer !== null && answer.trim() !== '' ? { answer: answer.trim(), rule } : null;
   if (gsm) {
@@ -194,8 +360,9 @@ export function extractAnswerWithRule(text: string, options: { mode?: Extraction
   const boxed = found(extractLastBoxed(text), 'boxed');
   if (boxed || mode === 'boxed') return boxed;
   const anchored = found(extractAfterAnchor(text), 'anchor');
-  if (anchored || mode !== 'gsm8k') return anchored;
-  return found(extractLastNumber(text), 'last-number');
+  if (anchored || mode === 'gsm8k-strict') return anchored;
+  const tail = extractTail(text, mode === 'gsm8k');
+  return tail && found(tail.answer, tail.rule);
 }
 
 /** The extracted answer string, or null. See `ExtractionMode` for the rules each mode tries. */
@@ -214,4 +381,19 @@ export function reduceToAnswer(text: string): string {
   }
   if (text.includes('####')) return extractAfterHashes(text) ?? text;
   return text;
+}
+
+/**
+ * A gold copied with its string escapes (`\\frac{1}{2}`, `\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}`) read as
+ * LaTeX: only when no single backslash starts a command, so real LaTeX (`\frac`, a `\\` row break) is kept.
+ */
+export function unescapeBackslashes(text: string): string {
+  if (!/\\\\[a-zA-Z{}]/.test(text)) return text;
+  for (const run of text.matchAll(/\\+(?=[a-zA-Z])/g)) if (run[0].length % 2 === 1) return text;
+  return text.replace(/\\\\/g, '\\');
+}
+
+/** The gold, read leniently (Math-Verify parses golds leniently, predictions strictly). */
+export function reduceGold(text: string): string {
+  return reduceToAnswer(unescapeBackslashes(text));
 }

@@ -28,7 +28,7 @@ const TEXT_COMMANDS = [
  * Unit words stripped when they trail a number. Multi-letter only: single letters (`m`, `s`) are far more
  * often variables (Qwen's single-letter units turned `(a+5)(b+2)` into `(+5)(b+2)`).
  */
-const UNIT_WORDS = new Set(
+export const UNIT_WORDS = new Set(
   (
     'cm centimeter centimeters centimetre centimetres mm millimeter millimeters km kilometer kilometers meter meters metre metres ' +
     'inch inches foot feet ft yard yards yd mile miles mi in ' +
@@ -157,9 +157,71 @@ export function stripThousandsCommas(s: string): string {
   return out;
 }
 
-/** `1 234 567` (space-grouped digits, the whole answer) becomes `1234567`. */
+/** `1 234 567` and `1 000.99` (space-grouped digits, the whole answer) lose their spaces. */
 function joinSpaceGroupedDigits(s: string): string {
-  return /^-?\d{1,3}( \d{3})+$/.test(s) ? s.replaceAll(' ', '') : s;
+  return /^-?\d{1,3}( \d{3})+(\.\d+)?$/.test(s) ? s.replaceAll(' ', '') : s;
+}
+
+/** `1.000,99` (dots group thousands, so the comma is a decimal comma: no other reading) becomes `1000.99`. */
+function europeanNumber(s: string): string {
+  return /^[-\u2212]?\d{1,3}(\.\d{3})+,\d+$/.test(s) ? s.replaceAll('.', '').replace(',', '.') : s;
+}
+
+const VULGAR: Record<string, string> = {
+  '½': '1/2',
+  '⅓': '1/3',
+  '⅔': '2/3',
+  '¼': '1/4',
+  '¾': '3/4',
+  '⅕': '1/5',
+  '⅖': '2/5',
+  '⅗': '3/5',
+  '⅘': '4/5',
+  '⅙': '1/6',
+  '⅚': '5/6',
+  '⅛': '1/8',
+  '⅜': '3/8',
+  '⅝': '5/8',
+  '⅞': '7/8',
+};
+
+/** `½` → `\frac{1}{2}`; after a digit it is a mixed number (`4½` = 4 1/2). */
+function vulgarFractions(s: string): string {
+  return s.replace(/[½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞]/g, (c) => {
+    const [a, b] = VULGAR[c].split('/');
+    return ` \\frac{${a}}{${b}}`;
+  });
+}
+
+/** `0.1\overline{6}` (a repeating decimal, the whole answer) as the exact fraction `\frac{15}{90}`. */
+function repeatingDecimal(s: string): string {
+  const m = /^([-\u2212]?)(\d*)\.(\d*)\\overline\{(\d{1,12})\}$/.exec(s);
+  if (!m) return s;
+  const [, sign, whole, fixed, repeat] = m;
+  const all = BigInt(`${whole}${fixed}${repeat}`);
+  const head = BigInt(`${whole}${fixed}` || '0');
+  const den = 10n ** BigInt(fixed.length) * (10n ** BigInt(repeat.length) - 1n);
+  return `${sign ? '-' : ''}\\frac{${all - head}}{${den}}`;
+}
+
+/** `2.5 million` → `2.5\cdot10^{6}` (PRM800K does the same). */
+function numberWords(s: string): string {
+  const powers: Record<string, number> = { thousand: 3, million: 6, billion: 9, trillion: 12 };
+  return s.replace(/(\d)\s*(thousand|million|billion|trillion)\b/gi, (_, d: string, w: string) => {
+    return `${d}\\cdot10^{${powers[w.toLowerCase()]}}`;
+  });
+}
+
+/** Currency signs carry no math meaning; `$` and `\$` are handled with the math delimiters. */
+const CURRENCY = /[€£¥₹₩₽¢]|\\(?:euro|pounds|yen)(?![a-zA-Z])/g;
+
+/**
+ * Unicode powers: a trailing length unit squared or cubed after a number is a unit (`1,000.99m²`, `42 cm³`);
+ * anywhere else `x²` is `x^2` (so `2x²` stays `2x^2`).
+ */
+function unicodePowers(s: string): string {
+  const t = s.replace(/(\d)\s*(?:[kcmd]?m|ft|in|yd|mi)[²³]$/, '$1').trimEnd();
+  return t.replaceAll('²', '^2').replaceAll('³', '^3');
 }
 
 /** Removes `\left`, `\right` and sizing commands but keeps the delimiter after them (`\left.` vanishes). */
@@ -174,7 +236,8 @@ export function normalizeAnswer(raw: string): string {
   s = s.replace(/\r?\n/g, ' ');
   s = unwrapBoxes(s);
   // Math delimiters and currency.
-  s = s.replace(/\\\$/g, '').replace(/\$/g, '');
+  s = s.replace(/\\\$/g, '').replace(/\$/g, '').replace(CURRENCY, ' ');
+  s = vulgarFractions(unicodePowers(numberWords(s)));
   // `\\` (a matrix row break) is matched first and kept, so its second backslash is not read as `\[`.
   s = s.replace(/\\\\|\\\(|\\\)|\\\[|\\\]/g, (m) => (m === '\\\\' ? m : ' '));
   s = s.replace(/\\(?:d|t|c)frac(?![a-zA-Z])/g, '\\frac').replace(/\\dbinom|\\tbinom/g, '\\binom');
@@ -194,7 +257,7 @@ export function normalizeAnswer(raw: string): string {
   s = s.replace(/(^|\s)(?:and|or)(\s|$)/g, ',').replace(/\s*,\s*,\s*/g, ', ');
   s = dropTrailingUnitWords(s);
   s = s.replace(/[\s.;,:]+$/, '');
-  s = joinSpaceGroupedDigits(s);
+  s = repeatingDecimal(europeanNumber(joinSpaceGroupedDigits(s)));
   s = stripThousandsCommas(s);
   return s.trim();
 }

@@ -33,7 +33,6 @@ const NOT_PRIMARY = new Set([
   'to',
   'rightarrow',
   'implies',
-  'approx',
   'equiv',
   'cdots',
   'ldots',
@@ -74,6 +73,7 @@ const RELATIONS: Record<string, RelationOp> = {
   neq: '!=',
   lt: '<',
   gt: '>',
+  approx: '≈',
 };
 
 export function relationOf(tok: Token | undefined): RelationOp | undefined {

@@ -1,7 +1,10 @@
 /**
  * Exact rational numbers over BigInt. Answers such as `0.1 + 0.2` vs `3/10` or `2^{64}` must compare
- * exactly; floats would both lose digits and accept near-misses.
+ * exactly; floats would both lose digits and accept near-misses. Every result passes through `rat`, which
+ * enforces the size caps of `limits.ts` before the (quadratic) gcd runs.
  */
+import { chargeExactWork, GradeLimitError, MAX_EXACT_BITS } from './limits.ts';
+
 export interface Rational {
   readonly num: bigint;
   readonly den: bigint; // always > 0, gcd(num, den) = 1
@@ -18,12 +21,32 @@ function gcd(a: bigint, b: bigint): bigint {
   return x;
 }
 
+const WORD = 1n << 64n;
+const LIMIT = 1n << BigInt(MAX_EXACT_BITS);
+
+/** Size in 64-bit words; cheap for the small numbers that nearly all answers use. */
+function words(x: bigint): number {
+  const a = x < 0n ? -x : x;
+  return a < WORD ? 1 : Math.ceil(a.toString(16).length / 16);
+}
+
+/** Throws when `x` is past the per-intermediate cap. */
+export function checkSize(x: bigint): bigint {
+  if (x >= LIMIT || -x >= LIMIT) throw new GradeLimitError('exact arithmetic too large');
+  return x;
+}
+
 export function rat(num: bigint, den = 1n): Rational {
   if (den === 0n) throw new RangeError('rational with zero denominator');
   if (den < 0n) {
     num = -num;
     den = -den;
   }
+  checkSize(num);
+  checkSize(den);
+  if (den === 1n) return { num, den };
+  if (num === 0n) return { num, den: 1n };
+  chargeExactWork(words(num) * words(den));
   const g = gcd(num, den);
   return g > 1n ? { num: num / g, den: den / g } : { num, den };
 }
@@ -52,19 +75,24 @@ function bitLength(x: bigint): number {
   return (x < 0n ? -x : x).toString(2).length;
 }
 
-/** Largest result we build exactly; beyond it callers fall back to floats (keeps `10^{10^9}` bounded). */
-export const MAX_EXACT_BITS = 20_000;
-
-/** a^n for an integer n, or null when the exact result would be too large. */
+/**
+ * a^n for an integer n; null for 0 to a negative power. Throws `GradeLimitError` when the exact result would
+ * pass the size cap (checked before anything is computed, so `10^{10^{10}}` costs nothing).
+ */
 export function powInt(a: Rational, n: bigint): Rational | null {
   if (n === 0n) return ONE;
   if (a.num === 0n) return n > 0n ? ZERO : null;
-  const size = Math.max(bitLength(a.num), bitLength(a.den));
   const absN = n < 0n ? -n : n;
-  if (absN > BigInt(MAX_EXACT_BITS) || (size > 1 && BigInt(size) * absN > BigInt(MAX_EXACT_BITS))) return null;
-  const e = absN;
-  const r = rat(a.num ** e, a.den ** e);
-  return n < 0n ? div(ONE, r) : r;
+  if (a.den === 1n && (a.num === 1n || a.num === -1n)) return a.num === 1n || absN % 2n === 0n ? ONE : a;
+  const size = Math.max(bitLength(a.num), bitLength(a.den));
+  if (absN > BigInt(MAX_EXACT_BITS) || BigInt(size - 1) * absN > BigInt(MAX_EXACT_BITS)) {
+    throw new GradeLimitError('exact arithmetic too large');
+  }
+  // The powers of a reduced fraction are reduced: no gcd needed.
+  const num = checkSize(a.num ** absN);
+  const den = checkSize(a.den ** absN);
+  if (n > 0n) return { num, den };
+  return num < 0n ? { num: -den, den: -num } : { num: den, den: num };
 }
 
 /** Exact integer k-th root of a non-negative bigint, or null when it is not a perfect power. */

@@ -46,6 +46,7 @@ const UNICODE: Record<string, [TokenKind, string]> = {
   '\u2264': ['cmd', 'le'],
   '\u2265': ['cmd', 'ge'],
   '\u2260': ['cmd', 'ne'],
+  '\u2248': ['cmd', 'approx'],
   '\u00b1': ['cmd', 'pm'],
   '\u2213': ['cmd', 'mp'],
   '\u222a': ['cmd', 'cup'],
@@ -162,7 +163,8 @@ export function tokenize(s: string): Token[] {
       i++;
       continue;
     }
-    if (c === '<' || c === '>' || c === '!') {
+    // `!=` is "not equal", except after a digit or bracket, where `!` is a factorial: `5!=120`.
+    if (c === '<' || c === '>' || (c === '!' && !/[\d)}\]]/.test(s[i - 1] ?? ''))) {
       if (s[i + 1] === '=') {
         push('cmd', c === '<' ? 'le' : c === '>' ? 'ge' : 'ne');
         i += 2;

@@ -1,6 +1,7 @@
 /** The structured form of one answer, and its canonical text (what `thinkwhen grade` prints as *_parsed). */
 import type { Node, RelationOp } from './ast.ts';
-import { evaluateExact } from './evaluate.ts';
+import { type Exact, evaluateExact } from './evaluate.ts';
+import { DEFAULT_TIME_LIMIT_MS, withinLimits } from './limits.ts';
 import { formatRational, isZero } from './rational.ts';
 
 export type Value =
@@ -52,11 +53,21 @@ export function formatNode(node: Node, parent = 0): string {
   }
 }
 
+/** The exact value when it is cheap to get; a value past the grader's bounds prints as written. */
+function exactForDisplay(node: Node): Exact | null {
+  try {
+    return withinLimits(DEFAULT_TIME_LIMIT_MS, () => evaluateExact(node));
+  } catch (err) {
+    if (err instanceof RangeError) return null;
+    throw err;
+  }
+}
+
 export function formatValue(value: Value): string {
   switch (value.kind) {
     case 'expr': {
       // Exact numbers print as one reduced value, so `\frac{2}{4}` and `0.5` both show `1/2`.
-      const exact = evaluateExact(value.node);
+      const exact = exactForDisplay(value.node);
       if (exact && isZero(exact.im)) return formatRational(exact.re);
       return formatNode(value.node);
     }

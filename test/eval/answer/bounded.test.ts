@@ -30,6 +30,17 @@ const HOSTILE: Record<string, string> = {
   'spaces then text': `${' '.repeat(MB)}\\text{cm}`,
   backslashes: repeat('\\'),
   powers: repeat('9^{'),
+  'currency dollars': repeat('$7 and '),
+  'display dollars': repeat('$$'),
+  'matrix openers': repeat('\\begin{pmatrix}'),
+  'align openers': repeat('\\begin{align*} x &= '),
+  'chat markers': repeat('<|im_start|>'),
+  'next-turn lines': repeat('\nQuestion:'),
+  'inline spans': repeat('$x$ and '),
+  // Long runs where a careless trailing-space or optional-space regex turns quadratic.
+  'answer then spaces': `x = ${' '.repeat(MB)}`,
+  'next-turn word then spaces': `x\nProblem${' '.repeat(MB)}`,
+  'display of dots': `$$${'.'.repeat(MB)}$$`,
 };
 
 test('extraction of 1 MB hostile responses runs in bounded time', () => {
@@ -65,6 +76,12 @@ test('a correct answer at the end of a 1 MB response is still found', () => {
   assert.equal(r.extracted, '\\frac{3}{4}');
 });
 
+/** An n×n matrix of small integers. */
+function matrix(n: number): string {
+  const rows = Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => (i * n + j) % 7).join('&'));
+  return `\\begin{pmatrix}${rows.join('\\\\')}\\end{pmatrix}`;
+}
+
 test('answers that are small to write but huge to evaluate stay bounded', () => {
   const cases: [string, string][] = [
     ['10^{10^{10}}', '10^{10^{10}}+1'],
@@ -75,6 +92,9 @@ test('answers that are small to write but huge to evaluate stay bounded', () => 
     [`x^{${'9'.repeat(300)}}`, 'x'],
     [`${'\\sqrt{'.repeat(200)}2${'}'.repeat(200)}`, '1'],
     [`${'('.repeat(1500)}1${')'.repeat(1500)}`, '2'],
+    // Matrix arithmetic: a 12x12 matrix to the 16th power, and a long product, stop at the cell-size cap.
+    [`${matrix(12)}^{16}`, matrix(12)],
+    [Array(30).fill(matrix(6)).join(''), matrix(6)],
   ];
   for (const [gold, pred] of cases)
     assert.equal(

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { gradeResponse, isEquivalent, parseAnswer } from '../../../src/eval/answer/index.ts';
+import { matchBrace } from '../../../src/eval/answer/scan.ts';
 
 // Data stays in the shared folder next to the repository; it is never copied in.
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -99,4 +100,58 @@ test("negative control: a solution graded against a different problem's answer i
     if (gradeResponse(gold, gsm8k[i].answer, { mode: 'gsm8k' }).correct) gsmAccepted++;
   }
   assert.equal(gsmAccepted, 0);
+});
+
+/** The solution with every `\boxed{X}` replaced by `X`: the answer left in running text, as base models write. */
+function unbox(text: string): string {
+  let out = '';
+  let i = 0;
+  for (let at = text.indexOf('\\boxed{', i); at >= 0; at = text.indexOf('\\boxed{', i)) {
+    const close = matchBrace(text, at + 6);
+    if (close < 0) break;
+    out += text.slice(i, at) + text.slice(at + 7, close);
+    i = close + 1;
+  }
+  return out + text.slice(i);
+}
+
+test('MATH500 solutions with their boxes unwrapped: >= 88% graded correct in math mode, no cross-row false accepts', (t) => {
+  let own = 0;
+  let compared = 0;
+  const accepts: string[] = [];
+  for (let i = 0; i < math500.length; i++) {
+    const text = unbox(math500[i].solution);
+    assert.ok(!text.includes('\\boxed'));
+    if (gradeResponse(math500[i].answer, text).correct) own++;
+    const other = math500[(i + 1) % math500.length];
+    if (isEquivalent(math500[i].answer, other.answer)) continue;
+    compared++;
+    if (gradeResponse(other.answer, text).correct) accepts.push(`${math500[i].answer} ~ ${other.answer}`);
+  }
+  const line = `MATH500 unboxed solutions: ${pct(own, 500)} graded correct; cross-row false accepts ${accepts.length}/${compared}`;
+  t.diagnostic(line);
+  console.log(line);
+  assert.ok(own >= 440, line);
+  assert.deepEqual(accepts, []);
+});
+
+test('GSM8K solutions without their #### line: >= 99% graded correct in gsm8k mode, no cross-row false accepts', (t) => {
+  const goldOf = (answer: string): string => answer.slice(answer.lastIndexOf('####') + 4).trim();
+  let own = 0;
+  let compared = 0;
+  const accepts: string[] = [];
+  for (let i = 0; i < gsm8k.length; i++) {
+    const text = gsm8k[i].answer.slice(0, gsm8k[i].answer.lastIndexOf('####')).trim();
+    const gold = goldOf(gsm8k[i].answer);
+    if (gradeResponse(gold, text, { mode: 'gsm8k' }).correct) own++;
+    const other = goldOf(gsm8k[(i + 1) % gsm8k.length].answer);
+    if (other.replace(/,/g, '') === gold.replace(/,/g, '')) continue;
+    compared++;
+    if (gradeResponse(other, text, { mode: 'gsm8k' }).correct) accepts.push(`${gold} ~ ${other}`);
+  }
+  const line = `GSM8K solutions without ####: ${pct(own, gsm8k.length)} graded correct; cross-row false accepts ${accepts.length}/${compared}`;
+  t.diagnostic(line);
+  console.log(line);
+  assert.ok(own >= 1306, line);
+  assert.deepEqual(accepts, []);
 });
