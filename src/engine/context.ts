@@ -9,6 +9,7 @@ import { checkVector, type HookPoint, hookTensor } from './hooks.ts';
 import type { Model } from './model.ts';
 import type { NativeContext, NativeHookOp } from './native.ts';
 import { native } from './native.ts';
+import { checkLogitsFinite } from './non-finite.ts';
 import { defaultThreads } from './threads.ts';
 
 export interface ContextOptions {
@@ -107,6 +108,8 @@ export class Context {
   /** decodes asked for and not finished */
   private pending = 0;
   private freed = false;
+  /** whether a decode's logits were scanned in full (the first one that returned any) */
+  private logitsScanned = false;
 
   constructor(
     readonly model: Model,
@@ -373,6 +376,10 @@ export class Context {
     for (const [id, length] of next) {
       const e = this.live.get(id);
       if (e) e.length = length;
+    }
+    if (result.logits.length > 0) {
+      checkLogitsFinite(result.logits, nVocab, !this.logitsScanned, ops.some((op) => op.add));
+      this.logitsScanned = true;
     }
     const logits: Float32Array[] = [];
     const logitRows: number[] = [];

@@ -90,8 +90,16 @@ function count(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/** Writes a GGUF file atomically (temp file + rename: a crash never leaves a half file at `path`). */
-export function writeGguf(path: string, metadata: Map<string, GgufValue>, tensors: TensorToWrite[]): void {
+/** A tensor's entry in the GGUF header: its data lies at `offset` bytes into the data section. */
+export interface TensorEntry {
+  name: string;
+  shape: number[];
+  type: number;
+  offset: number;
+}
+
+/** The GGUF (version 3) header: magic, counts, metadata and tensor infos, unpadded. */
+export function encodeGgufHeader(metadata: Map<string, GgufValue>, tensors: TensorEntry[]): Buffer {
   const head = new ByteSink();
   head.u32(0x46554747);
   head.u32(3);
@@ -108,21 +116,31 @@ export function writeGguf(path: string, metadata: Map<string, GgufValue>, tensor
       head.value(v.type, v.value);
     }
   }
-  let offset = 0;
-  const offsets: number[] = [];
   for (const t of tensors) {
     head.string(t.name);
     head.u32(t.shape.length);
     for (const d of t.shape) head.u64(d);
     head.u32(t.type);
-    head.u64(offset);
+    head.u64(t.offset);
+  }
+  return head.concat();
+}
+
+/** Writes a GGUF file atomically (temp file + rename: a crash never leaves a half file at `path`). */
+export function writeGguf(path: string, metadata: Map<string, GgufValue>, tensors: TensorToWrite[]): void {
+  let offset = 0;
+  const offsets: number[] = [];
+  for (const t of tensors) {
     offsets.push(offset);
     offset += Math.ceil(typeSize(t.type, count(t.shape)) / ALIGNMENT) * ALIGNMENT;
   }
+  const header = encodeGgufHeader(
+    metadata,
+    tensors.map((t, i) => ({ name: t.name, shape: t.shape, type: t.type, offset: offsets[i] })),
+  );
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w');
   try {
-    const header = head.concat();
     writeSync(fd, header);
     let pos = header.length;
     const pad = (to: number) => {
