@@ -11,8 +11,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Outcome } from './fuzz-worker.ts';
 import { basePaths, type FuzzJob, planJob, variant } from './fuzz-variants.ts';
+import type { Outcome } from './fuzz-worker.ts';
 
 export interface FuzzOptions {
   files: number;
@@ -68,7 +68,9 @@ class Worker {
     });
     this.ready = new Promise((resolve, reject) => {
       this.child.once('message', () => resolve());
-      this.child.once('exit', (code, signal) => reject(new Error(`fuzz worker died at start (${signal ?? code}): ${this.stderr}`)));
+      this.child.once('exit', (code, signal) =>
+        reject(new Error(`fuzz worker died at start (${signal ?? code}): ${this.stderr}`)),
+      );
     });
   }
 
@@ -84,12 +86,18 @@ class Worker {
         if (restart) this.start();
         resolve(outcome);
       };
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        done({ kind: 'hang' }, true);
-      }, timeoutMs);
-      child.on('message', (m: { index: number; outcome: Outcome }) => {
-        if (m.index === job.index) done(m.outcome, false);
+      // Writing the file does not count: the timer runs from the worker's 'loading' message.
+      let timer: NodeJS.Timeout | undefined;
+      child.on('message', (m: { index: number; loading?: true; outcome?: Outcome }) => {
+        if (m.index !== job.index) return;
+        if (m.loading) {
+          timer = setTimeout(() => {
+            child.kill('SIGKILL');
+            done({ kind: 'hang' }, true);
+          }, timeoutMs);
+        } else if (m.outcome) {
+          done(m.outcome, false);
+        }
       });
       child.on('exit', (code, signal) => {
         done({ kind: 'abort', signal: signal ?? `exit ${code}`, stderr: this.stderr.slice(-1000) }, true);
@@ -142,7 +150,8 @@ export async function fuzzGguf(opts: FuzzOptions): Promise<{ summary: FuzzSummar
   }
   const count = (k: string) => results.filter((r) => r.outcome.kind === k).length;
   const codes: Record<string, number> = {};
-  for (const r of results) if (r.outcome.kind === 'typed_error') codes[r.outcome.code] = (codes[r.outcome.code] ?? 0) + 1;
+  for (const r of results)
+    if (r.outcome.kind === 'typed_error') codes[r.outcome.code] = (codes[r.outcome.code] ?? 0) + 1;
   const summary: FuzzSummary = {
     files: jobs.length,
     aborts: count('abort'),
@@ -184,14 +193,29 @@ async function main(): Promise<void> {
   process.stderr.write('\n');
   for (const r of results) {
     if (r.outcome.kind === 'abort' || r.outcome.kind === 'hang' || r.outcome.kind === 'untyped_error') {
-      const detail = 'signal' in r.outcome ? `${r.outcome.signal} ${r.outcome.stderr.trim().split('\n').slice(-3).join(' | ')}` : '';
-      process.stderr.write(`${r.outcome.kind}: #${r.job.index} ${r.job.base} ${JSON.stringify(r.job.kind)} ${r.what} ${detail}\n`);
+      const detail =
+        'signal' in r.outcome ? `${r.outcome.signal} ${r.outcome.stderr.trim().split('\n').slice(-3).join(' | ')}` : '';
+      process.stderr.write(
+        `${r.outcome.kind}: #${r.job.index} ${r.job.base} ${JSON.stringify(r.job.kind)} ${r.what} ${detail}\n`,
+      );
       if (r.outcome.kind === 'untyped_error') process.stderr.write(`  ${r.outcome.message.split('\n')[0]}\n`);
     }
   }
   if (json) {
     const { files: n, aborts, hangs, typed_errors, untyped_errors, loaded, codes } = summary;
-    console.log(JSON.stringify({ files: n, aborts, hangs, typed_errors, loaded, untyped_errors, codes, seed, seconds: summary.seconds }));
+    console.log(
+      JSON.stringify({
+        files: n,
+        aborts,
+        hangs,
+        typed_errors,
+        loaded,
+        untyped_errors,
+        codes,
+        seed,
+        seconds: summary.seconds,
+      }),
+    );
   } else {
     console.log(summary);
   }

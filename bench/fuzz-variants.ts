@@ -1,9 +1,10 @@
 // Which file the fuzzer tries as its i-th: a base (a tiny model or a tokenizer-only GGUF) and a
 // hostile edit, both drawn from (seed, i) alone, so any file can be written again from its job.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  archOf,
   cloneParts,
   encodeGgufParts,
   type GgufParts,
@@ -14,6 +15,7 @@ import {
   readGgufParts,
 } from '../src/gguf/hostile.ts';
 import { type TinyModelSpec, vocabFile, writeTinyModel } from '../src/gguf/tiny-model.ts';
+import { GgufValueType, u32 } from '../src/gguf/types.ts';
 import { Rng } from '../src/rng.ts';
 
 export type BaseName = 'llama' | 'qwen2' | 'vocab-spm' | 'vocab-bpe';
@@ -30,15 +32,58 @@ export interface FuzzJob {
 
 const SMALL: Omit<TinyModelSpec, 'arch'> = { nLayer: 2, nEmbd: 32, nHead: 4, nHeadKv: 2, nFf: 64, vocab: 'small' };
 
-/** Writes the base models once (they are tiny) and returns the path of every base. */
+/**
+ * The base files, written once into the temp folder: two tiny models, and small tokenizer-only
+ * GGUFs cut from the shipped SPM and BPE ones (their first tokens, with the merges among them):
+ * the full 32,000- and 151,936-token files take seconds to load, too slow to load thousands.
+ */
 export function basePaths(): Record<BaseName, string> {
-  const dir = join(tmpdir(), 'thinkwhen-fuzz-bases');
+  const dir = join(tmpdir(), 'thinkwhen-fuzz-bases-v1');
   mkdirSync(dir, { recursive: true });
-  const llama = join(dir, 'llama.gguf');
-  const qwen2 = join(dir, 'qwen2.gguf');
-  writeTinyModel(llama, { ...SMALL, arch: 'llama' });
-  writeTinyModel(qwen2, { ...SMALL, arch: 'qwen2', tiedOutput: true });
-  return { llama, qwen2, 'vocab-spm': vocabFile('llama-spm'), 'vocab-bpe': vocabFile('qwen2') };
+  const paths: Record<BaseName, string> = {
+    llama: join(dir, 'llama.gguf'),
+    qwen2: join(dir, 'qwen2.gguf'),
+    'vocab-spm': join(dir, 'vocab-spm.gguf'),
+    'vocab-bpe': join(dir, 'vocab-bpe.gguf'),
+  };
+  const once = (path: string, write: (tmp: string) => void) => {
+    if (existsSync(path)) return;
+    const tmp = `${path}.${process.pid}`;
+    write(tmp);
+    renameSync(tmp, path);
+  };
+  once(paths.llama, (p) => writeTinyModel(p, { ...SMALL, arch: 'llama' }));
+  once(paths.qwen2, (p) => writeTinyModel(p, { ...SMALL, arch: 'qwen2', tiedOutput: true }));
+  once(paths['vocab-spm'], (p) => writeFileSync(p, encodeGgufParts(cutVocab(vocabFile('llama-spm'), 3000))));
+  once(paths['vocab-bpe'], (p) => writeFileSync(p, encodeGgufParts(cutVocab(vocabFile('qwen2'), 3000))));
+  return paths;
+}
+
+/** The first `n` tokens of a tokenizer-only GGUF (plus an end-of-text token for BPE), still a valid tokenizer. */
+function cutVocab(path: string, n: number): GgufParts {
+  const p = readGgufParts(path);
+  const m = p.metadata;
+  const slice = (key: string) => {
+    const v = m.get(key);
+    if (v?.type === GgufValueType.ARRAY) m.set(key, { ...v, value: v.value.slice(0, n) });
+  };
+  for (const key of ['tokenizer.ggml.tokens', 'tokenizer.ggml.scores', 'tokenizer.ggml.token_type']) slice(key);
+  const tokens = m.get('tokenizer.ggml.tokens')!.value as string[];
+  const merges = m.get('tokenizer.ggml.merges');
+  if (merges?.type === GgufValueType.ARRAY) {
+    const kept = new Set(tokens);
+    const value = (merges.value as string[]).filter((pair) => {
+      const [a, b] = pair.split(' ');
+      return kept.has(a) && kept.has(b) && kept.has(a + b);
+    });
+    m.set('tokenizer.ggml.merges', { ...merges, value });
+    tokens.push('<|endoftext|>');
+    (m.get('tokenizer.ggml.token_type')!.value as number[]).push(3);
+    for (const key of ['eos_token_id', 'bos_token_id', 'padding_token_id']) m.set(`tokenizer.ggml.${key}`, u32(n));
+  }
+  const arch = archOf(p);
+  if (m.has(`${arch}.vocab_size`)) m.set(`${arch}.vocab_size`, u32(tokens.length));
+  return p;
 }
 
 /** The i-th job of a run. Tiny models dominate: they exercise load, tokenizer and decode cheaply. */

@@ -34,6 +34,7 @@ async function exercise(path: string, vocabOnly: boolean): Promise<void> {
 
 async function run(job: FuzzJob, scratch: string): Promise<Outcome> {
   writeFileSync(scratch, variantBytes(job));
+  process.send!({ index: job.index, loading: true }); // the parent's hang timer starts now
   try {
     await exercise(scratch, job.vocabOnly);
     return { kind: 'loaded' };

@@ -378,7 +378,12 @@ export class Context {
       if (e) e.length = length;
     }
     if (result.logits.length > 0) {
-      checkLogitsFinite(result.logits, nVocab, !this.logitsScanned, ops.some((op) => op.add));
+      checkLogitsFinite(
+        result.logits,
+        nVocab,
+        !this.logitsScanned,
+        ops.some((op) => op.add),
+      );
       this.logitsScanned = true;
     }
     const logits: Float32Array[] = [];

@@ -23,7 +23,7 @@ export function checkLogitsFinite(logits: Float32Array, nVocab: number, full: bo
 function nonFinite(row: number, token: number, value: number, steered: boolean): ThinkwhenError {
   const cause = steered
     ? 'this decode added hook vectors: a vector too large for the residual stream overflows it; otherwise the model file'
-    : "the model file: NaN/Inf weights, or hyperparameters llama.cpp accepts but that compute NaN (e.g. a RoPE or norm setting)";
+    : 'the model file: NaN/Inf weights, or hyperparameters llama.cpp accepts but that compute NaN (e.g. a RoPE or norm setting)';
   return new ThinkwhenError(
     'NON_FINITE_LOGITS',
     `decode produced a non-finite logit (${value} for token ${token} in output row ${row}); likely cause: ${cause}`,

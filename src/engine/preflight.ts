@@ -240,9 +240,13 @@ function checkExperts(m: Meta, bad: Bad, nLayer: number): void {
     if (usedMax === 0) fail('expert_used_count', `is 0 although expert_count is ${nExpert}`);
     if (groups >= nExpert) fail('expert_group_count', `is ${groups}, not below expert_count ${nExpert}`);
     if (groups > 1) {
-      if (nExpert % groups !== 0) fail('expert_group_count', `is ${groups}, which does not divide expert_count ${nExpert}`);
+      if (nExpert % groups !== 0)
+        fail('expert_group_count', `is ${groups}, which does not divide expert_count ${nExpert}`);
       if (!(groupUsed > 0 && groupUsed < groups)) {
-        fail('expert_group_used_count', `is ${groupUsed}; it must be between 1 and expert_group_count − 1 (${groups - 1})`);
+        fail(
+          'expert_group_used_count',
+          `is ${groupUsed}; it must be between 1 and expert_group_count − 1 (${groups - 1})`,
+        );
       }
     }
   } else if (groups !== 0) {

@@ -2,7 +2,7 @@
 // mutations of small valid models. Every variant is a pure function of (base file, seed), so a
 // crash found by `bench/fuzz-gguf.ts` can be written out again and replayed.
 import { readFileSync } from 'node:fs';
-import { Rng } from '../rng.ts';
+import type { Rng } from '../rng.ts';
 import { readGguf } from './read.ts';
 import { arr, f32, type GgufValue, GgufValueType, i32, str, u32 } from './types.ts';
 import { encodeGgufHeader, type TensorEntry } from './write.ts';
@@ -182,7 +182,19 @@ const STRINGS = [
   '\uFFFD\uFFFD',
   'x'.repeat(5000),
 ];
-const ARCHES = ['llama', 'qwen2', 'qwen3', 'gemma2', 'gemma3', 'phi3', 'mistral3', 'bert', 'gpt2', 'starcoder2', 'olmo'];
+const ARCHES = [
+  'llama',
+  'qwen2',
+  'qwen3',
+  'gemma2',
+  'gemma3',
+  'phi3',
+  'mistral3',
+  'bert',
+  'gpt2',
+  'starcoder2',
+  'olmo',
+];
 
 function pick<T>(rng: Rng, xs: readonly T[]): T {
   return xs[rng.int(xs.length)];
@@ -218,7 +230,9 @@ function hostileValue(rng: Rng, like?: GgufValue): GgufValue {
     case GgufValueType.ARRAY:
       return hostileArray(rng, like?.type === GgufValueType.ARRAY ? like : undefined);
     default:
-      return str(rng.next() < 0.5 && like?.type === GgufValueType.STRING ? mangle(rng, like.value) : pick(rng, STRINGS));
+      return str(
+        rng.next() < 0.5 && like?.type === GgufValueType.STRING ? mangle(rng, like.value) : pick(rng, STRINGS),
+      );
   }
 }
 
@@ -254,7 +268,13 @@ function hostileArray(rng: Rng, like?: Extract<GgufValue, { type: GgufValueType.
   const n = pick(rng, [0, 1, 2, 4, 64, 600]);
   const value: unknown[] = [];
   for (let i = 0; i < n; i++) {
-    value.push(itemType === GgufValueType.STRING ? pick(rng, STRINGS) : itemType === GgufValueType.UINT8 ? rng.int(256) : rng.int(7) - 1);
+    value.push(
+      itemType === GgufValueType.STRING
+        ? pick(rng, STRINGS)
+        : itemType === GgufValueType.UINT8
+          ? rng.int(256)
+          : rng.int(7) - 1,
+    );
   }
   return arr(itemType, value);
 }
@@ -283,7 +303,8 @@ export function hostileMetadata(p: GgufParts, rng: Rng): string {
       // Claim another architecture: its keys are then read under the new prefix.
       const to = pick(rng, ARCHES);
       const renamed = new Map<string, GgufValue>();
-      for (const [k, v] of p.metadata) renamed.set(k.startsWith(`${arch}.`) ? `${to}.${k.slice(arch.length + 1)}` : k, v);
+      for (const [k, v] of p.metadata)
+        renamed.set(k.startsWith(`${arch}.`) ? `${to}.${k.slice(arch.length + 1)}` : k, v);
       renamed.set('general.architecture', str(to));
       p.metadata = renamed;
       done.push(`arch ${to}`);
@@ -311,7 +332,8 @@ export function mutateBytes(bytes: Buffer, headerLength: number, rng: Rng): { by
         break;
       default:
         // a 32-bit edge value (counts, lengths, types)
-        if (pos + 4 <= out.length) out.writeUInt32LE(pick(rng, [0, 1, 0xffffffff, 0x7fffffff, 0x80000000, 512, 513]), pos);
+        if (pos + 4 <= out.length)
+          out.writeUInt32LE(pick(rng, [0, 1, 0xffffffff, 0x7fffffff, 0x80000000, 512, 513]), pos);
     }
     at.push(pos);
   }
