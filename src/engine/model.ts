@@ -5,7 +5,7 @@ import { readGguf } from '../gguf/read.ts';
 import { type ChatMessage, type ChatTemplateOptions, renderChatTemplate } from './chat-template.ts';
 import { Context, type ContextOptions } from './context.ts';
 import { type NativeModel, native } from './native.ts';
-import { preflight } from './preflight.ts';
+import { checkSpecialTokens, type LoadedVocab, preflight } from './preflight.ts';
 import { alignOffsets, TextStream } from './tokens.ts';
 
 export interface ModelInfo {
@@ -97,6 +97,12 @@ export class Model {
     } catch (err) {
       nm.free();
       throw new ThinkwhenError('LOAD_FAILED', `llama.cpp could not describe ${path}: ${(err as Error).message.trim()}`);
+    }
+    try {
+      checkSpecialTokens(path, m as unknown as LoadedVocab);
+    } catch (err) {
+      nm.free();
+      throw err;
     }
     const info: ModelInfo = {
       path,

@@ -81,6 +81,41 @@ export function preflight(file: GgufFile, opts: { vocabOnly: boolean }): void {
 
 type Bad = (code: string, key: string, problem: string, fix: string) => never;
 
+/** llama.h enum llama_vocab_type */
+const VOCAB_WPM = 3;
+
+/** The special tokens llama.cpp settled on at load (from the native model). */
+export interface LoadedVocab {
+  vocabType: number;
+  bos: number;
+  eos: number;
+  sep: number;
+  addBos: boolean;
+  addEos: boolean;
+}
+
+/**
+ * Special tokens tokenize() will add must exist: llama.cpp drops an out-of-range id to "none"
+ * at load, then asserts on the first tokenize with special tokens (llama-vocab.cpp, tokenize).
+ */
+export function checkSpecialTokens(path: string, v: LoadedVocab): void {
+  const wpm = v.vocabType === VOCAB_WPM;
+  const need: Array<[boolean, number, string, string]> = [
+    [v.addBos || wpm, v.bos, 'bos_token_id', 'add_bos_token'],
+    [v.addEos, v.eos, 'eos_token_id', 'add_eos_token'],
+    [wpm, v.sep, 'seperator_token_id', 'add_sep_token'],
+  ];
+  for (const [used, id, key, flag] of need) {
+    if (used && id < 0) {
+      throw new ThinkwhenError(
+        'BAD_VOCAB',
+        `${path}: tokenizer.ggml.${key} is missing or outside the vocabulary, but the tokenizer adds that token (llama.cpp would abort on the first tokenize)`,
+        `set tokenizer.ggml.${key} to a token id of the vocabulary${wpm ? '' : `, or tokenizer.ggml.${flag} to false`}`,
+      );
+    }
+  }
+}
+
 const REWRITE = 'the file is corrupt or hand-made: re-download or re-convert it (llama.cpp convert_hf_to_gguf.py)';
 
 function checkVocab(m: Meta, bad: Bad): void {
@@ -95,13 +130,16 @@ function checkVocab(m: Meta, bad: Bad): void {
   }
   const tokens = m.strings('tokenizer.ggml.tokens');
   if (!tokens) return; // missing or of another type: llama.cpp refuses the file itself
-  if (tokens.length > 0 && tokens.every((t) => t === '')) {
+  if (tokens.length > 0 && tokens.every((t) => t === '' || t.startsWith('\0'))) {
     bad('BAD_VOCAB', 'tokenizer.ggml.tokens', `holds ${tokens.length} empty token strings and nothing else`, REWRITE);
   }
-  // llama.cpp renames an empty token to "[EMPTY_<id>]", then asserts that every string is unique.
+  // llama.cpp reads each token as a C string (cut at a NUL byte), renames an empty one to
+  // "[EMPTY_<id>]", then asserts that every string is unique.
   const seen = new Map<string, number>();
   for (let id = 0; id < tokens.length; id++) {
-    const text = tokens[id] === '' ? `[EMPTY_${id}]` : tokens[id];
+    const nul = tokens[id].indexOf('\0');
+    const cut = nul >= 0 ? tokens[id].slice(0, nul) : tokens[id];
+    const text = cut === '' ? `[EMPTY_${id}]` : cut;
     const first = seen.get(text);
     if (first !== undefined) {
       bad(
@@ -192,6 +230,7 @@ function checkHparams(m: Meta, bad: Bad, file: GgufFile): void {
       bad('BAD_METADATA', `${a}.${suffix}`, `is ${f}; a RoPE scaling factor must be finite and ≥ 0`, REWRITE);
     }
   }
+  checkHeadDims(m, bad);
   // Grouped-query attention broadcasts K/V heads over query heads: ggml_mul_mat asserts that
   // head_count is a multiple of head_count_kv.
   const heads = m.nums(`${a}.attention.head_count`);
@@ -222,6 +261,38 @@ function checkHparams(m: Meta, bad: Bad, file: GgufFile): void {
         `rewrite the file with general.alignment ${TENSOR_ALIGNMENT} (the default), e.g. with gguf-py`,
       );
     }
+  }
+}
+
+/** Architectures whose graph asserts head size (K and V) == RoPE dimensions: the files of
+ * src/models/ holding `GGML_ASSERT(n_embd_head == n_rot)` at the pinned release. */
+const FULL_ROPE_ARCHES = new Set(
+  (
+    'apertus arcee arctic baichuan chameleon codeshell cogvlm cohere2moe dbrx deci deepseek dots1 dream ernie4_5 ' +
+    'exaone-moe exaone exaone4 falcon granite_swa granite grok grovemoe hunyuan-moe hunyuan_vl hy_v3 internlm2 ' +
+    'jais2 llada-moe llada llama llama4 maincoder mellum minimax-01 minimax-m2 mistral3 nemotron olmo olmo2 olmoe ' +
+    'orion paddleocr plamo pockettts qwen2 qwen2moe qwen2vl qwen3 qwen3moe qwen3vl qwen3vlmoe rnd1 seed_oss ' +
+    'smallthinker smollm3 starcoder2 talkie xverse'
+  ).split(' '),
+);
+
+/** Head sizes as llama_model_base::load_hparams derives them (key_length, value_length, rope.dimension_count). */
+function checkHeadDims(m: Meta, bad: Bad): void {
+  const a = m.arch;
+  if (!FULL_ROPE_ARCHES.has(a)) return;
+  const nHead = m.nums(`${a}.attention.head_count`)?.[0];
+  const nEmbd = m.num(`${a}.embedding_length`);
+  if (!nHead || nHead <= 0 || nEmbd === undefined) return;
+  const k = m.num(`${a}.attention.key_length`) ?? Math.floor(nEmbd / nHead);
+  const v = m.num(`${a}.attention.value_length`) ?? Math.floor(nEmbd / nHead);
+  const rot = m.num(`${a}.rope.dimension_count`) ?? k;
+  if (k !== v || v !== rot) {
+    bad(
+      'BAD_METADATA',
+      m.has(`${a}.rope.dimension_count`) ? `${a}.rope.dimension_count` : `${a}.attention.key_length`,
+      `gives head sizes K ${k}, V ${v} and RoPE dimensions ${rot}; llama.cpp's ${a} graph asserts they are equal`,
+      REWRITE,
+    );
   }
 }
 
