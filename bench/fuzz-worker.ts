@@ -33,7 +33,11 @@ async function exercise(path: string, vocabOnly: boolean): Promise<void> {
 }
 
 async function run(job: FuzzJob, scratch: string): Promise<Outcome> {
-  writeFileSync(scratch, variantBytes(job));
+  try {
+    writeFileSync(scratch, variantBytes(job));
+  } catch (err) {
+    return { kind: 'untyped_error', message: `the fuzzer could not write this file: ${(err as Error).stack}` };
+  }
   process.send!({ index: job.index, loading: true }); // the parent's hang timer starts now
   try {
     await exercise(scratch, job.vocabOnly);

@@ -271,16 +271,16 @@ class DecodeWorker : public Napi::AsyncWorker {
       std::string why = rc == 1 ? "no space left in the KV cache (context overflow): raise nCtx or remove sequences"
                         : rc == 2 ? "decode aborted"
                                   : "llama_decode failed with code " + std::to_string(rc);
-      SetError(why + ". " + logTake());
+      fail(rc == 1 ? "KV_FULL" : "DECODE_FAILED", why + ". " + logTake());
       return;
     }
     if (!s.error.empty()) {
-      SetError("hook failed: " + s.error);
+      fail("HOOK_FAILED", "hook failed: " + s.error);
       return;
     }
     for (auto& op : s.ops) {
       if (!op.seen) {
-        SetError("hook tensor '" + op.tensor + "' was never computed by this model's graph");
+        fail("HOOK_NOT_COMPUTED", "hook tensor '" + op.tensor + "' was never computed by this model's graph");
         return;
       }
     }
@@ -291,7 +291,7 @@ class DecodeWorker : public Napi::AsyncWorker {
       if (!outputs[i]) continue;
       const float* l = llama_get_logits_ith(owner->ctx, i);
       if (l == nullptr) {
-        SetError("no logits for row " + std::to_string(i));
+        fail("DECODE_FAILED", "no logits for row " + std::to_string(i));
         return;
       }
       std::memcpy(logits.data() + (size_t)o * nVocab, l, nVocab * sizeof(float));
@@ -321,15 +321,24 @@ class DecodeWorker : public Napi::AsyncWorker {
     clearState();
     deferred.Resolve(out);
   }
+  // The rejection carries a `code` (KV_FULL, HOOK_FAILED, HOOK_NOT_COMPUTED, DECODE_FAILED) for
+  // TypeScript to map; the message is for people.
   void OnError(const Napi::Error& e) override {
     finish();
     clearState();
-    deferred.Reject(e.Value());
+    Napi::Object err = e.Value();
+    err.Set("code", code.empty() ? "DECODE_FAILED" : code);
+    deferred.Reject(err);
   }
 
  private:
   Context* owner;
   Napi::ObjectReference selfRef;
+  std::string code;
+  void fail(const char* c, const std::string& message) {
+    code = c;
+    SetError(message);
+  }
   std::vector<float> logits;
   void finish() {
     owner->busy = false;

@@ -359,18 +359,19 @@ export class Context {
     try {
       result = await nat.decode(tok, pos, seq, outputs, ops);
     } catch (err) {
-      const msg = (err as Error).message;
-      if (msg.includes('context overflow')) {
-        throw new ThinkwhenError('CONTEXT_OVERFLOW', msg.trim(), 'raise nCtx or remove finished sequences');
+      // The addon's rejections carry a code (native/context.cpp, DecodeWorker::OnError).
+      const { message, code } = err as Error & { code?: string };
+      if (code === 'KV_FULL') {
+        throw new ThinkwhenError('CONTEXT_OVERFLOW', message.trim(), 'raise nCtx or remove finished sequences');
       }
-      if (msg.includes('never computed')) {
+      if (code === 'HOOK_NOT_COMPUTED') {
         throw new ThinkwhenError(
           'HOOK_UNSUPPORTED',
-          `${msg} (architecture '${this.model.info.arch}' has no l_out tensors to hook)`,
+          `${message} (architecture '${this.model.info.arch}' has no l_out tensors to hook)`,
           'use a model of an architecture whose llama.cpp graph names l_out-L, such as qwen2 or llama',
         );
       }
-      throw new ThinkwhenError('DECODE_FAILED', msg);
+      throw new ThinkwhenError(code === 'HOOK_FAILED' ? 'HOOK_FAILED' : 'DECODE_FAILED', message);
     }
     // A sequence disposed while the decode ran keeps no length.
     for (const [id, length] of next) {

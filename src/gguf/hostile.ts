@@ -74,6 +74,20 @@ export const NAMED_CASES: Record<string, (p: GgufParts) => void> = {
   'rope freq_base 0': (p) => p.metadata.set(`${archOf(p)}.rope.freq_base`, f32(0)),
   'rope freq_base -1': (p) => p.metadata.set(`${archOf(p)}.rope.freq_base`, f32(-1)),
   'rope freq_base NaN': (p) => p.metadata.set(`${archOf(p)}.rope.freq_base`, f32(Number.NaN)),
+  // Found by bench/fuzz-gguf.ts:
+  'token cut at a NUL byte duplicates another': (p) => {
+    const t = tokens(p);
+    t[t.length - 1] = `${t[t.length - 2]}\u0000tail`;
+  },
+  'rope.dimension_count below the head size': (p) => p.metadata.set(`${archOf(p)}.rope.dimension_count`, u32(2)),
+  'a one-token vocabulary that adds BOS': (p) => {
+    for (const key of ['tokenizer.ggml.tokens', 'tokenizer.ggml.scores', 'tokenizer.ggml.token_type']) {
+      const v = p.metadata.get(key);
+      if (v?.type === GgufValueType.ARRAY) v.value.splice(1);
+    }
+    p.metadata.set('tokenizer.ggml.add_bos_token', { type: GgufValueType.BOOL, value: true });
+    p.metadata.delete('tokenizer.ggml.bos_token_id');
+  },
   'NaN weights': (p) => {
     const t = p.tensors.find((e) => e.name === 'blk.0.attn_norm.weight')!;
     const data = Buffer.from(p.data);
@@ -204,6 +218,11 @@ function pick<T>(rng: Rng, xs: readonly T[]): T {
 function hostileValue(rng: Rng, like?: GgufValue): GgufValue {
   const sameType = like !== undefined && rng.next() < 0.7;
   const type = sameType ? like.type : pick(rng, [4, 5, 6, 8, 9, 7, 10, 0] as GgufValueType[]);
+  return valueOfType(rng, type, like);
+}
+
+/** A hostile value of the given GGUF type (mangling `like` when it is a string). */
+function valueOfType(rng: Rng, type: GgufValueType, like?: GgufValue): GgufValue {
   const n = pick(rng, NUMBERS);
   switch (type) {
     case GgufValueType.UINT8:
@@ -254,8 +273,7 @@ function hostileArray(rng: Rng, like?: Extract<GgufValue, { type: GgufValueType.
       }
       case 2: {
         const k = rng.int(v.length);
-        v[k] = like.itemType === GgufValueType.STRING ? pick(rng, STRINGS) : hostileValue(rng).value;
-        if (typeof v[k] !== typeof like.value[k]) v[k] = like.value[k];
+        if (like.itemType !== GgufValueType.ARRAY) v[k] = valueOfType(rng, like.itemType).value;
         return { ...like, value: v };
       }
       case 3:
