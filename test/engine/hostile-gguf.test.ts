@@ -22,7 +22,11 @@ const EXPECTED: Record<string, [BaseName, string, RegExp]> = {
   'rms_eps -1': ['llama', 'BAD_METADATA', /llama\.attention\.layer_norm_rms_epsilon is -1/],
   'rms_eps NaN': ['qwen2', 'BAD_METADATA', /qwen2\.attention\.layer_norm_rms_epsilon is NaN/],
   'token cut at a NUL byte duplicates another': ['vocab-bpe', 'BAD_VOCAB', /twice \(ids \d+ and 3000\)/],
-  'rope.dimension_count below the head size': ['qwen2', 'BAD_METADATA', /qwen2\.rope\.dimension_count .*RoPE dimensions 2/],
+  'rope.dimension_count below the head size': [
+    'qwen2',
+    'BAD_METADATA',
+    /qwen2\.rope\.dimension_count .*RoPE dimensions 2/,
+  ],
   'a one-token vocabulary that adds BOS': ['vocab-spm', 'BAD_VOCAB', /bos_token_id is missing or outside/],
   'rope freq_base 0': ['llama', 'BAD_METADATA', /llama\.rope\.freq_base is 0.*NaN/],
   'rope freq_base -1': ['qwen2', 'BAD_METADATA', /qwen2\.rope\.freq_base is -1/],
