@@ -3,7 +3,7 @@
 // growth proportional to N; the allocator's working set does not.
 //
 //   nice -n 15 node --import tsx bench/leak.ts [--cycles 8000] [--json]
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,12 +56,15 @@ export async function measureLeak(model: Model, cycles: number, hooks: boolean):
   };
 }
 
-/** The tiny Qwen2-architecture test model with a small vocabulary (written once). */
-export function leakModelPath(): string {
+/**
+ * The tiny Qwen2-architecture test model with the real 151,936-token vocabulary (written once).
+ * The leak needs the large vocabulary to show: with 379 tokens the old code stayed flat.
+ */
+export function tinyQwen2Path(): string {
   const dir = join(tmpdir(), 'thinkwhen-bench');
   mkdirSync(dir, { recursive: true });
-  const path = join(dir, 'leak-qwen2-small.gguf');
-  writeTinyModel(path, { ...TINY_QWEN2, vocab: 'small' });
+  const path = join(dir, 'tiny-qwen2.gguf');
+  if (!existsSync(path)) writeTinyModel(path, TINY_QWEN2);
   return path;
 }
 
@@ -69,7 +72,7 @@ async function main(): Promise<void> {
   const i = process.argv.indexOf('--cycles');
   const cycles = i >= 0 ? Number(process.argv[i + 1]) : 8000;
   if (!Number.isInteger(cycles) || cycles < 1) throw new Error(`--cycles: a positive integer was expected`);
-  const model = await Model.load(leakModelPath());
+  const model = await Model.load(tinyQwen2Path());
   const withHooks = await measureLeak(model, cycles, true);
   const without = await measureLeak(model, cycles, false);
   if (process.argv.includes('--json')) {

@@ -88,7 +88,7 @@ export class Model {
       throw new ThinkwhenError(
         'LOAD_FAILED',
         `llama.cpp could not load ${path}: ${(err as Error).message.trim()}`,
-        'the log above names the key or tensor llama.cpp rejected; re-download or re-convert the file',
+        "llama.cpp's message names the key or tensor it rejected; re-download or re-convert the file",
       );
     }
     let m: ReturnType<NativeModel['meta']>;

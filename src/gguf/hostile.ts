@@ -54,7 +54,11 @@ function tokens(p: GgufParts): string[] {
   return p.metadata.get('tokenizer.ggml.tokens')!.value as string[];
 }
 
-/** Hostile cases found by hand: each aborted the Node process (or gave NaN logits) before the loader checked it. */
+/**
+ * Named hostile cases (issue #14 and fuzzing). Before Model.load checked them each aborted the
+ * Node process or, for freq_base and NaN weights, loaded and gave NaN logits; 'general.alignment
+ * 48' was refused by llama.cpp, and is now refused with the key named.
+ */
 export const NAMED_CASES: Record<string, (p: GgufParts) => void> = {
   'block_count 0': (p) => p.metadata.set(`${archOf(p)}.block_count`, u32(0)),
   'block_count 513': (p) => p.metadata.set(`${archOf(p)}.block_count`, u32(513)),
