@@ -60,7 +60,9 @@ class Worker {
     this.stderr = '';
     this.child = fork(workerPath, [this.scratch], {
       execArgv: ['--import', 'tsx'],
-      env: { ...process.env, THINKWHEN_THREADS: '1' },
+      // GGML_NO_BACKTRACE: on an abort ggml would otherwise attach gdb (when installed), which
+      // can take longer than the hang timeout and make an abort look like a hang.
+      env: { ...process.env, THINKWHEN_THREADS: '1', GGML_NO_BACKTRACE: '1' },
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
     this.child.stderr!.on('data', (d: Buffer) => {
