@@ -74,6 +74,7 @@ class Worker {
         reject(new Error(`fuzz worker died at start (${signal ?? code}): ${this.stderr}`)),
       );
     });
+    this.ready.catch(() => undefined); // reported by the run() that awaits it
   }
 
   async run(job: FuzzJob, timeoutMs: number): Promise<FileResult['outcome']> {
