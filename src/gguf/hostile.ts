@@ -84,6 +84,9 @@ export const NAMED_CASES: Record<string, (p: GgufParts) => void> = {
     t[t.length - 1] = `${t[t.length - 2]}\u0000tail`;
   },
   'rope.dimension_count below the head size': (p) => p.metadata.set(`${archOf(p)}.rope.dimension_count`, u32(2)),
+  'expert_used_count without experts': (p) => p.metadata.set(`${archOf(p)}.expert_used_count`, u32(2)),
+  'nextn_predict_layers above block_count': (p) => p.metadata.set(`${archOf(p)}.nextn_predict_layers`, u32(9)),
+  'an unknown rope.scaling.type': (p) => p.metadata.set(`${archOf(p)}.rope.scaling.type`, str('sideways')),
   'a one-token vocabulary that adds BOS': (p) => {
     for (const key of ['tokenizer.ggml.tokens', 'tokenizer.ggml.scores', 'tokenizer.ggml.token_type']) {
       const v = p.metadata.get(key);

@@ -27,6 +27,13 @@ const EXPECTED: Record<string, [BaseName, string, RegExp]> = {
     'BAD_METADATA',
     /qwen2\.rope\.dimension_count .*RoPE dimensions 2/,
   ],
+  'expert_used_count without experts': [
+    'llama',
+    'BAD_METADATA',
+    /llama\.expert_used_count is 2, more than expert_count 0/,
+  ],
+  'nextn_predict_layers above block_count': ['qwen2', 'BAD_METADATA', /qwen2\.nextn_predict_layers is 9/],
+  'an unknown rope.scaling.type': ['llama', 'BAD_METADATA', /llama\.rope\.scaling\.type is "sideways"/],
   'a one-token vocabulary that adds BOS': ['vocab-spm', 'BAD_VOCAB', /bos_token_id is missing or outside/],
   'rope freq_base 0': ['llama', 'BAD_METADATA', /llama\.rope\.freq_base is 0.*NaN/],
   'rope freq_base -1': ['qwen2', 'BAD_METADATA', /qwen2\.rope\.freq_base is -1/],
