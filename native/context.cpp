@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <unordered_map>
 #include <vector>
 
 #include "common.h"
@@ -28,8 +27,26 @@ struct DecodeState {
   int32_t nTokens = 0;
   int32_t nOutputs = 0;
   std::vector<int32_t> outIndex;  // batch row -> output row, -1 when the row has no output
+  std::vector<float> deviceRow;   // one row copied from/to a device tensor
   std::vector<HookOp> ops;
-  std::unordered_map<std::string, std::vector<size_t>> byName;  // tensor name -> op indices (adds before captures)
+  // Hooked tensors, each with its op indices (adds before captures). A short list searched with
+  // strcmp: the eval callback runs for every graph node and must not allocate.
+  struct Hooked {
+    std::string tensor;
+    std::vector<size_t> ops;
+  };
+  std::vector<Hooked> hooked;
+  Hooked* find(const char* name) {
+    for (auto& h : hooked) {
+      if (std::strcmp(h.tensor.c_str(), name) == 0) return &h;
+    }
+    return nullptr;
+  }
+  void clearOps() {
+    ops.clear();
+    hooked.clear();
+    error.clear();
+  }
   std::string error;
 };
 
@@ -56,8 +73,7 @@ static bool rowAccess(DecodeState* s, ggml_tensor* t, int32_t batchRow, int32_t*
 static void applyOp(DecodeState* s, HookOp& op, ggml_tensor* t) {
   const size_t rowBytes = (size_t)s->nEmbd * sizeof(float);
   const bool host = t->buffer == nullptr || ggml_backend_buffer_is_host(t->buffer);
-  std::vector<float> tmp(host ? 0 : s->nEmbd);
-  if (op.capture) op.out.resize(op.rows.size() * s->nEmbd);
+  std::vector<float>& tmp = s->deviceRow;  // sized at context creation: nothing allocates here
   for (size_t i = 0; i < op.rows.size(); i++) {
     int32_t r;
     if (!rowAccess(s, t, op.rows[i], &r)) return;
@@ -91,15 +107,15 @@ static bool g_trace = getenv("THINKWHEN_HOOK_TRACE") != nullptr;
 static bool evalCallback(ggml_tensor* t, bool ask, void* userData) {
   auto* s = static_cast<DecodeState*>(userData);
   if (g_trace && ask) fprintf(stderr, "[thinkwhen hook trace] %s (%s)\n", hookName(t), ggml_op_desc(t));
-  if (!s->active || s->byName.empty()) return !ask;
-  auto it = s->byName.find(hookName(t));
-  if (it == s->byName.end()) return !ask;
+  if (!s->active || s->hooked.empty()) return !ask;
+  DecodeState::Hooked* h = s->find(hookName(t));
+  if (h == nullptr) return !ask;
   if (ask) return true;
   if (t->type != GGML_TYPE_F32 || t->ne[0] != s->nEmbd || t->nb[0] != sizeof(float)) {
     s->error = std::string("tensor ") + hookName(t) + " is not a contiguous F32 [n_embd, n_tokens] tensor";
     return true;
   }
-  for (size_t idx : it->second) {
+  for (size_t idx : h->ops) {
     s->ops[idx].seen = true;
     if (s->error.empty()) applyOp(s, s->ops[idx], t);
   }
@@ -138,6 +154,7 @@ class Context : public Napi::ObjectWrap<Context> {
     if (ctx == nullptr) throw Napi::Error::New(env, "llama.cpp could not create the context: " + logTake());
     model = m;
     state.nEmbd = llama_model_n_embd(m);
+    state.deviceRow.resize(state.nEmbd);
     modelRef = Napi::Persistent(info[0].As<Napi::Object>());
   }
   ~Context() override { release(); }
@@ -254,16 +271,16 @@ class DecodeWorker : public Napi::AsyncWorker {
       std::string why = rc == 1 ? "no space left in the KV cache (context overflow): raise nCtx or remove sequences"
                         : rc == 2 ? "decode aborted"
                                   : "llama_decode failed with code " + std::to_string(rc);
-      SetError(why + ". " + logTake());
+      fail(rc == 1 ? "KV_FULL" : "DECODE_FAILED", why + ". " + logTake());
       return;
     }
     if (!s.error.empty()) {
-      SetError("hook failed: " + s.error);
+      fail("HOOK_FAILED", "hook failed: " + s.error);
       return;
     }
     for (auto& op : s.ops) {
       if (!op.seen) {
-        SetError("hook tensor '" + op.tensor + "' was never computed by this model's graph");
+        fail("HOOK_NOT_COMPUTED", "hook tensor '" + op.tensor + "' was never computed by this model's graph");
         return;
       }
     }
@@ -274,7 +291,7 @@ class DecodeWorker : public Napi::AsyncWorker {
       if (!outputs[i]) continue;
       const float* l = llama_get_logits_ith(owner->ctx, i);
       if (l == nullptr) {
-        SetError("no logits for row " + std::to_string(i));
+        fail("DECODE_FAILED", "no logits for row " + std::to_string(i));
         return;
       }
       std::memcpy(logits.data() + (size_t)o * nVocab, l, nVocab * sizeof(float));
@@ -304,24 +321,31 @@ class DecodeWorker : public Napi::AsyncWorker {
     clearState();
     deferred.Resolve(out);
   }
+  // The rejection carries a `code` (KV_FULL, HOOK_FAILED, HOOK_NOT_COMPUTED, DECODE_FAILED) for
+  // TypeScript to map; the message is for people.
   void OnError(const Napi::Error& e) override {
     finish();
     clearState();
-    deferred.Reject(e.Value());
+    Napi::Object err = e.Value();
+    err.Set("code", code.empty() ? "DECODE_FAILED" : code);
+    deferred.Reject(err);
   }
 
  private:
   Context* owner;
   Napi::ObjectReference selfRef;
+  std::string code;
+  void fail(const char* c, const std::string& message) {
+    code = c;
+    SetError(message);
+  }
   std::vector<float> logits;
   void finish() {
     owner->busy = false;
     selfRef.Reset();
   }
   void clearState() {
-    owner->state.ops.clear();
-    owner->state.byName.clear();
-    owner->state.error.clear();
+    owner->state.clearOps();
   }
 };
 
@@ -353,9 +377,7 @@ Napi::Value Context::Decode(const Napi::CallbackInfo& info) {
       if (outs[i]) state.outIndex[i] = state.nOutputs++;
     }
     state.nTokens = (int32_t)n;
-    state.ops.clear();
-    state.byName.clear();
-    state.error.clear();
+    state.clearOps();
     Napi::Array hooks = info[4].As<Napi::Array>();
     for (uint32_t i = 0; i < hooks.Length(); i++) {
       Napi::Object h = hooks.Get(i).As<Napi::Object>();
@@ -375,17 +397,23 @@ Napi::Value Context::Decode(const Napi::CallbackInfo& info) {
         op.add.assign(a.Data(), a.Data() + a.ElementLength());
       }
       op.capture = h.Get("capture").ToBoolean();
+      if (op.capture) op.out.resize(op.rows.size() * state.nEmbd);
       state.ops.push_back(std::move(op));
     }
     // Adds first, then captures: a capture sees the steered state.
     for (int pass = 0; pass < 2; pass++) {
       for (size_t i = 0; i < state.ops.size(); i++) {
-        if ((pass == 0) == !state.ops[i].add.empty()) state.byName[state.ops[i].tensor].push_back(i);
+        if ((pass == 0) != !state.ops[i].add.empty()) continue;
+        DecodeState::Hooked* h = state.find(state.ops[i].tensor.c_str());
+        if (h == nullptr) {
+          state.hooked.push_back({state.ops[i].tensor, {}});
+          h = &state.hooked.back();
+        }
+        h->ops.push_back(i);
       }
     }
   } catch (...) {
-    state.ops.clear();
-    state.byName.clear();
+    state.clearOps();
     delete w;
     throw;
   }

@@ -42,6 +42,9 @@ class Model : public Napi::ObjectWrap<Model> {
     out.Set("eos", llama_vocab_eos(vocab));
     out.Set("eot", llama_vocab_eot(vocab));
     out.Set("addBos", llama_vocab_get_add_bos(vocab));
+    out.Set("addEos", llama_vocab_get_add_eos(vocab));
+    out.Set("sep", llama_vocab_sep(vocab));
+    out.Set("vocabType", (int)llama_vocab_type(vocab));
     char buf[512];
     llama_model_desc(m, buf, sizeof(buf));
     out.Set("description", buf);

@@ -9,6 +9,7 @@ import { checkVector, type HookPoint, hookTensor } from './hooks.ts';
 import type { Model } from './model.ts';
 import type { NativeContext, NativeHookOp } from './native.ts';
 import { native } from './native.ts';
+import { checkLogitsFinite } from './non-finite.ts';
 import { defaultThreads } from './threads.ts';
 
 export interface ContextOptions {
@@ -107,6 +108,8 @@ export class Context {
   /** decodes asked for and not finished */
   private pending = 0;
   private freed = false;
+  /** whether a decode's logits were scanned in full (the first one that returned any) */
+  private logitsScanned = false;
 
   constructor(
     readonly model: Model,
@@ -356,23 +359,33 @@ export class Context {
     try {
       result = await nat.decode(tok, pos, seq, outputs, ops);
     } catch (err) {
-      const msg = (err as Error).message;
-      if (msg.includes('context overflow')) {
-        throw new ThinkwhenError('CONTEXT_OVERFLOW', msg.trim(), 'raise nCtx or remove finished sequences');
+      // The addon's rejections carry a code (native/context.cpp, DecodeWorker::OnError).
+      const { message, code } = err as Error & { code?: string };
+      if (code === 'KV_FULL') {
+        throw new ThinkwhenError('CONTEXT_OVERFLOW', message.trim(), 'raise nCtx or remove finished sequences');
       }
-      if (msg.includes('never computed')) {
+      if (code === 'HOOK_NOT_COMPUTED') {
         throw new ThinkwhenError(
           'HOOK_UNSUPPORTED',
-          `${msg} (architecture '${this.model.info.arch}' has no l_out tensors to hook)`,
+          `${message} (architecture '${this.model.info.arch}' has no l_out tensors to hook)`,
           'use a model of an architecture whose llama.cpp graph names l_out-L, such as qwen2 or llama',
         );
       }
-      throw new ThinkwhenError('DECODE_FAILED', msg);
+      throw new ThinkwhenError(code === 'HOOK_FAILED' ? 'HOOK_FAILED' : 'DECODE_FAILED', message);
     }
     // A sequence disposed while the decode ran keeps no length.
     for (const [id, length] of next) {
       const e = this.live.get(id);
       if (e) e.length = length;
+    }
+    if (result.logits.length > 0) {
+      checkLogitsFinite(
+        result.logits,
+        nVocab,
+        !this.logitsScanned,
+        ops.some((op) => op.add),
+      );
+      this.logitsScanned = true;
     }
     const logits: Float32Array[] = [];
     const logitRows: number[] = [];

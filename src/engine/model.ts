@@ -5,6 +5,7 @@ import { readGguf } from '../gguf/read.ts';
 import { type ChatMessage, type ChatTemplateOptions, renderChatTemplate } from './chat-template.ts';
 import { Context, type ContextOptions } from './context.ts';
 import { type NativeModel, native } from './native.ts';
+import { checkSpecialTokens, type LoadedVocab, preflight } from './preflight.ts';
 import { alignOffsets, TextStream } from './tokens.ts';
 
 export interface ModelInfo {
@@ -79,13 +80,30 @@ export class Model {
         'load it with readControlVector() / --vector',
       );
     }
+    preflight(gguf, { vocabOnly: opts.vocabOnly ?? false }); // values llama.cpp would abort on
     let nm: NativeModel;
     try {
       nm = await native().loadModel(path, opts.gpuLayers ?? 999, opts.vocabOnly ?? false);
     } catch (err) {
-      throw new ThinkwhenError('LOAD_FAILED', `llama.cpp could not load ${path}: ${(err as Error).message.trim()}`);
+      throw new ThinkwhenError(
+        'LOAD_FAILED',
+        `llama.cpp could not load ${path}: ${(err as Error).message.trim()}`,
+        "llama.cpp's message names the key or tensor it rejected; re-download or re-convert the file",
+      );
     }
-    const m = nm.meta();
+    let m: ReturnType<NativeModel['meta']>;
+    try {
+      m = nm.meta();
+    } catch (err) {
+      nm.free();
+      throw new ThinkwhenError('LOAD_FAILED', `llama.cpp could not describe ${path}: ${(err as Error).message.trim()}`);
+    }
+    try {
+      checkSpecialTokens(path, m as unknown as LoadedVocab);
+    } catch (err) {
+      nm.free();
+      throw err;
+    }
     const info: ModelInfo = {
       path,
       arch,
@@ -115,14 +133,33 @@ export class Model {
   }
 
   tokenize(text: string, opts: TokenizeOptions = {}): Int32Array {
-    return this.alive().tokenize(text, opts.addSpecial ?? false, opts.parseSpecial ?? true);
+    const nat = this.alive();
+    try {
+      return nat.tokenize(text, opts.addSpecial ?? false, opts.parseSpecial ?? true);
+    } catch (err) {
+      throw this.tokenizerError('tokenize the text', err);
+    }
+  }
+
+  /** A llama.cpp tokenizer failure (e.g. an SPM vocabulary without the byte token a character needs). */
+  private tokenizerError(what: string, err: unknown): ThinkwhenError {
+    return new ThinkwhenError(
+      'TOKENIZER_FAILED',
+      `llama.cpp could not ${what} with the tokenizer of ${this.info.path}: ${(err as Error).message.trim()}`,
+      "the file's tokenizer is incomplete or corrupt: re-download or re-convert it",
+    );
   }
 
   /** The token's bytes as the model renders them (special tokens as their text). */
   tokenBytes(token: number): Uint8Array {
     let b = this.pieceCache.get(token);
     if (!b) {
-      b = new Uint8Array(this.alive().tokenPiece(token, true));
+      const nat = this.alive();
+      try {
+        b = new Uint8Array(nat.tokenPiece(token, true));
+      } catch (err) {
+        throw this.tokenizerError(`render token ${token}`, err);
+      }
       this.pieceCache.set(token, b);
     }
     return b;

@@ -164,8 +164,7 @@ export function readGguf(path: string): GgufFile {
       const offset = Number(c.u64());
       tensors.push({ name, shape, type, offset, byteLength: tensorBytes(type, elementCount(shape)) });
     }
-    const alignValue = metadata.get('general.alignment');
-    const alignment = alignValue && typeof alignValue.value === 'number' ? alignValue.value : 32;
+    const alignment = readAlignment(metadata, path);
     const dataOffset = Math.ceil(c.pos / alignment) * alignment;
     for (const t of tensors) {
       const end = dataOffset + t.offset + Math.max(t.byteLength, 0);
@@ -181,6 +180,21 @@ export function readGguf(path: string): GgufFile {
   } finally {
     closeSync(fd);
   }
+}
+
+/** `general.alignment`: llama.cpp's reader takes a u32 power of two, 32 when absent. */
+function readAlignment(metadata: Map<string, GgufValue>, path: string): number {
+  const v = metadata.get('general.alignment');
+  if (!v) return 32;
+  const n = v.type === GgufValueType.UINT32 ? v.value : Number.NaN;
+  if (!(n > 0 && (n & (n - 1)) === 0)) {
+    throw new ThinkwhenError(
+      'BAD_GGUF',
+      `${path}: general.alignment is ${String(v.value)}${v.type === GgufValueType.UINT32 ? '' : ' (not a u32)'}, but it must be a u32 power of two`,
+      'rewrite the file with general.alignment 32 (the default), e.g. with gguf-py',
+    );
+  }
+  return n;
 }
 
 /** Plain JS value of a metadata key (bigint for 64-bit integers), or undefined. */

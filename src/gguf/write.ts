@@ -21,68 +21,90 @@ export interface TensorToWrite {
 
 const ALIGNMENT = 32;
 
+/** Little-endian writer into one growing buffer (headers of large vocabularies hold ~10^6 values). */
 class ByteSink {
-  private chunks: Buffer[] = [];
+  private buf = Buffer.alloc(1 << 16);
   length = 0;
-  push(b: Buffer): void {
-    this.chunks.push(b);
-    this.length += b.length;
+  /** Reserves n bytes; returns the buffer that holds them (it may have grown) and their offset. */
+  private room(n: number): [Buffer, number] {
+    if (this.length + n > this.buf.length) {
+      const bigger = Buffer.alloc(Math.max(this.buf.length * 2, this.length + n));
+      this.buf.copy(bigger, 0, 0, this.length);
+      this.buf = bigger;
+    }
+    const at = this.length;
+    this.length += n;
+    return [this.buf, at];
   }
   u32(v: number) {
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(v);
-    this.push(b);
+    const [b, at] = this.room(4);
+    b.writeUInt32LE(v, at);
   }
   u64(v: number | bigint) {
-    const b = Buffer.alloc(8);
-    b.writeBigUInt64LE(BigInt(v));
-    this.push(b);
+    const [b, at] = this.room(8);
+    b.writeBigUInt64LE(BigInt(v), at);
   }
   string(s: string) {
-    const b = Buffer.from(s, 'utf8');
-    this.u64(b.length);
-    this.push(b);
+    const n = Buffer.byteLength(s, 'utf8');
+    this.u64(n);
+    const [b, at] = this.room(n);
+    b.write(s, at, 'utf8');
   }
   value(type: GgufValueType, v: unknown) {
-    const b = Buffer.alloc(8);
     switch (type) {
       case GgufValueType.UINT8:
-        return this.push(Buffer.from([v as number]));
-      case GgufValueType.INT8:
-        b.writeInt8(v as number);
-        return this.push(b.subarray(0, 1));
-      case GgufValueType.UINT16:
-        b.writeUInt16LE(v as number);
-        return this.push(b.subarray(0, 2));
-      case GgufValueType.INT16:
-        b.writeInt16LE(v as number);
-        return this.push(b.subarray(0, 2));
+      case GgufValueType.BOOL: {
+        const [b, at] = this.room(1);
+        b.writeUInt8(type === GgufValueType.BOOL ? (v ? 1 : 0) : (v as number), at);
+        return;
+      }
+      case GgufValueType.INT8: {
+        const [b, at] = this.room(1);
+        b.writeInt8(v as number, at);
+        return;
+      }
+      case GgufValueType.UINT16: {
+        const [b, at] = this.room(2);
+        b.writeUInt16LE(v as number, at);
+        return;
+      }
+      case GgufValueType.INT16: {
+        const [b, at] = this.room(2);
+        b.writeInt16LE(v as number, at);
+        return;
+      }
       case GgufValueType.UINT32:
         return this.u32(v as number);
-      case GgufValueType.INT32:
-        b.writeInt32LE(v as number);
-        return this.push(b.subarray(0, 4));
-      case GgufValueType.FLOAT32:
-        b.writeFloatLE(v as number);
-        return this.push(b.subarray(0, 4));
-      case GgufValueType.FLOAT64:
-        b.writeDoubleLE(v as number);
-        return this.push(b);
-      case GgufValueType.BOOL:
-        return this.push(Buffer.from([v ? 1 : 0]));
+      case GgufValueType.INT32: {
+        const [b, at] = this.room(4);
+        b.writeInt32LE(v as number, at);
+        return;
+      }
+      case GgufValueType.FLOAT32: {
+        const [b, at] = this.room(4);
+        b.writeFloatLE(v as number, at);
+        return;
+      }
+      case GgufValueType.FLOAT64: {
+        const [b, at] = this.room(8);
+        b.writeDoubleLE(v as number, at);
+        return;
+      }
       case GgufValueType.STRING:
         return this.string(v as string);
       case GgufValueType.UINT64:
         return this.u64(v as bigint);
-      case GgufValueType.INT64:
-        b.writeBigInt64LE(BigInt(v as bigint));
-        return this.push(b);
+      case GgufValueType.INT64: {
+        const [b, at] = this.room(8);
+        b.writeBigInt64LE(BigInt(v as bigint), at);
+        return;
+      }
       default:
         throw new Error(`cannot write GGUF value type ${type}`);
     }
   }
   concat(): Buffer {
-    return Buffer.concat(this.chunks);
+    return this.buf.subarray(0, this.length);
   }
 }
 
@@ -90,8 +112,16 @@ function count(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/** Writes a GGUF file atomically (temp file + rename: a crash never leaves a half file at `path`). */
-export function writeGguf(path: string, metadata: Map<string, GgufValue>, tensors: TensorToWrite[]): void {
+/** A tensor's entry in the GGUF header: its data lies at `offset` bytes into the data section. */
+export interface TensorEntry {
+  name: string;
+  shape: number[];
+  type: number;
+  offset: number;
+}
+
+/** The GGUF (version 3) header: magic, counts, metadata and tensor infos, unpadded. */
+export function encodeGgufHeader(metadata: Map<string, GgufValue>, tensors: TensorEntry[]): Buffer {
   const head = new ByteSink();
   head.u32(0x46554747);
   head.u32(3);
@@ -108,21 +138,31 @@ export function writeGguf(path: string, metadata: Map<string, GgufValue>, tensor
       head.value(v.type, v.value);
     }
   }
-  let offset = 0;
-  const offsets: number[] = [];
   for (const t of tensors) {
     head.string(t.name);
     head.u32(t.shape.length);
     for (const d of t.shape) head.u64(d);
     head.u32(t.type);
-    head.u64(offset);
+    head.u64(t.offset);
+  }
+  return head.concat();
+}
+
+/** Writes a GGUF file atomically (temp file + rename: a crash never leaves a half file at `path`). */
+export function writeGguf(path: string, metadata: Map<string, GgufValue>, tensors: TensorToWrite[]): void {
+  let offset = 0;
+  const offsets: number[] = [];
+  for (const t of tensors) {
     offsets.push(offset);
     offset += Math.ceil(typeSize(t.type, count(t.shape)) / ALIGNMENT) * ALIGNMENT;
   }
+  const header = encodeGgufHeader(
+    metadata,
+    tensors.map((t, i) => ({ name: t.name, shape: t.shape, type: t.type, offset: offsets[i] })),
+  );
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w');
   try {
-    const header = head.concat();
     writeSync(fd, header);
     let pos = header.length;
     const pad = (to: number) => {
