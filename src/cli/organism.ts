@@ -1,32 +1,40 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ThinkwhenError } from '../errors.ts';
-import { int } from './args.ts';
+import { int, oneOf } from './args.ts';
 import type { Command } from './command.ts';
 
 const help = `thinkwhen organism build [--quick] [--out DIR] [--work DIR] [--threads N] [--time-budget S]
-thinkwhen organism eval [--json] [--n N] [--models DIR] [--threads N]
-thinkwhen organism sample [--count N] [--policy thinking|base] [--split test|train] [--json]
+thinkwhen organism eval [--json] [--base default|latent] [--n N] [--seed N] [--models DIR] [--threads N]
+thinkwhen organism sample [--count N] [--policy thinking|base|latent] [--split test|train] [--json]
 
-The model organism: a tiny base model and a tiny thinking model (llama.cpp GGUF, shipped in
+The model organism: two tiny base models and a tiny thinking model (llama.cpp GGUF, shipped in
 src/organism/models/) on multi-step arithmetic word problems, where "the base model knows how to
 reason, the thinking model knows when" holds by construction and every sentence of every trace
-has a known type. See docs/organism.md.
+has a known type. base.gguf verifies now and then at random; base-latent.gguf never verifies
+inside a trace but can when its first token is forced. See docs/organism.md.
 
-build     regenerate the corpora and both models from seeds. Resumable: rerun the same command
-          to continue after an interruption (checkpoints in the work folder).
-          --quick          a miniature (tiny model, few steps) in a few minutes: checks the
-                           recipe, not the properties (default out: runs/organism/quick/models)
-          --out DIR        where base.gguf, thinking.gguf and build.json go
+build     regenerate the corpora and the three models from seeds. Resumable: rerun the same
+          command to continue after an interruption (checkpoints in the work folder).
+          --quick          a miniature (tiny model, few steps) in seconds: checks the recipe,
+                           not the properties (default out: runs/organism/quick/models)
+          --out DIR        where base.gguf, base-latent.gguf, thinking.gguf and build.json go
                            (default: src/organism/models for the full build)
           --work DIR       corpora checkpoints and intermediate models (default runs/organism/NAME)
           --threads N      CPU threads for training (default 2)
           --time-budget S  scale the training steps to fit about S seconds on this machine
 eval      measure the organism's properties on held-out test problems (greedy decoding)
           --json           print the result as JSON
+          --base KIND      the base model to pair with the thinking model: default (base.gguf)
+                           or latent (base-latent.gguf); the thresholds differ (docs/organism.md)
           --n N            test problems (default 500)
-          --models DIR     folder with base.gguf and thinking.gguf (default: the shipped models)
+          --seed N         seed of the test problems (default 20251008; the shipped models are
+                           also evaluated on seed 7)
+          --models DIR     folder with the model files (default: the shipped models)
+          Exit code 1 when a property fails.
 sample    print problems with ground-truth traces, each sentence with its type
+          --policy P       thinking (verify when a carry or borrow is needed), base (verify at
+                           random), latent (never verify)
 `;
 
 export const command: Command = {
@@ -79,15 +87,10 @@ async function build(argv: string[]): Promise<number> {
   console.error(
     `organism build (${config.name}) done in ${((performance.now() - t0) / 1000).toFixed(0)} s; training ${rec.trainSeconds.toFixed(0)} s in all`,
   );
-  console.error(`  base loss ${rec.base.firstLoss.toFixed(3)} -> ${rec.base.lastLoss.toFixed(3)}`);
-  if (rec.baseExtra) {
-    console.error(
-      `  base (second cycle) loss ${rec.baseExtra.firstLoss.toFixed(3)} -> ${rec.baseExtra.lastLoss.toFixed(3)}`,
-    );
+  for (const [stage, r] of Object.entries(rec.stages)) {
+    console.error(`  ${stage} loss ${r.firstLoss.toFixed(3)} -> ${r.lastLoss.toFixed(3)} (${r.steps} steps)`);
   }
-  console.error(`  thinking loss ${rec.thinking.firstLoss.toFixed(3)} -> ${rec.thinking.lastLoss.toFixed(3)}`);
-  console.log(join(outDir, 'base.gguf'));
-  console.log(join(outDir, 'thinking.gguf'));
+  for (const f of ['base.gguf', 'base-latent.gguf', 'thinking.gguf']) console.log(join(outDir, f));
   return 0;
 }
 
@@ -99,14 +102,19 @@ async function evaluate(argv: string[]): Promise<number> {
       n: { type: 'string' },
       models: { type: 'string' },
       threads: { type: 'string' },
+      base: { type: 'string' },
+      seed: { type: 'string' },
     },
   });
+  const base = oneOf(values.base, 'base', ['default', 'latent'] as const) ?? 'default';
   const { evaluateOrganism, requireOrganismModels } = await import('../organism/index.ts');
   const paths = requireOrganismModels(values.models);
   const r = await evaluateOrganism({
-    basePath: paths.base,
+    basePath: base === 'latent' ? paths.baseLatent : paths.base,
     thinkingPath: paths.thinking,
+    base,
     n: positive(values.n, 'n', 500),
+    seed: int(values.seed, 'seed', 0),
     threads: values.threads ? positive(values.threads, 'threads', 2) : undefined,
     log: (l) => console.error(l),
   });
@@ -115,13 +123,17 @@ async function evaluate(argv: string[]): Promise<number> {
   } else {
     const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
     const lines = [
-      `test problems           ${r.n}`,
-      `base accuracy           ${pct(r.base_acc)}`,
-      `thinking accuracy       ${pct(r.thinking_acc)}`,
+      `test problems           ${r.n} (seed ${r.seed}), base model: ${r.base}`,
+      `accuracy                base ${pct(r.base_acc)}, thinking ${pct(r.thinking_acc)}, never verify ${pct(r.never_verify_acc)}`,
       `gap                     ${pct(r.gap)}`,
-      `knows how: verify       ${pct(r.knows_how_verify)}  (${r.counts.knows_how_verify.join('/')})`,
-      `knows how: backtrack    ${pct(r.knows_how_backtrack)}  (${r.counts.knows_how_backtrack.join('/')})`,
-      `verify after wrong quick: base ${pct(r.verify_rate_base)}, thinking ${pct(r.verify_rate_thinking)}`,
+      `operand copy errors     base ${pct(r.copy_error_rate_base)}, thinking ${pct(r.copy_error_rate_thinking)}`,
+      `P(verify) needed        base ${r.p_verify_needed_base.toFixed(3)}, thinking ${r.p_verify_needed_thinking.toFixed(3)}`,
+      `P(verify) not needed    base ${r.p_verify_not_needed_base.toFixed(3)}, thinking ${r.p_verify_not_needed_thinking.toFixed(3)}`,
+      `greedy verify needed    base ${pct(r.greedy_verify_needed_base)}, thinking ${pct(r.greedy_verify_needed_thinking)}`,
+      `greedy verify not needed base ${pct(r.greedy_verify_not_needed_base)}, thinking ${pct(r.greedy_verify_not_needed_thinking)}`,
+      `'Check' in base top 5   ${pct(r.verify_in_top5_base)}`,
+      `knows how: verify       seen ${pct(r.knows_how_verify_seen)}  (${r.counts.knows_how_verify_seen.join('/')}), held-out ${pct(r.knows_how_verify_heldout)}  (${r.counts.knows_how_verify_heldout.join('/')})`,
+      `knows how: backtrack    seen ${pct(r.knows_how_backtrack_seen)}  (${r.counts.knows_how_backtrack_seen.join('/')}), held-out ${pct(r.knows_how_backtrack_heldout)}  (${r.counts.knows_how_backtrack_heldout.join('/')})`,
       `sentences parsed        ${pct(r.parsed_fraction)}  (${r.counts.parsed_fraction.join('/')})`,
       '',
       ...Object.entries(r.properties).map(([k, p]) => `${p.pass ? 'PASS' : 'FAIL'}  ${k} ${p.threshold}`),
@@ -141,9 +153,7 @@ async function sample(argv: string[]): Promise<number> {
       json: { type: 'boolean' },
     },
   });
-  const policy = values.policy ?? 'thinking';
-  if (policy !== 'thinking' && policy !== 'base')
-    throw new ThinkwhenError('USAGE', `--policy must be thinking or base, got '${policy}'`);
+  const policy = oneOf(values.policy, 'policy', ['thinking', 'base', 'latent'] as const) ?? 'thinking';
   const split = values.split ?? 'test';
   if (split !== 'test' && split !== 'train')
     throw new ThinkwhenError('USAGE', `--split must be test or train, got '${split}'`);

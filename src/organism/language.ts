@@ -1,7 +1,16 @@
 // The trace language: one sentence per line, each of a known type. Traces are produced by a
 // policy that decides after every quick computation whether to verify it digit by digit.
 import type { Rng } from '../rng.ts';
-import { digitsLsb, type Op, type OpKind, type Problem, quickResult, trueResult } from './task.ts';
+import {
+  digitsLsb,
+  type Op,
+  type OpKind,
+  operationKey,
+  type Problem,
+  quickResult,
+  trueResult,
+  verificationNeeded,
+} from './task.ts';
 
 export const SENTENCE_TYPES = ['setup', 'plan', 'compute', 'verify', 'backtrack', 'conclude'] as const;
 export type SentenceType = (typeof SENTENCE_TYPES)[number];
@@ -76,11 +85,28 @@ export function conclusionSentences(p: Pick<Problem, 'name' | 'item'>, v: number
 
 /** When to verify a quick computation. */
 export type VerifyPolicy =
-  /** thinking corpus: after every quick computation */
-  | { kind: 'always' }
-  /** base corpus: at random, independent of whether the quick result is wrong */
-  | { kind: 'random'; p: number }
-  | { kind: 'never' };
+  /** after every quick computation */
+  (
+    | { kind: 'always' }
+    /** thinking corpus: exactly when a carry or borrow is needed (when the quick result is wrong) */
+    | { kind: 'needed' }
+    /** base corpus: at random, independent of whether the quick result is wrong */
+    | { kind: 'random'; p: number }
+    | { kind: 'never' }
+  ) & {
+    /** operations (`operationKey`) never verified, whatever the policy says (the held-out operations) */
+    exclude?: ReadonlySet<string>;
+  };
+
+/** Whether `policy` verifies the quick computation of v op n (draws from rng for 'random' only). */
+export function policyVerifies(policy: VerifyPolicy, v: number, op: { kind: OpKind; n: number }, rng: Rng): boolean {
+  let verify: boolean;
+  if (policy.kind === 'always') verify = true;
+  else if (policy.kind === 'needed') verify = verificationNeeded(v, op);
+  else if (policy.kind === 'random') verify = rng.next() < policy.p;
+  else verify = false;
+  return verify && !policy.exclude?.has(operationKey({ v, kind: op.kind, n: op.n }));
+}
 
 /** The verify block after a quick result q: check sentences, then agreement or a backtrack. */
 export function verifyBlock(v: number, op: { kind: OpKind; n: number }, q: number, step: number): Sentence[] {
@@ -102,8 +128,7 @@ export function makeTrace(problem: Problem, policy: VerifyPolicy, rng: Rng): Tra
     s.push({ type: 'plan', text: planSentence(v, op), step: i });
     const q = quickResult(v, op);
     s.push({ type: 'compute', text: computeSentence(v, op, q), step: i });
-    const verify = policy.kind === 'always' || (policy.kind === 'random' && rng.next() < policy.p);
-    if (verify) {
+    if (policyVerifies(policy, v, op, rng)) {
       s.push(...verifyBlock(v, op, q, i));
       v = trueResult(v, op);
     } else {

@@ -116,6 +116,82 @@ export function quickIsWrong(v: number, op: { kind: OpKind; n: number }): boolea
   return quickResult(v, op) !== trueResult(v, op);
 }
 
+/**
+ * Whether a carry (addition) or a borrow (subtraction) leaves the ones column: visible from the ones
+ * digits alone, before computing anything. For the organism's 2-digit quantities this is exactly
+ * when the quick result is wrong, and it is when the thinking model verifies.
+ */
+export function verificationNeeded(v: number, op: { kind: OpKind; n: number }): boolean {
+  const x = v % 10;
+  const y = op.n % 10;
+  return op.kind === 'add' ? x + y >= 10 : x < y;
+}
+
+/** One arithmetic operation `v op n`, the unit a verification checks. */
+export interface Operation {
+  v: number;
+  kind: OpKind;
+  n: number;
+}
+
+export const operationKey = (o: Operation): string => `${o.v}${o.kind === 'add' ? '+' : '-'}${o.n}`;
+
+/**
+ * Every operation a trace of this difficulty may compute: both operands and both the true and the
+ * quick result in range (and no negative subtraction), in a fixed order.
+ */
+export function allOperations(d: Difficulty = DEFAULT_DIFFICULTY): Operation[] {
+  const out: Operation[] = [];
+  for (const kind of ['add', 'sub'] as const) {
+    for (let v = d.minValue; v <= d.maxValue; v++) {
+      for (let n = d.minValue; n <= d.maxValue; n++) {
+        if (kind === 'sub' && n > v) continue;
+        const op = { kind, n };
+        const r = [trueResult(v, op), quickResult(v, op)];
+        if (r.every((x) => x >= d.minValue && x <= d.maxValue)) out.push({ v, kind, n });
+      }
+    }
+  }
+  return out;
+}
+
+/** Seed and share of the held-out operations (never verified anywhere in the base corpora). */
+export const HELD_OUT_SEED = 4242;
+export const HELD_OUT_FRACTION = 0.15;
+
+const heldOutCache = new Map<string, Set<string>>();
+
+/**
+ * The held-out operations: a seeded random `fraction` of `allOperations(d)` (keys as
+ * `operationKey`). The base corpora never verify them, in traces or in exercises, so the base
+ * models' verifications of these operations are measured, not remembered.
+ */
+export function heldOutOperations(
+  seed = HELD_OUT_SEED,
+  fraction = HELD_OUT_FRACTION,
+  d: Difficulty = DEFAULT_DIFFICULTY,
+): Set<string> {
+  const cacheKey = `${seed}|${fraction}|${JSON.stringify(d)}`;
+  let set = heldOutCache.get(cacheKey);
+  if (!set) {
+    const keys = allOperations(d).map(operationKey);
+    const rng = new Rng(seed);
+    rng.shuffle(keys);
+    set = new Set(keys.slice(0, Math.ceil(fraction * keys.length)));
+    heldOutCache.set(cacheKey, set);
+  }
+  return set;
+}
+
+export function isHeldOut(v: number, op: { kind: OpKind; n: number }, held = heldOutOperations()): boolean {
+  return held.has(operationKey({ v, kind: op.kind, n: op.n }));
+}
+
+/** The final quantity of the "never verify" policy: every quick result taken as it is. */
+export function neverVerifyAnswer(p: Pick<Problem, 'start' | 'ops'>): number {
+  return p.ops.reduce((v, op) => quickResult(v, op), p.start);
+}
+
 function randDigits(rng: Rng, d: Difficulty): number {
   const digits = d.minDigits + rng.int(d.maxDigits - d.minDigits + 1);
   const lo = digits === 1 ? 1 : 10 ** (digits - 1);
