@@ -5,6 +5,7 @@ import {
   digitsLsb,
   type Op,
   type OpKind,
+  ORDINALS,
   operationKey,
   type Problem,
   quickResult,
@@ -39,8 +40,9 @@ const SYMBOL: Record<OpKind, string> = { add: '+', sub: '-' };
 export function setupSentence(p: Pick<Problem, 'name' | 'start' | 'item'>): string {
   return `${p.name} starts with ${p.start} ${p.item}.`;
 }
-export function planSentence(v: number, op: { kind: OpKind; n: number }): string {
-  return op.kind === 'add' ? `Now add ${op.n} to ${v}.` : `Now take ${op.n} from ${v}.`;
+/** The plan of step k (0-based): its anchor word, the operation, the operand and the value it acts on. */
+export function planSentence(v: number, op: { kind: OpKind; n: number }, k: number): string {
+  return op.kind === 'add' ? `${ORDINALS[k]} add ${op.n} to ${v}.` : `${ORDINALS[k]} take ${op.n} from ${v}.`;
 }
 export function computeSentence(v: number, op: { kind: OpKind; n: number }, q: number): string {
   return `Quick: ${v} ${SYMBOL[op.kind]} ${op.n} = ${q}.`;
@@ -125,7 +127,7 @@ export function makeTrace(problem: Problem, policy: VerifyPolicy, rng: Rng): Tra
   const s: Sentence[] = [{ type: 'setup', text: setupSentence(problem), step: -1 }];
   let v = problem.start;
   problem.ops.forEach((op: Op, i) => {
-    s.push({ type: 'plan', text: planSentence(v, op), step: i });
+    s.push({ type: 'plan', text: planSentence(v, op, i), step: i });
     const q = quickResult(v, op);
     s.push({ type: 'compute', text: computeSentence(v, op, q), step: i });
     if (policyVerifies(policy, v, op, rng)) {
@@ -139,15 +141,21 @@ export function makeTrace(problem: Problem, policy: VerifyPolicy, rng: Rng): Tra
   return { problem, sentences: s, text: s.map((x) => x.text).join('\n'), final: v, correct: v === problem.answer };
 }
 
-/** A stand-alone verification exercise: is `v op n = claim`? Answered with a verify block. */
+/**
+ * A stand-alone verification exercise: the user shows a quick computation and asks whether it is
+ * right; the answer is the verify block. The quick line ends the question, so a verification
+ * learned here reads its operands from the line just above it, as it would inside a trace.
+ */
 export interface Exercise {
   question: string;
   sentences: Sentence[];
   text: string;
 }
 
+export const EXERCISE_ASK = 'Is the quick result right?';
+
 export function exerciseQuestion(v: number, op: { kind: OpKind; n: number }, claim: number): string {
-  return `Is ${v} ${SYMBOL[op.kind]} ${op.n} = ${claim} right?`;
+  return `${EXERCISE_ASK}\n${computeSentence(v, op, claim)}`;
 }
 
 export function makeExercise(v: number, op: { kind: OpKind; n: number }, claim: number): Exercise {

@@ -1,6 +1,7 @@
 // The organism's task: multi-step arithmetic word problems with a known integer answer.
 // Seeded and deterministic; train and test problems are disjoint by construction (a hash of the
 // problem's numbers decides which split may use it).
+import { ThinkwhenError } from '../errors.ts';
 import { Rng } from '../rng.ts';
 
 export type OpKind = 'add' | 'sub';
@@ -65,6 +66,12 @@ export const NAMES: readonly { name: string; pronoun: 'She' | 'He' }[] = [
   { name: 'Tom', pronoun: 'He' },
 ];
 export const ITEMS = ['apples', 'coins', 'books', 'pens', 'cards', 'shells', 'stamps', 'beads'] as const;
+/**
+ * The word that opens the k-th operation, in the question and in the trace's plan for it: each
+ * operation has its own anchor, so a model finds the operand of step k by looking up a word
+ * rather than by counting clauses (Difficulty.maxSteps is at most this many).
+ */
+export const ORDINALS = ['First', 'Then', 'Next', 'Later', 'Finally'] as const;
 /** `{n}` is replaced by the operand */
 export const VERBS: Record<OpKind, readonly string[]> = {
   add: ['buys {n} more', 'finds {n} more', 'gets {n} more'],
@@ -231,7 +238,10 @@ export function splitOf(start: number, ops: { kind: OpKind; n: number }[]): Spli
 
 export function questionText(p: Pick<Problem, 'name' | 'pronoun' | 'item' | 'start' | 'ops'>): string {
   const parts = [`${p.name} has ${p.start} ${p.item}.`];
-  for (const op of p.ops) parts.push(`${p.pronoun} ${VERBS[op.kind][op.verb].replace('{n}', String(op.n))}.`);
+  const who = p.pronoun.toLowerCase();
+  p.ops.forEach((op, k) =>
+    parts.push(`${ORDINALS[k]} ${who} ${VERBS[op.kind][op.verb].replace('{n}', String(op.n))}.`),
+  );
   parts.push(`How many ${p.item} does ${p.name} have now?`);
   return parts.join(' ');
 }
@@ -270,6 +280,11 @@ export function generateProblems(
   seed: number,
   d: Difficulty = DEFAULT_DIFFICULTY,
 ): Problem[] {
+  if (d.maxSteps > ORDINALS.length || d.minSteps < 1 || d.minSteps > d.maxSteps)
+    throw new ThinkwhenError(
+      'BAD_DIFFICULTY',
+      `steps must satisfy 1 <= minSteps <= maxSteps <= ${ORDINALS.length}, got ${d.minSteps}..${d.maxSteps}`,
+    );
   const rng = new Rng(seed * 2 + (split === 'test' ? 1 : 0));
   return Array.from({ length: count }, (_, i) => sampleProblem(rng, split, d, `${split}-${seed}-${i}`));
 }

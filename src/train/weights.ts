@@ -141,6 +141,7 @@ export async function trainWeights(tr: Trainer, o: WeightTrainOptions): Promise<
 
   let t0 = performance.now();
   let windowTokens = 0;
+  let windowSeconds = 0;
   let stepsDone = start;
   for (let step = start; step < o.steps; step++) {
     const pick = it.next().value as Example[];
@@ -153,14 +154,14 @@ export async function trainWeights(tr: Trainer, o: WeightTrainOptions): Promise<
     windowTokens += n;
     const now = performance.now();
     st.seconds += (now - t0) / 1000;
-    const elapsed = (now - t0) / 1000;
+    windowSeconds += (now - t0) / 1000;
     t0 = now;
     if (stepsDone % evalEvery === 0 || stepsDone === o.steps) {
       const e: WeightEval = {
         step: stepsDone,
         trainLoss: st.window / st.windowN,
         lr: lrNow,
-        tokensPerSecond: windowTokens / Math.max(elapsed, 1e-9),
+        tokensPerSecond: windowTokens / Math.max(windowSeconds, 1e-9),
       };
       if (heldOut) e.heldOutLoss = await evaluate(tr, heldOut, loss);
       st.window = 0;
@@ -168,6 +169,7 @@ export async function trainWeights(tr: Trainer, o: WeightTrainOptions): Promise<
       st.evals.push(e);
       o.onEval?.(e);
       windowTokens = 0;
+      windowSeconds = 0;
       const v = stop.update(e.heldOutLoss ?? e.trainLoss, e.step);
       if (v === 'improved' && o.patience !== undefined) best = snapshot();
       if (v === 'stop') break;

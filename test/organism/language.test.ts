@@ -138,7 +138,7 @@ test('parser: rejects what is not the language, catches wrong verifications', ()
   assert.equal(st.verifyCorrect, false);
   assert.equal(st.quickWrong, true);
   assert.equal(st.followup, 'backtrack');
-  const unverified = analyzeTrace('Quick: 47 + 38 = 75.\nNow add 1 to 75.\nQuick: 75 + 1 = 76.');
+  const unverified = analyzeTrace('Quick: 47 + 38 = 75.\nThen add 1 to 75.\nQuick: 75 + 1 = 76.');
   assert.deepEqual(
     unverified.steps.map((s) => [s.verified, s.quickWrong]),
     [
@@ -150,7 +150,7 @@ test('parser: rejects what is not the language, catches wrong verifications', ()
 
 test('exercises: a verification answering a claim', () => {
   const e = makeExercise(47, { kind: 'add', n: 38 }, 75);
-  assert.equal(e.question, 'Is 47 + 38 = 75 right?');
+  assert.equal(e.question, 'Is the quick result right?\nQuick: 47 + 38 = 75.');
   assert.equal(e.sentences.at(-1)!.type, 'backtrack');
   assert.equal(
     makeExercise(47, { kind: 'add', n: 38 }, 85).sentences.at(-1)!.text,
@@ -187,8 +187,9 @@ test('questions parse back to their problem; the never-verify answer', () => {
     assert.equal(neverVerifyAnswer(q), never.final);
   }
   assert.equal(parseQuestion('Ann has 47 apples. How many apples does Ann have now?'), null, 'no operation');
-  assert.equal(parseQuestion('Ann has 47 apples. She eats 3. How many apples does Ann have now?'), null);
-  assert.equal(parseQuestion('Ann has 47 apples. She buys 3 more. How many pens does Ann have now?'), null);
+  assert.equal(parseQuestion('Ann has 47 apples. First she eats 3. How many apples does Ann have now?'), null);
+  assert.equal(parseQuestion('Ann has 47 apples. Then she buys 3 more. How many apples does Ann have now?'), null, 'anchors in order');
+  assert.equal(parseQuestion('Ann has 47 apples. First she buys 3 more. How many pens does Ann have now?'), null);
   assert.equal(parseQuestion('hello'), null);
 });
 
