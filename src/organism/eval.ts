@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { type Context, generate, Model } from '../engine/index.ts';
+import { type Context, generate, Model, type Sequence } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
 import { gradeResponse } from '../eval/answer/index.ts';
 import { type Interval, wilson } from '../eval/metrics.ts';
@@ -163,8 +163,8 @@ async function nextTokenAt(
   const out: NextToken[][] = items.map(() => []);
   for (let g = 0; g < items.length; g += parallel) {
     const group = items.slice(g, g + parallel);
-    const rows: { seq: number; token: number; pos: number; item: number; logits: boolean }[] = [];
-    const seqs = group.map(() => ctx.acquireSequence());
+    const rows: { seq: Sequence; token: number; pos: number; item: number; logits: boolean }[] = [];
+    const seqs = group.map(() => ctx.sequence());
     try {
       group.forEach((it, k) => {
         const toks = model.tokenize(it.text);
@@ -197,7 +197,7 @@ async function nextTokenAt(
         });
       }
     } finally {
-      for (const s of seqs) ctx.releaseSequence(s);
+      for (const s of seqs) s.dispose();
     }
   }
   return out;
