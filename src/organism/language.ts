@@ -143,8 +143,8 @@ export function makeTrace(problem: Problem, policy: VerifyPolicy, rng: Rng): Tra
 
 /**
  * A stand-alone verification exercise: the user shows a quick computation and asks whether it is
- * right; the answer is the verify block. The quick line ends the question, so a verification
- * learned here reads its operands from the line just above it, as it would inside a trace.
+ * right; the answer restates the quick line, then the verify block. So the checks always follow a
+ * quick line and read their operands from the line just above, as they would inside a trace.
  */
 export interface Exercise {
   question: string;
@@ -159,6 +159,9 @@ export function exerciseQuestion(v: number, op: { kind: OpKind; n: number }, cla
 }
 
 export function makeExercise(v: number, op: { kind: OpKind; n: number }, claim: number): Exercise {
-  const sentences = verifyBlock(v, op, claim, 0);
+  const sentences: Sentence[] = [
+    { type: 'compute', text: computeSentence(v, op, claim), step: 0 },
+    ...verifyBlock(v, op, claim, 0),
+  ];
   return { question: exerciseQuestion(v, op, claim), sentences, text: sentences.map((x) => x.text).join('\n') };
 }
