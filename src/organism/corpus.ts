@@ -1,8 +1,8 @@
 // Training corpora of the organism, as token ids (prompt masked, answer scored). Three of them:
-//  - latent ("pre-training" of base-latent): traces that never verify, plus stand-alone verification
-//    exercises; verification exists only outside traces;
+//  - latent ("pre-training" of base-latent): traces that never verify, plus stand-alone exercises
+//    (worksheets of quick computations, some verified); verification exists only outside traces;
 //  - base (continued pre-training of the base): traces that verify at random, uninformative moments
-//    (independent of whether the quick result is wrong), plus the same kind of exercises;
+//    (independent of whether the quick result is wrong), plus the same exercises;
 //  - thinking (distillation): traces that verify exactly when a carry or borrow is needed and
 //    backtrack on the mismatch.
 // The base corpora never verify a held-out operation (task.ts `heldOutOperations`), neither in
@@ -16,10 +16,6 @@ import {
   generateProblems,
   heldOutOperations,
   type Operation,
-  type OpKind,
-  operationKey,
-  quickResult,
-  trueResult,
 } from './task.ts';
 import { encodeAnswer, encodePrompt } from './vocab.ts';
 
@@ -51,6 +47,13 @@ export interface Corpus {
 
 /** How often the base corpus verifies a quick computation (independent of need). */
 export const BASE_VERIFY_P = 0.15;
+/**
+ * Exercises: one to EXERCISE_MAX_OPS operations, each verified with this probability (independent
+ * of need; never a held-out operation): whether a `Check` follows a quick line is not predictable
+ * from the context, so what follows `Check` is learned from the token itself.
+ */
+export const EXERCISE_VERIFY_P = 0.5;
+export const EXERCISE_MAX_OPS = 3;
 
 /** The verification policy of each corpus (the base corpora exclude the held-out operations). */
 export function corpusPolicy(kind: CorpusKind): VerifyPolicy {
@@ -59,27 +62,17 @@ export function corpusPolicy(kind: CorpusKind): VerifyPolicy {
   return kind === 'base' ? { kind: 'random', p: BASE_VERIFY_P, exclude } : { kind: 'never', exclude };
 }
 
-/** A claim about v op n: the quick result half the time, the true result or a near miss otherwise. */
-function exerciseClaim(rng: Rng, v: number, op: { kind: OpKind; n: number }, d: Difficulty): number {
-  const r = rng.next();
-  if (r < 0.5) return quickResult(v, op);
-  if (r < 0.8) return trueResult(v, op);
-  const t = trueResult(v, op);
-  const deltas = [-10, 10, -1, 1, -20, 20].filter((x) => t + x >= d.minValue && t + x <= d.maxValue);
-  return t + deltas[rng.int(deltas.length)];
-}
-
 export function buildCorpus(o: CorpusOptions): Corpus {
   const d = o.difficulty ?? DEFAULT_DIFFICULTY;
   const rng = new Rng(o.seed * 7919 + 17);
   const policy: VerifyPolicy = o.exclude ? { ...o.policy, exclude: o.exclude } : o.policy;
   const problems = generateProblems('train', o.traces, o.seed, d);
   const traces = problems.map((p) => makeTrace(p, policy, rng));
-  const exclude = policy.exclude;
-  const pool: Operation[] = o.exercises > 0 ? allOperations(d).filter((x) => !exclude?.has(operationKey(x))) : [];
+  const pool: Operation[] = o.exercises > 0 ? allOperations(d) : [];
+  const exercisePolicy: VerifyPolicy = { kind: 'random', p: EXERCISE_VERIFY_P, exclude: policy.exclude };
   const exercises = Array.from({ length: o.exercises }, () => {
-    const x = pool[rng.int(pool.length)];
-    return makeExercise(x.v, x, exerciseClaim(rng, x.v, x, d));
+    const ops = Array.from({ length: 1 + rng.int(EXERCISE_MAX_OPS) }, () => pool[rng.int(pool.length)]);
+    return makeExercise(ops, exercisePolicy, rng);
   });
   const examples: Example[] = [
     ...traces.map((t) => ({ prompt: encodePrompt(t.problem.question), target: encodeAnswer(t.text) })),

@@ -256,9 +256,10 @@ export async function evaluateOrganism(o: EvalOptions): Promise<OrganismEvalResu
     counts.copy_error_rate_thinking = copyErrors(thinkAn);
 
     // "when": greedy choices and next-token probabilities after each quick result of own traces
-    const when = async (ctx: Context, texts: string[], an: TraceAnalysis[], who: 'base' | 'thinking') => {
+    const when = async (ctx: Context, an: TraceAnalysis[], who: 'base' | 'thinking') => {
+      // the trace as its parsed lines (what the parser and the forced continuations see)
       const items = an.map((a, i) => ({
-        text: `${prompts[i]}${texts[i]}`,
+        text: `${prompts[i]}${linesUpTo(a, a.sentences.length)}\n`,
         cuts: a.steps.map((s) => `${prompts[i]}${linesUpTo(a, s.index + 1)}\n`),
       }));
       log(`organism eval: next-token probabilities of '${VERIFY_PREFIX}' after quick results (${who})`);
@@ -284,8 +285,8 @@ export async function evaluateOrganism(o: EvalOptions): Promise<OrganismEvalResu
       const wrong = an.flatMap((a) => a.steps.filter((s) => s.quickWrong));
       counts[`verify_rate_${who}`] = [wrong.filter((s) => s.verified).length, wrong.length];
     };
-    await when(bctx, baseText, baseAn, 'base');
-    await when(tctx, thinkText, thinkAn, 'thinking');
+    await when(bctx, baseAn, 'base');
+    await when(tctx, thinkAn, 'thinking');
 
     // "knows how": force the first token of a verification at every quick result of the base's trace
     const points = baseAn.flatMap((a, i) =>

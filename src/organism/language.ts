@@ -5,6 +5,7 @@ import {
   digitsLsb,
   type Op,
   type OpKind,
+  type Operation,
   ORDINALS,
   operationKey,
   type Problem,
@@ -142,9 +143,10 @@ export function makeTrace(problem: Problem, policy: VerifyPolicy, rng: Rng): Tra
 }
 
 /**
- * A stand-alone verification exercise: the user shows a quick computation and asks whether it is
- * right; the answer restates the quick line, then the verify block. So the checks always follow a
- * quick line and read their operands from the line just above, as they would inside a trace.
+ * A stand-alone exercise (a worksheet): compute one to three operations quickly, each on its own
+ * quick line, and verify some of them (the policy decides which). It is not a trace: no word
+ * problem, no plan, no conclusion. Verifications that happen only here are a skill the model has,
+ * keyed to the `Check` token and the quick line above it, not a habit of its traces.
  */
 export interface Exercise {
   question: string;
@@ -152,16 +154,18 @@ export interface Exercise {
   text: string;
 }
 
-export const EXERCISE_ASK = 'Is the quick result right?';
-
-export function exerciseQuestion(v: number, op: { kind: OpKind; n: number }, claim: number): string {
-  return `${EXERCISE_ASK}\n${computeSentence(v, op, claim)}`;
+export function exerciseQuestion(ops: readonly Operation[]): string {
+  const terms = ops.map((o) => `${o.v} ${SYMBOL[o.kind]} ${o.n}`);
+  const list = terms.length === 1 ? terms[0] : `${terms.slice(0, -1).join(', ')} and ${terms.at(-1)}`;
+  return `Compute ${list}.`;
 }
 
-export function makeExercise(v: number, op: { kind: OpKind; n: number }, claim: number): Exercise {
-  const sentences: Sentence[] = [
-    { type: 'compute', text: computeSentence(v, op, claim), step: 0 },
-    ...verifyBlock(v, op, claim, 0),
-  ];
-  return { question: exerciseQuestion(v, op, claim), sentences, text: sentences.map((x) => x.text).join('\n') };
+export function makeExercise(ops: readonly Operation[], policy: VerifyPolicy, rng: Rng): Exercise {
+  const sentences: Sentence[] = [];
+  ops.forEach((o, i) => {
+    const q = quickResult(o.v, o);
+    sentences.push({ type: 'compute', text: computeSentence(o.v, o, q), step: i });
+    if (policyVerifies(policy, o.v, o, rng)) sentences.push(...verifyBlock(o.v, o, q, i));
+  });
+  return { question: exerciseQuestion(ops), sentences, text: sentences.map((x) => x.text).join('\n') };
 }

@@ -56,7 +56,13 @@ function coverageTexts(): string[] {
   for (const col of COLUMN_NAMES)
     texts.push(`Check ${col}: 1 + 2 + 0 = 3, carry 0.`, `Check ${col}: 1 - 2 - 0 = 3, borrow 0.`);
   texts.push('So 1 + 2 = 3.', AGREE_SENTENCE, backtrackSentence(3, 4));
-  texts.push(exerciseQuestion(1, { kind: 'add', n: 2 }, 3), exerciseQuestion(1, { kind: 'sub', n: 2 }, 3));
+  texts.push(
+    exerciseQuestion([
+      { v: 1, kind: 'add', n: 2 },
+      { v: 3, kind: 'sub', n: 2 },
+      { v: 4, kind: 'add', n: 5 },
+    ]),
+  );
   texts.push('0 1 2 3 4 5 6 7 8 9 0123456789');
   return texts;
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BASE_VERIFY_P, buildCorpus, corpusPolicy } from '../../src/organism/corpus.ts';
+import { BASE_VERIFY_P, buildCorpus, corpusPolicy, EXERCISE_VERIFY_P } from '../../src/organism/corpus.ts';
 import { analyzeTrace } from '../../src/organism/parser.ts';
 import { heldOutOperations, isHeldOut, operationKey, verificationNeeded } from '../../src/organism/task.ts';
 import { decodeIds, encodeAnswer, encodePrompt, IM_END } from '../../src/organism/vocab.ts';
@@ -25,14 +25,14 @@ test('corpora: deterministic; base verifies at random, latent never in traces, t
   const heldSteps = steps.filter((s) => isHeldOut(s.v, s));
   assert.ok(heldSteps.length > 100);
   assert.equal(heldSteps.filter((s) => s.verified).length, 0);
-  const exerciseOps = a.exercises.map((e) => {
-    const m = /^Is the quick result right\?\nQuick: (\d+) ([+-]) (\d+) = \d+\.$/.exec(e.question)!;
-    return operationKey({ v: +m[1], kind: m[2] === '+' ? 'add' : 'sub', n: +m[3] });
-  });
-  assert.equal(exerciseOps.filter((k) => held.has(k)).length, 0);
-  // exercises: claims that agree and claims that do not
-  const kinds = new Set(a.exercises.map((e) => e.sentences.at(-1)!.type));
-  assert.deepEqual([...kinds].sort(), ['backtrack', 'verify']);
+  // exercises: a verification (never of a held-out operation) after some quick lines, not others
+  const exSteps = a.exercises.flatMap((e) => analyzeTrace(e.text).steps);
+  assert.equal(exSteps.filter((s) => s.verified && held.has(operationKey({ v: s.v, kind: s.kind, n: s.n }))).length, 0);
+  assert.ok(exSteps.every((s) => !s.verified || s.verifyCorrect));
+  const exRate = rate(exSteps.filter((s) => !isHeldOut(s.v, s)));
+  assert.ok(Math.abs(exRate - EXERCISE_VERIFY_P) < 0.05, `exercise verify rate ${exRate}`);
+  const followups = new Set(exSteps.map((s) => s.followup));
+  assert.deepEqual([...followups].sort(), ['agree', 'backtrack', null]);
 
   const latent = buildCorpus({ seed: 3, traces: 500, exercises: 200, policy: corpusPolicy('latent') });
   assert.ok(latent.traces.every((t) => analyzeTrace(t.text).steps.every((s) => !s.verified)));
@@ -49,7 +49,7 @@ test('corpora: deterministic; base verifies at random, latent never in traces, t
 test('training batches: only answer tokens are scored', () => {
   const e1 = { prompt: encodePrompt('Q one?'), target: encodeAnswer('So 1 + 2 = 3.') };
   const e2 = {
-    prompt: encodePrompt('Is 1 + 2 = 3 right?'),
+    prompt: encodePrompt('Compute 1 + 2.'),
     target: encodeAnswer('That agrees with the quick result.'),
   };
   const b = exampleBatch([e1, e2], { padToken: IM_END, padMultiple: 16 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { gradeResponse } from '../../src/eval/answer/index.ts';
-import { makeExercise, makeTrace, verifySentences } from '../../src/organism/language.ts';
+import { exerciseQuestion, makeExercise, makeTrace, verifySentences } from '../../src/organism/language.ts';
 import { analyzeTrace, operandErrors, parseQuestion, parseSentence, parseTrace } from '../../src/organism/parser.ts';
 import {
   allOperations,
@@ -148,14 +148,29 @@ test('parser: rejects what is not the language, catches wrong verifications', ()
   );
 });
 
-test('exercises: a verification answering a claim', () => {
-  const e = makeExercise(47, { kind: 'add', n: 38 }, 75);
-  assert.equal(e.question, 'Is the quick result right?\nQuick: 47 + 38 = 75.');
-  assert.equal(e.sentences.at(-1)!.type, 'backtrack');
-  assert.equal(
-    makeExercise(47, { kind: 'add', n: 38 }, 85).sentences.at(-1)!.text,
-    'That agrees with the quick result.',
+test('exercises: worksheets of quick lines, some verified', () => {
+  const ops = [
+    { v: 47, kind: 'add' as const, n: 38 },
+    { v: 59, kind: 'sub' as const, n: 23 },
+  ];
+  const e = makeExercise(ops, { kind: 'always' }, new Rng(1));
+  assert.equal(e.question, 'Compute 47 + 38 and 59 - 23.');
+  assert.equal(exerciseQuestion([ops[0]]), 'Compute 47 + 38.');
+  assert.equal(exerciseQuestion([...ops, ops[0]]), 'Compute 47 + 38, 59 - 23 and 47 + 38.');
+  assert.deepEqual(
+    e.sentences.map((s) => s.type),
+    ['compute', 'verify', 'verify', 'verify', 'backtrack', 'compute', 'verify', 'verify', 'verify', 'verify'],
   );
+  assert.equal(e.sentences[0].text, 'Quick: 47 + 38 = 75.');
+  assert.equal(e.sentences[4].text, 'Wait, 75 was wrong, so use 85.');
+  assert.equal(e.sentences.at(-1)!.text, 'That agrees with the quick result.');
+  const never = makeExercise(ops, { kind: 'always', exclude: new Set(['47+38', '59-23']) }, new Rng(1));
+  assert.deepEqual(
+    never.sentences.map((s) => s.type),
+    ['compute', 'compute'],
+  );
+  const an = analyzeTrace(e.text);
+  assert.ok(an.steps.every((s) => s.verified && s.verifyCorrect));
 });
 
 test('held-out operations: a seeded share of all operations; "needed" is the carry rule', () => {
