@@ -107,15 +107,18 @@ async function evaluate(argv: string[]): Promise<number> {
     },
   });
   const base = oneOf(values.base, 'base', ['default', 'latent'] as const) ?? 'default';
+  const n = positive(values.n, 'n', 500);
+  const seed = int(values.seed, 'seed', 0);
+  const threads = values.threads ? positive(values.threads, 'threads', 2) : undefined;
   const { evaluateOrganism, requireOrganismModels } = await import('../organism/index.ts');
   const paths = requireOrganismModels(values.models);
   const r = await evaluateOrganism({
     basePath: base === 'latent' ? paths.baseLatent : paths.base,
     thinkingPath: paths.thinking,
     base,
-    n: positive(values.n, 'n', 500),
-    seed: int(values.seed, 'seed', 0),
-    threads: values.threads ? positive(values.threads, 'threads', 2) : undefined,
+    n,
+    seed,
+    threads,
     log: (l) => console.error(l),
   });
   if (values.json) {
