@@ -15,6 +15,8 @@ export interface StageConfig {
   batchSize: number;
   lr: number;
   warmup: number;
+  /** a second cycle on the same corpus (warm restart: new warm-up and cosine decay) */
+  restart?: { steps: number; lr: number; warmup: number };
 }
 
 export interface BuildConfig {
@@ -80,7 +82,8 @@ export interface BuildRecord {
   config: BuildConfig;
   threads: number;
   corpus: Record<StageName, { tokens: number; examples: number }>;
-  stages: Record<StageName, StageResult>;
+  /** each stage's training, and 'latent-restart' etc. for second cycles */
+  stages: Record<string, StageResult>;
   /** training time of all stages (summed over resumed runs) */
   trainSeconds: number;
   /** wall time of the invocation that finished the build */
@@ -114,7 +117,7 @@ export async function buildOrganism(o: BuildOptions): Promise<BuildRecord> {
   mkdirSync(o.outDir, { recursive: true });
   const t0 = performance.now();
   const recordFile = join(o.workDir, 'stages.json');
-  const done: Partial<Record<StageName, StageResult>> = existsSync(recordFile)
+  const done: Record<string, StageResult> = existsSync(recordFile)
     ? JSON.parse(readFileSync(recordFile, 'utf8'))
     : {};
   const saveRecord = () => {
@@ -133,15 +136,17 @@ export async function buildOrganism(o: BuildOptions): Promise<BuildRecord> {
       let total = 0;
       for (const stage of STAGES) {
         const corpus = stageCorpus({ ...c, [stage]: { ...c[stage], traces: 200, exercises: 100 } }, stage);
-        total += (await secondsPerStep(init, corpus.examples, c[stage].batchSize, threads)) * c[stage].steps;
+        const steps = c[stage].steps + (c[stage].restart?.steps ?? 0);
+        total += (await secondsPerStep(init, corpus.examples, c[stage].batchSize, threads)) * steps;
       }
       const f = o.timeBudget / total;
       log(`  time budget ${o.timeBudget} s: steps x ${f.toFixed(2)}`);
-      const scale = (s: StageConfig): StageConfig => ({
+      const scaled = <S extends { steps: number; warmup: number }>(s: S): S => ({
         ...s,
         steps: Math.max(10, Math.round(s.steps * f)),
         warmup: Math.max(1, Math.round(s.warmup * Math.min(1, f))),
       });
+      const scale = (s: StageConfig): StageConfig => ({ ...scaled(s), restart: s.restart && scaled(s.restart) });
       c = { ...c, latent: scale(c.latent), base: scale(c.base), thinking: scale(c.thinking) };
     }
     writeFileSync(`${planFile}.tmp`, JSON.stringify(c, null, 1));
@@ -149,50 +154,57 @@ export async function buildOrganism(o: BuildOptions): Promise<BuildRecord> {
   }
 
   const corpus = {} as Record<StageName, { tokens: number; examples: number }>;
+  const final = {} as Record<StageName, string>;
   let from = init;
   for (const [i, stage] of STAGES.entries()) {
     const s = c[stage];
-    const out = join(o.workDir, `${stage}.gguf`);
     const data = stageCorpus(c, stage);
     corpus[stage] = { tokens: data.tokens, examples: data.examples.length };
-    if (!existsSync(out) || !done[stage]) {
-      log(`organism build (${c.name}): ${stage} model, ${data.examples.length} examples, ${data.tokens} tokens`);
-      done[stage] = await trainStage({
-        from,
-        out,
-        examples: data.examples,
-        steps: s.steps,
-        batchSize: s.batchSize,
-        lr: s.lr,
-        warmup: s.warmup,
-        weightDecay: c.weightDecay,
-        seed: c.seed + i,
-        threads,
-        checkpointEvery: c.checkpointEvery,
-        logEvery: Math.max(1, Math.min(50, Math.floor(s.steps / 10))),
-        log: (l) => log(`  ${stage}: ${l}`),
-      });
-      saveRecord();
+    const cycles = [
+      { key: stage, out: `${stage}.gguf`, steps: s.steps, lr: s.lr, warmup: s.warmup, seed: c.seed + i },
+      ...(s.restart ? [{ key: `${stage}-restart`, out: `${stage}-restart.gguf`, ...s.restart, seed: c.seed + 10 + i }] : []),
+    ];
+    for (const cy of cycles) {
+      const out = join(o.workDir, cy.out);
+      if (!existsSync(out) || !done[cy.key]) {
+        log(`organism build (${c.name}): ${cy.key}, ${data.examples.length} examples, ${data.tokens} tokens`);
+        done[cy.key] = await trainStage({
+          from,
+          out,
+          examples: data.examples,
+          steps: cy.steps,
+          batchSize: s.batchSize,
+          lr: cy.lr,
+          warmup: cy.warmup,
+          weightDecay: c.weightDecay,
+          seed: cy.seed,
+          threads,
+          checkpointEvery: c.checkpointEvery,
+          logEvery: Math.max(1, Math.min(50, Math.floor(cy.steps / 10))),
+          log: (l) => log(`  ${cy.key}: ${l}`),
+        });
+        saveRecord();
+      }
+      from = out;
     }
-    from = out;
+    final[stage] = from;
   }
 
   log(`organism build: writing ${o.outDir}`);
   const files: Record<StageName, string> = { latent: 'base-latent.gguf', base: 'base.gguf', thinking: 'thinking.gguf' };
   for (const stage of STAGES) {
-    finalizeModel(join(o.workDir, `${stage}.gguf`), join(o.outDir, files[stage]), {
+    finalizeModel(final[stage], join(o.outDir, files[stage]), {
       name: `thinkwhen-organism-${files[stage].replace('.gguf', '')}`,
       description: `thinkwhen model organism (${c.name} build, seed ${c.seed}): ${DESCRIPTIONS[stage]}. See docs/organism.md.`,
       f16: c.f16,
     });
   }
-  const stages = done as Record<StageName, StageResult>;
   const record: BuildRecord = {
     config: c,
     threads,
     corpus,
-    stages,
-    trainSeconds: STAGES.reduce((t, st) => t + stages[st].seconds, 0),
+    stages: done,
+    trainSeconds: Object.values(done).reduce((t, r) => t + r.seconds, 0),
     wallSeconds: (performance.now() - t0) / 1000,
     finishedAt: new Date().toISOString(),
   };

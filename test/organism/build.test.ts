@@ -149,6 +149,16 @@ test('shipped models: the stored evaluations measured these files and every prop
   }
 });
 
+test('shipped models: the stored taxonomy score was measured on the shipped thinking model', () => {
+  const file = join(shippedDir, 'taxonomy.json');
+  assert.ok(existsSync(file), `missing ${file}: see docs/organism.md (taxonomy score of the organism)`);
+  const t = JSON.parse(readFileSync(file, 'utf8'));
+  assert.equal(t.thinking.sha256, createHash('sha256').update(readFileSync(shipped.thinking)).digest('hex'));
+  for (const k of ['ari', 'nmi', 'purity']) assert.ok(t[k] >= 0 && t[k] <= 1, `${k} = ${t[k]}`);
+  assert.ok(Number.isInteger(t.layer) && Number.isInteger(t.k) && t.problems >= 200);
+  assert.match(t.command, /taxonomy score --organism --json/);
+});
+
 test(
   'shipped models: a live check on 16 held-out problems agrees with the stored evaluation',
   { timeout: 240_000 },
