@@ -3,9 +3,10 @@
 // Usage: node --import tsx bench/sae.ts [--n 50000] [--dim 1536] [--k 15] [--clusters 30] [--noise 1.0]
 //   [--threads 2] [--max-epochs 300]
 import { parseArgs } from 'node:util';
+import { Rng } from '../src/rng.ts';
 import { adjustedRandIndex } from '../src/taxonomy/metrics.ts';
 import { centerAndNormalize } from '../src/taxonomy/preprocess.ts';
-import { Rng, trainTopKSae } from '../src/taxonomy/sae.ts';
+import { trainTopKSae } from '../src/taxonomy/sae.ts';
 
 const { values } = parseArgs({
   options: {

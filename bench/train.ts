@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { Model } from '../src/engine/index.ts';
 import { type TinyModelSpec, writeTinyModel } from '../src/gguf/tiny-model.ts';
 import { GgmlType } from '../src/gguf/types.ts';
-import { rng } from '../src/train/rng.ts';
+import { Rng } from '../src/rng.ts';
 import { Trainer } from '../src/train/trainer.ts';
 
 const { values } = parseArgs({
@@ -97,8 +97,8 @@ async function llamaForward(path: string, tokens: number[]): Promise<number> {
 }
 
 function tokensFor(nVocab: number, n: number, seed: number): number[] {
-  const r = rng(seed);
-  return Array.from({ length: n }, () => 5 + Math.floor(r() * Math.min(nVocab - 5, 30000)));
+  const r = new Rng(seed);
+  return Array.from({ length: n }, () => 5 + r.int(Math.min(nVocab - 5, 30000)));
 }
 
 const lines: string[] = [];

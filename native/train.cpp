@@ -299,7 +299,12 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
   Napi::Value Save(const Napi::CallbackInfo& info);
   Napi::Value Free(const Napi::CallbackInfo& info);
   Napi::Value SetThreads(const Napi::CallbackInfo& info);
+  Napi::Value GetMoments(const Napi::CallbackInfo& info);
+  Napi::Value SetMoments(const Napi::CallbackInfo& info);
+  Napi::Value GetSteps(const Napi::CallbackInfo& info);
+  Napi::Value SetSteps(const Napi::CallbackInfo& info);
   RunSpec parseRun(Napi::Env env, Napi::Object o);
+  Param* trainable(Napi::Env env, const Napi::Value& which);
 };
 
 Napi::FunctionReference Trainer::ctor;
@@ -966,21 +971,70 @@ Napi::Value Trainer::GetVector(const Napi::CallbackInfo& info) {
 Napi::Value Trainer::GetGrad(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   check(env);
-  ggml_tensor* g = nullptr;
-  if (info[0].IsNumber()) {
-    int i = info[0].As<Napi::Number>().Int32Value();
-    if (i < 0 || (size_t)i >= vecs.size() || vecs[i].param < 0) throw Napi::RangeError::New(env, "no such trainable vector");
-    g = params[vecs[i].param].g;
-  } else {
-    std::string n = info[0].ToString().Utf8Value();
-    for (auto& p : params) {
-      if (p.t->name == n) g = p.g;
-    }
-    if (g == nullptr) throw Napi::RangeError::New(env, "no trainable tensor named " + n);
-  }
+  ggml_tensor* g = trainable(env, info[0])->g;
   std::vector<float> d(ggml_nelements(g));
   ggml_backend_tensor_get(g, d.data(), 0, ggml_nbytes(g));
   return toJs(env, d.data(), d.size());
+}
+
+// The trainable parameter named by a vector index or a tensor name (a JS exception otherwise).
+Param* Trainer::trainable(Napi::Env env, const Napi::Value& which) {
+  if (which.IsNumber()) {
+    int i = which.As<Napi::Number>().Int32Value();
+    if (i < 0 || (size_t)i >= vecs.size() || vecs[i].param < 0) throw Napi::RangeError::New(env, "no such trainable vector");
+    return &params[vecs[i].param];
+  }
+  std::string n = which.ToString().Utf8Value();
+  for (auto& p : params) {
+    if (p.t->name == n) return &p;
+  }
+  throw Napi::RangeError::New(env, "no trainable tensor named " + n);
+}
+
+// getMoments(vectorIndex | tensorName) -> {m, v}: Adam's first and second moments of a parameter;
+// setMoments(which, m, v) restores them, getSteps()/setSteps(n) the step count of the bias
+// correction: together a resumed run continues the optimizer exactly where it stopped.
+Napi::Value Trainer::GetMoments(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  check(env);
+  Param* p = trainable(env, info[0]);
+  Napi::Object out = Napi::Object::New(env);
+  for (auto [key, t] : {std::pair<const char*, ggml_tensor*>{"m", p->m}, {"v", p->v}}) {
+    Napi::Float32Array a = Napi::Float32Array::New(env, ggml_nelements(t));
+    ggml_backend_tensor_get(t, a.Data(), 0, ggml_nbytes(t));
+    out.Set(key, a);
+  }
+  return out;
+}
+
+Napi::Value Trainer::SetMoments(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  check(env);
+  Param* p = trainable(env, info[0]);
+  for (int k = 1; k <= 2; k++) {
+    ggml_tensor* t = k == 1 ? p->m : p->v;
+    if (!info[k].IsTypedArray() || info[k].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+        info[k].As<Napi::Float32Array>().ElementLength() != (size_t)ggml_nelements(t)) {
+      throw Napi::RangeError::New(env, "setMoments: two Float32Arrays of the parameter's size expected");
+    }
+  }
+  ggml_backend_tensor_set(p->m, info[1].As<Napi::Float32Array>().Data(), 0, ggml_nbytes(p->m));
+  ggml_backend_tensor_set(p->v, info[2].As<Napi::Float32Array>().Data(), 0, ggml_nbytes(p->v));
+  return env.Undefined();
+}
+
+Napi::Value Trainer::GetSteps(const Napi::CallbackInfo& info) {
+  check(info.Env());
+  return Napi::Number::New(info.Env(), (double)stepCount);
+}
+
+Napi::Value Trainer::SetSteps(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  check(env);
+  const double n = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+  if (!(n >= 0) || n != std::floor(n)) throw Napi::RangeError::New(env, "setSteps: a non-negative integer expected");
+  stepCount = (int64_t)n;
+  return env.Undefined();
 }
 
 // getParam(name) -> Float32Array (dequantised), setParam(name, Float32Array) (F32 tensors only)
@@ -1363,6 +1417,10 @@ Napi::Object TrainInit(Napi::Env env, Napi::Object exports) {
                                                Trainer::InstanceMethod("zeroGrad", &Trainer::ZeroGrad),
                                                Trainer::InstanceMethod("save", &Trainer::Save),
                                                Trainer::InstanceMethod("setThreads", &Trainer::SetThreads),
+                                               Trainer::InstanceMethod("getMoments", &Trainer::GetMoments),
+                                               Trainer::InstanceMethod("setMoments", &Trainer::SetMoments),
+                                               Trainer::InstanceMethod("getSteps", &Trainer::GetSteps),
+                                               Trainer::InstanceMethod("setSteps", &Trainer::SetSteps),
                                                Trainer::InstanceMethod("free", &Trainer::Free),
                                            });
   Trainer::ctor = Napi::Persistent(fn);

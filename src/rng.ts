@@ -1,4 +1,8 @@
-/** Small seeded PRNG (xoshiro128**) with a normal sampler: reproducible across runs and machines. */
+// The project's one pseudo-random generator: every seeded draw (problems, corpora, batch order,
+// initial weights, vector initialisation, bootstrap resampling, sampling, SAE training, the
+// grader's sample points) comes from this class, so a seed means the same thing everywhere.
+
+/** Small seeded PRNG (xoshiro128**): reproducible across runs and machines. */
 export class Rng {
   private s = new Uint32Array(4);
   private spare: number | null = null;
@@ -34,6 +38,11 @@ export class Rng {
     return this.nextU32() / 4294967296;
   }
 
+  /** Uniform integer in [0, n). */
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+
   /** Standard normal (Marsaglia polar method). */
   normal(): number {
     if (this.spare !== null) {
@@ -54,8 +63,27 @@ export class Rng {
     return u * m;
   }
 
-  int(n: number): number {
-    return Math.floor(this.next() * n);
+  /** n standard normal samples. */
+  normals(n: number): Float32Array {
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = this.normal();
+    return out;
+  }
+
+  /** Shuffles in place (Fisher-Yates) and returns the same array. */
+  shuffle<T, A extends { length: number; [i: number]: T }>(a: A): A {
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      const t = a[i];
+      a[i] = a[j];
+      a[j] = t;
+    }
+    return a;
+  }
+
+  /** A random permutation of 0..n-1. */
+  permutation(n: number): number[] {
+    return this.shuffle(Array.from({ length: n }, (_, i) => i));
   }
 }
 

@@ -1,5 +1,6 @@
 // Evaluation statistics: accuracy with Wilson intervals, unbiased pass@k, the paper's gap recovered,
 // exact McNemar for paired systems, token and cost summaries. Pure functions, no I/O.
+import { Rng } from '../rng.ts';
 
 /** Two-sided 95 % normal quantile. */
 export const Z95 = 1.959963984540054;
@@ -93,28 +94,16 @@ function mean(xs: number[]): number {
   return s / xs.length;
 }
 
-/** Small deterministic PRNG (mulberry32) so reports are reproducible. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** 95 % percentile bootstrap interval of the mean. */
 export function bootstrapInterval(values: number[], iterations: number, seed: number): [number, number] {
   const n = values.length;
   if (n === 0) return [Number.NaN, Number.NaN];
   if (iterations <= 0) return [mean(values), mean(values)];
-  const rand = prng(seed);
+  const rng = new Rng(seed);
   const means = new Float64Array(iterations);
   for (let b = 0; b < iterations; b++) {
     let s = 0;
-    for (let i = 0; i < n; i++) s += values[Math.floor(rand() * n)];
+    for (let i = 0; i < n; i++) s += values[rng.int(n)];
     means[b] = s / n;
   }
   means.sort();

@@ -1,15 +1,24 @@
 // Library API of the model organism: problems, traces with sentence labels, the parser, the
 // shipped model files, building and evaluating.
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ThinkwhenError } from '../errors.ts';
 import { Rng } from '../rng.ts';
-import { BASE_VERIFY_P } from './corpus.ts';
+import { type CorpusKind, corpusPolicy } from './corpus.ts';
 import { makeTrace, type Trace, type VerifyPolicy } from './language.ts';
 import { DEFAULT_DIFFICULTY, type Difficulty, generateProblems, type Split } from './task.ts';
 
 export * from './build.ts';
-export { BASE_VERIFY_P, buildCorpus, type Corpus, type CorpusOptions, type Example } from './corpus.ts';
+export {
+  BASE_VERIFY_P,
+  buildCorpus,
+  type Corpus,
+  type CorpusKind,
+  type CorpusOptions,
+  corpusPolicy,
+  type Example,
+} from './corpus.ts';
 export * from './eval.ts';
 export * from './language.ts';
 export * from './model-file.ts';
@@ -26,18 +35,24 @@ export {
   segment,
 } from './vocab.ts';
 
-/** Paths of the shipped models (src/organism/models/). */
-export function organismModelPaths(): { base: string; thinking: string } {
-  return {
-    base: fileURLToPath(new URL('./models/base.gguf', import.meta.url)),
-    thinking: fileURLToPath(new URL('./models/thinking.gguf', import.meta.url)),
-  };
+/** Paths of the organism's models: base, base-latent and thinking. */
+export interface OrganismModelPaths {
+  base: string;
+  /** the base model that never saw a verification inside a trace (docs/organism.md) */
+  baseLatent: string;
+  thinking: string;
 }
 
-/** The shipped model paths, or a ThinkwhenError saying how to build them. */
-export function requireOrganismModels(dir?: string): { base: string; thinking: string } {
-  const p = dir ? { base: `${dir}/base.gguf`, thinking: `${dir}/thinking.gguf` } : organismModelPaths();
-  for (const f of [p.base, p.thinking]) {
+/** The organism's model files in `dir` (default: the shipped models, src/organism/models/). */
+export function organismModelPaths(dir?: string): OrganismModelPaths {
+  const at = (f: string) => (dir ? join(dir, f) : fileURLToPath(new URL(`./models/${f}`, import.meta.url)));
+  return { base: at('base.gguf'), baseLatent: at('base-latent.gguf'), thinking: at('thinking.gguf') };
+}
+
+/** The model paths, or a ThinkwhenError naming the missing file and how to build it. */
+export function requireOrganismModels(dir?: string): OrganismModelPaths {
+  const p = organismModelPaths(dir);
+  for (const f of [p.base, p.baseLatent, p.thinking]) {
     if (!existsSync(f))
       throw new ThinkwhenError('ORGANISM_MISSING', `organism model not found: ${f}`, 'run `thinkwhen organism build`');
   }
@@ -48,8 +63,11 @@ export interface OrganismTraceOptions {
   split?: Split;
   count: number;
   seed?: number;
-  /** 'thinking': verify every quick computation; 'base': verify at random (as the base corpus); or any policy */
-  policy?: 'thinking' | 'base' | VerifyPolicy;
+  /**
+   * 'thinking': verify exactly when a carry or borrow is needed; 'base': verify at random (as the
+   * base corpus); 'latent': never (as base-latent's traces); or any policy
+   */
+  policy?: CorpusKind | VerifyPolicy;
   difficulty?: Difficulty;
 }
 
@@ -58,12 +76,7 @@ export interface OrganismTraceOptions {
  * (setup, plan, compute, verify, backtrack, conclude).
  */
 export function organismTraces(o: OrganismTraceOptions): Trace[] {
-  const policy: VerifyPolicy =
-    o.policy === 'base'
-      ? { kind: 'random', p: BASE_VERIFY_P }
-      : o.policy === 'thinking' || !o.policy
-        ? { kind: 'always' }
-        : o.policy;
+  const policy: VerifyPolicy = typeof o.policy === 'object' ? o.policy : corpusPolicy(o.policy ?? 'thinking');
   const seed = o.seed ?? 1;
   const rng = new Rng(seed * 31 + 7);
   return generateProblems(o.split ?? 'test', o.count, seed, o.difficulty ?? DEFAULT_DIFFICULTY).map((p) =>

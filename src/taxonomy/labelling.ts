@@ -15,6 +15,7 @@
  */
 import { ThinkwhenError } from '../errors.ts';
 import { type ChatParams, type LlmClient, parseJsonContent } from '../llm/client.ts';
+import { Rng } from '../rng.ts';
 import {
   accuracyPrompt,
   clusterDescriptionPrompt,
@@ -23,7 +24,6 @@ import {
   semanticSimilarityPrompt,
   traceExamplesText,
 } from './prompts.ts';
-import { Rng } from './sae.ts';
 
 export interface Category {
   /** Latent index j (key "idx{j}" downstream). */

@@ -6,11 +6,12 @@
 import { Model } from '../engine/model.ts';
 import { GgmlType, type TinyModelSpec, typeName, writeTinyModel } from '../gguf/index.ts';
 import { readGguf } from '../gguf/read.ts';
+import { Rng } from '../rng.ts';
 import { exampleBatch } from './batch.ts';
 import type { NativeRunBatch } from './native.ts';
 import { trainAddon } from './native.ts';
-import { norm, randn, rng } from './rng.ts';
 import { Trainer, type TrainerOptions } from './trainer.ts';
+import { norm } from './vectors.ts';
 
 export interface GradcheckOptions {
   /** logit scale of the loss (the paper: 0.7) */
@@ -79,8 +80,8 @@ export interface GradcheckReport {
 
 /** A small fixed batch of two right-padded sequences (different lengths), paper layout. */
 export function checkBatch(nVocab: number, seed: number): NativeRunBatch {
-  const r = rng(seed);
-  const tok = () => 5 + Math.floor(r() * (nVocab - 5));
+  const r = new Rng(seed);
+  const tok = () => 5 + r.int(nVocab - 5);
   const mk = (p: number, t: number) => ({
     prompt: Array.from({ length: p }, tok),
     target: Array.from({ length: t }, tok),
@@ -149,12 +150,12 @@ export async function gradcheck(path: string, opts: GradcheckOptions = {}): Prom
       forwardMaxDiffKvF16 = maxDiff(ours.logits!, await ref('f16'), c.rows, nVocab);
     }
 
-    const r = rng(seed + 17);
+    const r = new Rng(seed + 17);
     const layers: LayerCheck[] = [];
     const wanted = opts.layers ?? Array.from({ length: nLayer }, (_, i) => i);
     for (const layer of wanted) {
       // A vector of the residual stream's order of magnitude, so the check runs off the origin.
-      const v0 = randn(nEmbd, r);
+      const v0 = r.normals(nEmbd);
       const lossAt = async (v: Float32Array): Promise<number> => {
         tr.setVectors([{ layer, data: v }]);
         const o = await tr.run({ ...batch, logitScale, lossScale: 1 / nTargets });

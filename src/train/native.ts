@@ -79,6 +79,10 @@ export interface NativeTrainer {
   zeroGrad(): void;
   save(path: string): Promise<void>;
   setThreads(n: number): void;
+  getMoments(which: number | string): { m: Float32Array; v: Float32Array };
+  setMoments(which: number | string, m: Float32Array, v: Float32Array): void;
+  getSteps(): number;
+  setSteps(n: number): void;
   free(): void;
 }
 

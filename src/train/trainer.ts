@@ -177,6 +177,24 @@ export class Trainer {
     this.nat.setParam(name, data);
   }
 
+  /** Adam's first and second moments of a trainable vector (index) or weight (tensor name). */
+  moments(which: number | string): { m: Float32Array; v: Float32Array } {
+    return this.nat.getMoments(which);
+  }
+
+  setMoments(which: number | string, m: Float32Array, v: Float32Array): void {
+    this.nat.setMoments(which, m, v);
+  }
+
+  /** Optimizer steps taken (Adam's bias correction counts them); settable to resume a run. */
+  get optimizerSteps(): number {
+    return this.nat.getSteps();
+  }
+
+  set optimizerSteps(n: number) {
+    this.nat.setSteps(n);
+  }
+
   /** Writes the current weights with the source file's metadata (weights mode: all F32). */
   save(path: string): Promise<void> {
     return this.nat.save(path);

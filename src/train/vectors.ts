@@ -4,9 +4,9 @@
 // to 0, 50 epochs, early stopping on the epoch's mean training loss (min delta 0.001, patience 10)
 // with the best epoch's vector restored, initialisation randn / ||randn|| (norm 1).
 import { ThinkwhenError } from '../errors.ts';
+import { Rng } from '../rng.ts';
 import { type BatchOptions, type Example, exampleBatch } from './batch.ts';
 import { type AdamOptions, accumulateAndStep, EarlyStopping, evaluate, type Schedule, scheduledLr } from './loop.ts';
-import { norm, permutation, randn, rng } from './rng.ts';
 import type { HookSite, Trainer } from './trainer.ts';
 
 export interface VectorTrainOptions {
@@ -88,10 +88,10 @@ export async function trainVector(tr: Trainer, o: VectorTrainOptions): Promise<V
   const schedule = o.schedule ?? d.schedule;
   const loss = { logitScale: o.logitScale ?? d.logitScale, base10: o.base10 ?? d.base10 };
   const seed = o.seed ?? 0;
-  const rand = rng(seed);
+  const rng = new Rng(seed);
   let init = o.init;
   if (!init) {
-    init = randn(tr.nEmbd, rand);
+    init = rng.normals(tr.nEmbd);
     const s = (o.initNorm ?? d.initNorm) / norm(init);
     for (let i = 0; i < init.length; i++) init[i] *= s;
   }
@@ -116,7 +116,7 @@ export async function trainVector(tr: Trainer, o: VectorTrainOptions): Promise<V
   const stop = new EarlyStopping(o.patience ?? d.patience, o.minDelta ?? d.minDelta);
   let best = tr.vector(0);
   for (let epoch = 0; epoch < epochs; epoch++) {
-    const order = permutation(o.train.length, rand);
+    const order = rng.permutation(o.train.length);
     let sum = 0;
     let lrNow = lr;
     for (const mb of chunks(order, bs)) {
@@ -151,4 +151,11 @@ export async function trainVector(tr: Trainer, o: VectorTrainOptions): Promise<V
   result.bestLoss = stop.best;
   if (heldOut) result.heldOutAfter = await evaluate(tr, heldOut, loss);
   return result;
+}
+
+/** Euclidean norm. */
+export function norm(v: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < v.length; i++) s += v[i] * v[i];
+  return Math.sqrt(s);
 }

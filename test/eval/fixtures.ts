@@ -2,8 +2,8 @@
 // standing in for the generation stage until it exists. Nothing here is a model output.
 import { join } from 'node:path';
 import { loadDataset, type Problem } from '../../src/eval/datasets.ts';
-import { prng } from '../../src/eval/metrics.ts';
 import { type RunConfig, RunStore, type Shard, selectShard } from '../../src/eval/store.ts';
+import { Rng } from '../../src/rng.ts';
 
 export const repoRoot = join(import.meta.dirname, '..', '..');
 export const sharedData = join(repoRoot, '..', 'shared', 'data');
@@ -51,7 +51,8 @@ export async function buildFakeRun(
   o: FakeRunOptions,
   dataset?: Awaited<ReturnType<typeof gsm8kProblems>>['info'],
 ) {
-  const rand = prng(o.seed ?? 7);
+  const rng = new Rng(o.seed ?? 7);
+  const rand = () => rng.next();
   const store = RunStore.open(path, { config: fakeConfig(o), ...(dataset ? { dataset } : {}), shard: o.shard ?? null });
   try {
     const problems = selectShard(o.problems, o.shard);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ThinkwhenError } from '../../src/errors.ts';
 import { LlmClient } from '../../src/llm/client.ts';
+import { Rng } from '../../src/rng.ts';
 import {
   generateCategoryTitles,
   parseTitleResponse,
@@ -15,7 +16,7 @@ import {
 import { adjustedRandIndex } from '../../src/taxonomy/metrics.ts';
 import { centerAndNormalize } from '../../src/taxonomy/preprocess.ts';
 import { clusterDescriptionPrompt } from '../../src/taxonomy/prompts.ts';
-import { Rng, trainTopKSae } from '../../src/taxonomy/sae.ts';
+import { trainTopKSae } from '../../src/taxonomy/sae.ts';
 import { startFakeOpenAI } from '../llm/fake-openai.ts';
 
 // Three planted reasoning behaviours, each with a keyword the fake LLM keys on.

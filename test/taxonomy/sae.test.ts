@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ThinkwhenError } from '../../src/errors.ts';
+import { Rng } from '../../src/rng.ts';
 import { adjustedRandIndex } from '../../src/taxonomy/metrics.ts';
 import { centerAndNormalize } from '../../src/taxonomy/preprocess.ts';
-import { defaultLr, loadSae, Rng, saveSae, trainSaeGrid, trainTopKSae } from '../../src/taxonomy/sae.ts';
+import { defaultLr, loadSae, saveSae, trainSaeGrid, trainTopKSae } from '../../src/taxonomy/sae.ts';
 import {
   accumulateRows,
   allocGrads,

@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Model } from '../../src/engine/model.ts';
 import { ThinkwhenError } from '../../src/errors.ts';
+import { Rng } from '../../src/rng.ts';
 import { exampleBatch, sequenceBatch } from '../../src/train/batch.ts';
 import { checkBatch } from '../../src/train/gradcheck.ts';
 import { trainAddon } from '../../src/train/native.ts';
-import { randn, rng } from '../../src/train/rng.ts';
 import { Trainer } from '../../src/train/trainer.ts';
 import { f32Model, GgmlType, maxAbsDiff, relErr, typedModel } from './helpers.ts';
 
@@ -42,7 +42,7 @@ test('transposed-copy backward equals ggml out_prod backward (Q8_0 weights)', as
   const grads: Float32Array[] = [];
   for (const gradWeightType of ['none', 'f16', 'q8_0'] as const) {
     const tr = Trainer.open(path, { gradWeightType });
-    const v = randn(tr.nEmbd, rng(4));
+    const v = new Rng(4).normals(tr.nEmbd);
     tr.setVectors([{ layer: 1, data: v }]);
     const b = checkBatch(tr.nVocab, 2);
     await tr.run({ ...b, lossScale: 0.1, backward: true });
@@ -55,7 +55,7 @@ test('transposed-copy backward equals ggml out_prod backward (Q8_0 weights)', as
 
 test('gradient accumulation over micro-batches equals one batch', async () => {
   const tr = Trainer.open(f32Model('llama'));
-  const v = randn(tr.nEmbd, rng(9));
+  const v = new Rng(9).normals(tr.nEmbd);
   const ex = [
     { prompt: [5, 6, 7], target: [8, 9, 10, 11] },
     { prompt: [12, 13], target: [14, 15, 16] },

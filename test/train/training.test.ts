@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Model } from '../../src/engine/model.ts';
+import { Rng } from '../../src/rng.ts';
 import { sequenceBatch } from '../../src/train/batch.ts';
 import { trainAddon } from '../../src/train/native.ts';
-import { rng } from '../../src/train/rng.ts';
 import { Trainer } from '../../src/train/trainer.ts';
 import { trainVector } from '../../src/train/vectors.ts';
 import { trainWeights } from '../../src/train/weights.ts';
@@ -16,7 +16,8 @@ import { f32Model, maxAbsDiff, smallLm } from './helpers.ts';
 
 test('a steering vector trained on a toy target lowers held-out loss', async () => {
   const tr = Trainer.open(f32Model('qwen2'));
-  const r = rng(1);
+  const rng = new Rng(1);
+  const r = () => rng.next();
   const target = [100, 101, 102, 103, 104];
   const ex = (n: number) =>
     Array.from({ length: n }, () => ({
@@ -43,7 +44,8 @@ test('a steering vector trained on a toy target lowers held-out loss', async () 
 
 /** A first-order Markov chain over 16 tokens with 1.5 bits of entropy per step. */
 function markovCorpus(n: number, len: number, seed: number): { seqs: number[][]; entropy: number } {
-  const r = rng(seed);
+  const rng = new Rng(seed);
+  const r = () => rng.next();
   const base = 300;
   const next = (s: number) => {
     const u = r();
@@ -69,7 +71,7 @@ test('training all weights learns a synthetic corpus to near its entropy; the sa
     const { seqs, entropy } = markovCorpus(64, 24, 5);
     const heldOut = markovCorpus(8, 24, 6).seqs;
     const res = await trainWeights(tr, {
-      sequences: seqs,
+      data: seqs,
       heldOut,
       batchSize: 8,
       steps: 120,

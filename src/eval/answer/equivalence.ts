@@ -2,6 +2,8 @@
  * Is a predicted answer equivalent to the gold one? Always called as (gold, pred): the rules are
  * deliberately asymmetric where Math-Verify's are (assignments, sets vs relations).
  */
+
+import { Rng } from '../../rng.ts';
 import { bin, freeSymbols, hasDecimal, infinitySign, type Node, type RelationOp } from './ast.ts';
 import { closeComplex, type Exact, evaluateExact, evaluateFloat, isFiniteComplex } from './evaluate.ts';
 import { reduceGold, reduceToAnswer } from './extract.ts';
@@ -24,27 +26,15 @@ const MIN_VALID_POINTS = 3;
 /** Fixed seed: the same pair always gets the same verdict. */
 const SAMPLE_SEED = 0x5eed1234;
 
-/** mulberry32: small, seedable, good enough to pick sample points. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Sample environments: each symbol gets a value in ±[0.25, 2.5], away from the usual poles at 0. */
 function samplePoints(symbols: string[]): Map<string, number>[] {
-  const random = rng(SAMPLE_SEED);
+  const rng = new Rng(SAMPLE_SEED);
   const points: Map<string, number>[] = [];
   for (let k = 0; k < SAMPLE_POINTS; k++) {
     const env = new Map<string, number>();
     for (const s of symbols) {
-      const magnitude = 0.25 + 2.25 * random();
-      env.set(s, random() < 0.5 ? -magnitude : magnitude);
+      const magnitude = 0.25 + 2.25 * rng.next();
+      env.set(s, rng.next() < 0.5 ? -magnitude : magnitude);
     }
     points.push(env);
   }
