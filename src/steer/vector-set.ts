@@ -62,6 +62,8 @@ export interface VectorSetManifest {
   skipped: SkippedEntry[];
   /** where the taxonomy came from (SAE file, layer, K, annotated traces); null when none */
   sae: Record<string, unknown> | null;
+  /** false while `vectors train` is still adding vectors (a set that is not complete does not load) */
+  complete?: boolean;
   [extra: string]: unknown;
 }
 
@@ -245,6 +247,13 @@ function readManifest(dir: string): VectorSetManifest {
   }
   if (!Array.isArray(m.categories) || !Array.isArray(m.skipped ?? [])) {
     throw bad(`${path}: categories and skipped must be lists`);
+  }
+  if (m.complete === false) {
+    throw new ThinkwhenError(
+      'INCOMPLETE_VECTOR_SET',
+      `${dir} is a vector set still being trained (${m.categories.length} vectors so far)`,
+      'rerun the same `thinkwhen vectors train` command: it resumes where it stopped',
+    );
   }
   return m;
 }

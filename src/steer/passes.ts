@@ -1,0 +1,127 @@
+// Forward passes of the base model over many short texts, several sequences packed into one
+// context: the perplexity of example targets (the paper's example selection, method.md §2.6 step
+// 4) and mean residuals over token ranges (difference of means, method.md §8).
+import type { BatchToken, HookRequest, Model } from '../engine/index.ts';
+
+export interface PassSequence {
+  tokens: ArrayLike<number>;
+  /** rows whose logits are wanted (each predicts the next token) */
+  logitRows?: { start: number; end: number };
+  /** rows whose residual at the hook is wanted */
+  captureRows?: { start: number; end: number };
+}
+
+export interface PassOptions {
+  threads?: number;
+  /** tokens per context (several sequences are packed into one); default 4096 */
+  contextTokens?: number;
+  hook?: string;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * Decodes every sequence (fresh KV for each pack) and calls `onLogits(seq, row, logits)` and
+ * `onCapture(seq, row, residual)` for the requested rows, in row order per sequence.
+ */
+export async function packedPasses(
+  model: Model,
+  seqs: readonly PassSequence[],
+  o: PassOptions,
+  on: {
+    logits?: (seq: number, row: number, logits: Float32Array) => void;
+    capture?: (seq: number, row: number, h: Float32Array) => void;
+  },
+): Promise<void> {
+  const budget = Math.max(o.contextTokens ?? 4096, ...seqs.map((s) => s.tokens.length));
+  const nSeqMax = 16;
+  const ctx = model.createContext({ nCtx: budget, nBatch: Math.min(512, budget), nSeqMax, threads: o.threads });
+  const inside = (r: { start: number; end: number } | undefined, t: number) => !!r && t >= r.start && t < r.end;
+  try {
+    let i = 0;
+    while (i < seqs.length) {
+      const group: number[] = [];
+      let used = 0;
+      while (i < seqs.length && group.length < nSeqMax && used + seqs[i].tokens.length <= budget) {
+        used += seqs[i].tokens.length;
+        group.push(i++);
+      }
+      ctx.clear();
+      const rows: Array<{ tok: BatchToken; ex: number; t: number; capture: boolean }> = [];
+      group.forEach((ex, seq) => {
+        const s = seqs[ex];
+        for (let t = 0; t < s.tokens.length; t++) {
+          const tok = { token: s.tokens[t], seq, pos: t, logits: inside(s.logitRows, t) };
+          rows.push({ tok, ex, t, capture: inside(s.captureRows, t) });
+        }
+      });
+      for (let start = 0; start < rows.length; start += ctx.nBatch) {
+        const chunk = rows.slice(start, start + ctx.nBatch);
+        const captured = chunk.flatMap((r, k) => (r.capture ? [k] : []));
+        const hooks: HookRequest[] = o.hook && captured.length ? [{ hook: o.hook, rows: captured, capture: true }] : [];
+        const res = await ctx.decode(
+          chunk.map((r) => r.tok),
+          hooks,
+        );
+        res.logitRows.forEach((k, j) => {
+          on.logits?.(chunk[k].ex, chunk[k].t, res.logits[j]);
+        });
+        if (hooks.length) {
+          captured.forEach((k, j) => {
+            on.capture?.(chunk[k].ex, chunk[k].t, res.captures[0]![j]);
+          });
+        }
+      }
+      o.onProgress?.(i, seqs.length);
+    }
+  } finally {
+    ctx.free();
+  }
+}
+
+function crossEntropy(logits: Float32Array, next: number): number {
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
+  return Math.log(sum) + max - logits[next];
+}
+
+/**
+ * The paper's perplexity of each example: prompt + target tokenised together, the prompt alone for
+ * its length; mean natural-log CE over positions len(prompt)−1 … end−2, each predicting the next
+ * token; exp. An example whose target adds no token gets 0 (ranked last).
+ */
+export async function targetPerplexities(
+  model: Model,
+  examples: ReadonlyArray<{ prompt: string; target: string }>,
+  o: PassOptions & { addSpecial?: boolean } = {},
+): Promise<number[]> {
+  const addSpecial = o.addSpecial ?? true;
+  const seqs = examples.map((e) => {
+    const tokens = model.tokenize(e.prompt + e.target, { addSpecial });
+    const promptLen = model.tokenize(e.prompt, { addSpecial }).length;
+    return { tokens, logitRows: { start: Math.max(0, promptLen - 1), end: tokens.length - 1 } };
+  });
+  const sums = examples.map(() => ({ ce: 0, n: 0 }));
+  await packedPasses(model, seqs, o, {
+    logits: (ex, t, logits) => {
+      sums[ex].ce += crossEntropy(logits, seqs[ex].tokens[t + 1]);
+      sums[ex].n++;
+    },
+  });
+  return sums.map((s) => (s.n ? Math.exp(s.ce / s.n) : 0));
+}
+
+/** Mean residual at `hook` over each sequence's captureRows (one mean per sequence). */
+export async function rangeMeans(model: Model, seqs: readonly PassSequence[], o: PassOptions & { hook: string }) {
+  const n = model.info.nEmbd;
+  const sums = seqs.map(() => ({ v: new Float64Array(n), k: 0 }));
+  await packedPasses(model, seqs, o, {
+    capture: (ex, _t, h) => {
+      const s = sums[ex];
+      for (let i = 0; i < n; i++) s.v[i] += h[i];
+      s.k++;
+    },
+  });
+  return sums.map((s) => (s.k ? Float64Array.from(s.v, (x) => x / s.k) : null));
+}
