@@ -363,8 +363,10 @@ export async function loadVectorSet(dir: string, model?: Model, opts: LoadVector
 }
 
 /**
- * What the hybrid adds for a latent at coefficient c: c·(bias + v). A latent without a vector
- * steers with c·bias alone; `biasOnly` says so, so that the caller can count and report it.
+ * What the hybrid adds for a latent at coefficient c: c·(bias + v), computed in float32 as
+ * llama.cpp's loader sums `--control-vector-scaled bias.gguf c latent-k.gguf c` (c·bias, then
+ * + c·v), so the hook and llama.cpp's control-vector path get the same bits. A latent without a
+ * vector steers with c·bias alone; `biasOnly` says so, so that the caller can count and report it.
  */
 export function steeringDelta(
   set: VectorSet,
@@ -373,7 +375,8 @@ export function steeringDelta(
 ): { vector: Float32Array; biasOnly: boolean } {
   const v = set.vectors.get(latent);
   const out = new Float32Array(set.manifest.model.nEmbd);
-  if (set.bias) for (let i = 0; i < out.length; i++) out[i] = coef * set.bias[i];
-  if (v) for (let i = 0; i < out.length; i++) out[i] += coef * v[i];
+  const c = Math.fround(coef);
+  if (set.bias) for (let i = 0; i < out.length; i++) out[i] = Math.fround(c * set.bias[i]);
+  if (v) for (let i = 0; i < out.length; i++) out[i] = Math.fround(out[i] + Math.fround(c * v[i]));
   return { vector: out, biasOnly: !v };
 }
