@@ -134,17 +134,30 @@ export interface SelectOptions {
   perplexity: (examples: TextExample[]) => Promise<number[]>;
 }
 
-/** Steps 3–5: activation pre-filter (×4), then hardest-first by base perplexity; train / held-out split. */
+/** Step 3: the 4·(nTrain + nHeldout) examples with the highest annotated activation. */
+export function activationPrefilter(examples: readonly TextExample[], nTrain: number, nHeldout: number): TextExample[] {
+  return [...examples].sort((a, b) => b.value - a.value).slice(0, 4 * (nTrain + nHeldout));
+}
+
+/** Steps 4–5: hardest first by the base model's perplexity; the first nTrain train, the next nHeldout held out. */
+export function rankByPerplexity(
+  examples: readonly TextExample[],
+  perplexity: readonly number[],
+  nTrain: number,
+  nHeldout: number,
+): { train: SelectedExample[]; heldOut: SelectedExample[] } {
+  const ranked = examples
+    .map((e, i) => ({ ...e, perplexity: perplexity[i] }))
+    .sort((a, b) => b.perplexity - a.perplexity)
+    .slice(0, nTrain + nHeldout);
+  return { train: ranked.slice(0, nTrain), heldOut: ranked.slice(nTrain) };
+}
+
+/** Steps 3–5 for one latent. */
 export async function selectCategoryExamples(
   examples: readonly TextExample[],
   o: SelectOptions,
 ): Promise<{ train: SelectedExample[]; heldOut: SelectedExample[] }> {
-  const keep = 4 * (o.nTrain + o.nHeldout);
-  const byValue = [...examples].sort((a, b) => b.value - a.value).slice(0, keep);
-  const ppl = await o.perplexity(byValue);
-  const ranked = byValue
-    .map((e, i) => ({ ...e, perplexity: ppl[i] }))
-    .sort((a, b) => b.perplexity - a.perplexity)
-    .slice(0, o.nTrain + o.nHeldout);
-  return { train: ranked.slice(0, o.nTrain), heldOut: ranked.slice(o.nTrain) };
+  const kept = activationPrefilter(examples, o.nTrain, o.nHeldout);
+  return rankByPerplexity(kept, await o.perplexity(kept), o.nTrain, o.nHeldout);
 }

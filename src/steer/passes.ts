@@ -90,6 +90,9 @@ function crossEntropy(logits: Float32Array, next: number): number {
  * The paper's perplexity of each example: prompt + target tokenised together, the prompt alone for
  * its length; mean natural-log CE over positions len(prompt)−1 … end−2, each predicting the next
  * token; exp. An example whose target adds no token gets 0 (ranked last).
+ * Examples cut from one trace are mostly token prefixes of each other (a later sentence's prompt
+ * holds the earlier ones): such an example is read off the longer sequence's pass (the logits at a
+ * position depend only on the tokens up to it), so each trace is decoded about once.
  */
 export async function targetPerplexities(
   model: Model,
@@ -97,19 +100,50 @@ export async function targetPerplexities(
   o: PassOptions & { addSpecial?: boolean } = {},
 ): Promise<number[]> {
   const addSpecial = o.addSpecial ?? true;
-  const seqs = examples.map((e) => {
+  const items = examples.map((e, i) => {
     const tokens = model.tokenize(e.prompt + e.target, { addSpecial });
     const promptLen = model.tokenize(e.prompt, { addSpecial }).length;
-    return { tokens, logitRows: { start: Math.max(0, promptLen - 1), end: tokens.length - 1 } };
+    return { i, tokens, from: Math.max(0, promptLen - 1), to: tokens.length - 1 };
   });
-  const sums = examples.map(() => ({ ce: 0, n: 0 }));
-  await packedPasses(model, seqs, o, {
-    logits: (ex, t, logits) => {
-      sums[ex].ce += crossEntropy(logits, seqs[ex].tokens[t + 1]);
-      sums[ex].n++;
+  // Longest first; each example rides on the first carrier it is a prefix of.
+  const carriers: Array<{ tokens: Int32Array; from: number; to: number }> = [];
+  const byHead = new Map<string, number[]>();
+  const carrierOf = new Array<number>(items.length);
+  const head = (t: Int32Array) => Array.from(t.subarray(0, 16)).join(',');
+  const isPrefix = (a: Int32Array, b: Int32Array) => a.length <= b.length && a.every((x, k) => x === b[k]);
+  for (const it of [...items].sort((a, b) => b.tokens.length - a.tokens.length)) {
+    const key = head(it.tokens);
+    const found = (byHead.get(key) ?? []).find((c) => isPrefix(it.tokens, carriers[c].tokens));
+    if (found !== undefined) {
+      const c = carriers[found];
+      c.from = Math.min(c.from, it.from);
+      c.to = Math.max(c.to, it.to);
+      carrierOf[it.i] = found;
+    } else {
+      carriers.push({ tokens: it.tokens, from: it.from, to: it.to });
+      byHead.set(key, [...(byHead.get(key) ?? []), carriers.length - 1]);
+      carrierOf[it.i] = carriers.length - 1;
+    }
+  }
+  // CE of each scored row of each carrier (the next token is the carrier's, shared by its riders).
+  const ce = carriers.map((c) => new Float64Array(c.tokens.length));
+  await packedPasses(
+    model,
+    carriers.map((c) => ({ tokens: c.tokens, logitRows: { start: c.from, end: c.to } })),
+    o,
+    {
+      logits: (k, t, logits) => {
+        ce[k][t] = crossEntropy(logits, carriers[k].tokens[t + 1]);
+      },
     },
+  );
+  return items.map((it) => {
+    if (it.to <= it.from) return 0;
+    const rows = ce[carrierOf[it.i]];
+    let sum = 0;
+    for (let t = it.from; t < it.to; t++) sum += rows[t];
+    return Math.exp(sum / (it.to - it.from));
   });
-  return sums.map((s) => (s.n ? Math.exp(s.ce / s.n) : 0));
 }
 
 /** Mean residual at `hook` over each sequence's captureRows (one mean per sequence). */

@@ -22,12 +22,13 @@ import {
 } from '../train/index.ts';
 import { diffMeanVectors } from './diffmean.ts';
 import {
+  activationPrefilter,
   basePromptFrom,
   biasExamples,
   categoryExamples,
   type ExampleSource,
+  rankByPerplexity,
   type SelectedExample,
-  selectCategoryExamples,
   type TextExample,
 } from './examples.ts';
 import { targetPerplexities } from './passes.ts';
@@ -205,6 +206,7 @@ export async function extractExamples(
   });
   const byLatent = new Map<number, { train: SelectedExample[]; heldOut: SelectedExample[] }>();
   const skipped: SkippedEntry[] = [];
+  const pools = new Map<number, TextExample[]>();
   for (const { latent, title } of input.latents) {
     const found = all.get(latent) ?? [];
     if (found.length < s.min_examples) {
@@ -218,13 +220,16 @@ export async function extractExamples(
       });
       continue;
     }
-    o.onProgress?.(`vectors train: latent ${latent}: ${found.length} usable examples; base-model perplexities…`);
-    const chosen = await selectCategoryExamples(found, {
-      nTrain: s.n_train,
-      nHeldout: s.n_heldout,
-      perplexity: (exs) => targetPerplexities(model, exs, { threads: o.threads, addSpecial: s.add_special }),
-    });
-    byLatent.set(latent, chosen);
+    pools.set(latent, activationPrefilter(found, s.n_train, s.n_heldout));
+  }
+  // One perplexity pass for every latent's pool: examples of one trace share its decode.
+  const flat = [...pools.values()].flat();
+  o.onProgress?.(`vectors train: base-model perplexity of ${flat.length} candidate examples of ${pools.size} latents…`);
+  const ppl = await targetPerplexities(model, flat, { threads: o.threads, addSpecial: s.add_special });
+  let at = 0;
+  for (const [latent, pool] of pools) {
+    byLatent.set(latent, rankByPerplexity(pool, ppl.slice(at, at + pool.length), s.n_train, s.n_heldout));
+    at += pool.length;
   }
   return { bias, byLatent, skipped };
 }
@@ -365,8 +370,10 @@ async function optimise(input: TrainSetInput, manifest: VectorSetManifest, ex: E
     const perEpoch = jobs.reduce((n, j) => n + count(j.train), 0);
     const probe = jobs[0].train.slice(0, jobs[0].latent === -1 ? s.batch_bias : s.batch_category);
     tr.setVectors([{ layer: train.layer, site: train.site, data: new Float32Array(tr.nEmbd) }]);
+    const step = () => tr.run({ ...exampleBatch(probe), logitScale: s.logit_scale, lossScale: 1, backward: true });
+    await step(); // the first run of a shape allocates its graph
     const t0 = performance.now();
-    await tr.run({ ...exampleBatch(probe), logitScale: s.logit_scale, lossScale: 1, backward: true });
+    await step();
     tr.zeroGrad();
     const rate = count(probe) / ((performance.now() - t0) / 1000);
     log(

@@ -5,8 +5,8 @@ import {
   basePromptFrom,
   biasExamples,
   categoryExamples,
-  endsAtBoundary,
   type ExampleSource,
+  endsAtBoundary,
   locateSegment,
   PAPER_BASE_PROMPT,
   parseAnnotatedThinking,
@@ -87,7 +87,11 @@ test('bias examples: annotated responses with ≥ 20 words, shuffled, first N', 
   const long = { ...source, id: 'long' };
   const short = { ...source, id: 'short', thinking: 'Too short to count here.' };
   const unannotated = { ...source, id: 'none', segments: [] };
-  const ex = biasExamples([long, short, unannotated], { basePrompt, n: 5, shuffle: (n) => [...Array(n).keys()].reverse() });
+  const ex = biasExamples([long, short, unannotated], {
+    basePrompt,
+    n: 5,
+    shuffle: (n) => [...Array(n).keys()].reverse(),
+  });
   assert.deepEqual(
     ex.map((e) => [e.traceId, e.latent, e.prompt, e.target]),
     [['long', -1, basePrompt(q), thinking]],
@@ -130,7 +134,9 @@ test('selection: top 4·(train+held out) by activation, then hardest first by pe
 });
 
 test('the type of a latent is the label most of its sentences have', () => {
-  const m = majorityLabels([source], (s) => (s.startsWith('First') ? 'compute' : s.startsWith('Short') ? null : 'other'));
+  const m = majorityLabels([source], (s) =>
+    s.startsWith('First') ? 'compute' : s.startsWith('Short') ? null : 'other',
+  );
   assert.equal(m.get(2), 'compute');
   assert.equal(m.get(5), 'other');
 });
