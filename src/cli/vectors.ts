@@ -60,6 +60,10 @@ train:
                         (default: the model's --preset, else floor(0.375 · n_layer))
   --same-site           also train at blocks.L.hook_resid_post (default: the paper's
                         resid_pre L, one block earlier than where they apply, method.md A3)
+  --steer-rows R        target (the paper: the vector sits on the target tokens, so the
+                        first one gets no gradient) | predictors (one row earlier: the
+                        rows that predict the target, including the last prompt row)
+  --latents LIST        train only these latents (the others are recorded as skipped)
   --preset NAME         ${VECTOR_PRESETS.map((p) => p.name).join(', ')}
                         (layer and minibatch of the paper's pair; detected from the model name)
   --base-prompt TEXT    the base model's prompt with {question} (default: the paper's)
@@ -75,6 +79,9 @@ eval:
   --vectors DIR         the set      --model FILE   the base model it was trained on
   --coefs LIST          coefficients (default 0.25,0.5,1,2)
   --max-tokens N        tokens per continuation (default 48)
+  --window W            decision (default: the vector, on every prompt position, picks the
+                        first token; the base writes the rest unsteered, as in the hybrid)
+                        | all (the vector stays on every generated position too)
   --limit N             held-out prompts per latent (default all)
   --label sae           label sentences with the taxonomy's SAE, read by the thinking model:
   --thinking-model FILE --taxonomy DIR --traces FILE (needed with --label sae)
@@ -112,6 +119,8 @@ const OPTIONS = {
   thinking: { type: 'string' },
   layer: { type: 'string' },
   'same-site': { type: 'boolean' },
+  'steer-rows': { type: 'string' },
+  latents: { type: 'string' },
   preset: { type: 'string' },
   'base-prompt': { type: 'string' },
   'n-train': { type: 'string' },
@@ -130,6 +139,7 @@ const OPTIONS = {
   vectors: { type: 'string' },
   coefs: { type: 'string' },
   'max-tokens': { type: 'string' },
+  window: { type: 'string' },
   limit: { type: 'string' },
   label: { type: 'string' },
   'thinking-model': { type: 'string' },
@@ -212,6 +222,9 @@ function withOverrides(s: VectorTrainSettings, values: Values): VectorTrainSetti
     epochs: int(values.epochs, 'epochs', 1) ?? s.epochs,
     lr: num(values.lr, 'lr') ?? s.lr,
     seed: int(values.seed, 'seed', 0) ?? s.seed,
+    steer_rows: oneOf(values['steer-rows'], 'steer-rows', ['target', 'predictors'] as const) ?? s.steer_rows,
+    latents:
+      values.latents === undefined ? s.latents : values.latents.split(',').map((x) => int(x.trim(), 'latents', 0)!),
   };
 }
 
@@ -325,7 +338,7 @@ const f3 = (x: number | null) => (x === null ? '   -  ' : x.toFixed(3).padStart(
 
 function printEval(r: VectorEvalResult): void {
   const lines = [
-    `method ${r.method}, applied at ${r.apply_site}, coefficients ${r.coefs.join(', ')}`,
+    `method ${r.method}, applied at ${r.apply_site} (window ${r.window}), coefficients ${r.coefs.join(', ')}`,
     'latent  type        n   coef  vector    bias  random  rnd+bias  unsteered  title',
     ...r.categories.map(
       (c) =>
@@ -354,6 +367,7 @@ function evalJson(r: VectorEvalResult) {
       samples: c.samples,
     })),
     method: r.method,
+    window: r.window,
     layer: r.layer,
     apply_site: r.apply_site,
     coefs: r.coefs,
@@ -426,6 +440,7 @@ async function evaluate(values: Values): Promise<number> {
       coefs,
       maxTokens,
       limit,
+      window: oneOf(values.window, 'window', ['decision', 'all'] as const),
       addSpecial: settings?.add_special ?? true,
       threads,
       onProgress: progress,

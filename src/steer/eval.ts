@@ -1,12 +1,15 @@
 // `vectors eval`: what does each vector do? At the held-out example prompts of a latent (text
-// that, in the thinking model's trace, is followed by a sentence of that latent), the base model
-// continues greedily with c·(bias + v) added at the apply site at every position, prompt and
-// generated (the hybrid's window 0), for every c of a sweep; the first sentence of the continuation
-// is labelled by a caller-given labeller (the organism: its parser's type; real models: the
-// thinking model's SAE reading). Controls at the same c: bias only, a random vector of the same
-// norm as v (with and without the bias), and the unsteered model. rate_* = the fraction of prompts
-// whose next sentence has the latent's label. Generation runs inside a KV-cached decode, so every
-// steered token really is steered (the paper's flip-rate script was not, method.md §2.9).
+// that, in the thinking model's trace, is followed by a sentence of that latent), the base model is
+// steered with c·(bias + v) at the apply site, at every position of the prompt (the hybrid's window
+// 0), for every c of a sweep, and continues greedily; the first sentence of the continuation is
+// labelled by a caller-given labeller (the organism: its parser's type; real models: the thinking
+// model's SAE reading). By default the vector picks only the first token and the base model writes
+// the rest unsteered, as in the hybrid, where a vector steers the one token being chosen and is
+// not persisted (`window: 'all'` keeps it on every generated position too). Controls at the same
+// c: bias only, a random vector of the same norm as v (with and without the bias), and the
+// unsteered model. rate_* = the fraction of prompts whose next sentence has the latent's label.
+// Generation runs inside a KV-cached decode with explicit hooks, so every steered row really is
+// steered (the paper's flip-rate script steered nothing, method.md §2.9).
 import { type Context, type GenerationHook, generate, type Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
 import { Rng } from '../rng.ts';
@@ -15,6 +18,7 @@ import type { StoredExample } from './train.ts';
 import { type VectorSet, vectorNorm } from './vector-set.ts';
 
 export type Condition = 'vector' | 'bias' | 'random' | 'random_bias';
+export type SteerWindow = 'decision' | 'all';
 
 export interface SweepPoint {
   coef: number;
@@ -43,6 +47,7 @@ export interface CategoryEval {
 
 export interface VectorEvalResult {
   method: string;
+  window: SteerWindow;
   layer: number;
   apply_site: string;
   coefs: number[];
@@ -64,6 +69,8 @@ export interface VectorEvalOptions {
   coefs: number[];
   /** tokens generated per continuation (enough for one sentence); default 48 */
   maxTokens?: number;
+  /** 'decision' (default): the vector picks the first token only; 'all': it stays on every position */
+  window?: SteerWindow;
   /** at most this many prompts per latent (default all) */
   limit?: number;
   /** the random control's seed */
@@ -94,23 +101,48 @@ function scaled(coef: number, ...vs: Array<Float32Array | null>): Float32Array {
   return out;
 }
 
+/**
+ * Greedy continuations. 'decision': one steered forward over the prompt picks the first token, and
+ * the base model continues unsteered from there (how the hybrid uses a vector: for the one token
+ * it is asked to choose, never persisted). 'all': the vector stays on every position, prompt and
+ * generated.
+ */
 async function continuations(
   ctx: Context,
   prompts: Int32Array[],
   hook: string,
   delta: Float32Array | null,
-  maxTokens: number,
-  parallel: number,
+  o: { maxTokens: number; parallel: number; window: SteerWindow },
 ): Promise<string[]> {
+  const model = ctx.model;
   const out: string[] = [];
   const hooks: GenerationHook[] = delta ? [{ hook, add: () => delta }] : [];
-  for (let i = 0; i < prompts.length; i += parallel) {
-    const res = await generate(
+  for (let i = 0; i < prompts.length; i += o.parallel) {
+    const batch = prompts.slice(i, i + o.parallel);
+    if (o.window === 'all' || !delta) {
+      const res = await generate(
+        ctx,
+        batch.map((prompt) => ({ prompt, maxTokens: o.maxTokens })),
+        { hooks },
+      );
+      for (const r of res) out.push(r.text);
+      continue;
+    }
+    const first = await generate(
       ctx,
-      prompts.slice(i, i + parallel).map((prompt) => ({ prompt, maxTokens })),
+      batch.map((prompt) => ({ prompt, maxTokens: 1 })),
       { hooks },
     );
-    for (const r of res) out.push(r.text);
+    const rest = await generate(
+      ctx,
+      batch.map((prompt, k) => ({
+        prompt: Int32Array.from([...prompt, ...first[k].tokens]),
+        maxTokens: o.maxTokens - 1,
+      })),
+    );
+    rest.forEach((r, k) => {
+      out.push(model.detokenize([...first[k].tokens, ...r.tokens]));
+    });
   }
   return out;
 }
@@ -123,6 +155,7 @@ export async function evaluateVectors(o: VectorEvalOptions): Promise<VectorEvalR
     throw new ThinkwhenError('BAD_COEFS', `coefficients must be finite numbers, got [${o.coefs.join(', ')}]`);
   }
   const maxTokens = o.maxTokens ?? 48;
+  const window = o.window ?? 'decision';
   const parallel = o.parallel ?? 16;
   const addSpecial = o.addSpecial ?? true;
   const byLatent = new Map<number, StoredExample[]>();
@@ -152,7 +185,7 @@ export async function evaluateVectors(o: VectorEvalOptions): Promise<VectorEvalR
       }
       const prompts = examples.map((e) => model.tokenize(e.prompt, { addSpecial }));
       const rateOf = async (delta: Float32Array | null) => {
-        const texts = await continuations(ctx, prompts, set.applyHook, delta, maxTokens, parallel);
+        const texts = await continuations(ctx, prompts, set.applyHook, delta, { maxTokens, parallel, window });
         const sentences = texts.map(firstSentence);
         const labels = await o.label(examples.map((example, i) => ({ example, sentence: sentences[i] })));
         const hits = labels.filter((l) => l !== null && l === type).length;
@@ -205,6 +238,7 @@ export async function evaluateVectors(o: VectorEvalOptions): Promise<VectorEvalR
   }
   return {
     method: set.manifest.method,
+    window,
     layer: set.layer,
     apply_site: set.applyHook,
     coefs: o.coefs,

@@ -77,6 +77,14 @@ export interface VectorTrainSettings {
   shuffle_seed: number;
   /** tokenise with the tokenizer's special tokens (BOS), as the paper's `tokenizer(s)` does */
   add_special: boolean;
+  /**
+   * rows the vectors are added at while training: 'target' (the paper) = the target tokens, so the
+   * first target token, predicted from the unsteered last prompt row, gets no gradient;
+   * 'predictors' = one row earlier, the rows whose outputs predict the target tokens
+   */
+  steer_rows: 'target' | 'predictors';
+  /** train only these latents (null: all; the others are recorded as skipped) */
+  latents: number[] | null;
 }
 
 export const PAPER_TRAIN_SETTINGS: Omit<VectorTrainSettings, 'layer' | 'method'> = {
@@ -99,6 +107,8 @@ export const PAPER_TRAIN_SETTINGS: Omit<VectorTrainSettings, 'layer' | 'method'>
   seed: 0,
   shuffle_seed: 42,
   add_special: true,
+  steer_rows: 'target',
+  latents: null,
 };
 
 export interface TrainSetInput {
@@ -209,6 +219,10 @@ export async function extractExamples(
   const pools = new Map<number, TextExample[]>();
   for (const { latent, title } of input.latents) {
     const found = all.get(latent) ?? [];
+    if (s.latents && !s.latents.includes(latent)) {
+      skipped.push({ latent, title, reason: 'not among the requested latents' });
+      continue;
+    }
     if (found.length < s.min_examples) {
       skipped.push({
         latent,
@@ -370,7 +384,13 @@ async function optimise(input: TrainSetInput, manifest: VectorSetManifest, ex: E
     const perEpoch = jobs.reduce((n, j) => n + count(j.train), 0);
     const probe = jobs[0].train.slice(0, jobs[0].latent === -1 ? s.batch_bias : s.batch_category);
     tr.setVectors([{ layer: train.layer, site: train.site, data: new Float32Array(tr.nEmbd) }]);
-    const step = () => tr.run({ ...exampleBatch(probe), logitScale: s.logit_scale, lossScale: 1, backward: true });
+    const step = () =>
+      tr.run({
+        ...exampleBatch(probe, { steerRows: s.steer_rows }),
+        logitScale: s.logit_scale,
+        lossScale: 1,
+        backward: true,
+      });
     await step(); // the first run of a shape allocates its graph
     const t0 = performance.now();
     await step();
@@ -408,6 +428,7 @@ async function optimise(input: TrainSetInput, manifest: VectorSetManifest, ex: E
         patience: s.patience,
         minDelta: s.min_delta,
         seed: s.seed + job.latent + 1,
+        batchOptions: { steerRows: s.steer_rows },
         onEpoch: (e) => o.onEpoch?.(what, e, s.epochs),
       });
       const file = isBias ? biasFile : latentFile(job.latent);
