@@ -17,14 +17,17 @@ import { readTraces } from '../traces/generate.ts';
 export const organismLabel = (sentence: string): string | null => parseSentence(sentence.trim()).type;
 
 /**
- * Organism defaults. The paper's optimiser, loss and schedule are kept; what changes is sized to a
- * 4-layer model whose traces have ~20 short sentences:
+ * Organism defaults (docs/vectors.md, "The organism", has the measurements behind each). The
+ * paper's loss, coldness, schedule, early stopping, initialisation and sites are kept.
  *  - min_words 4: the trace language's shortest sentence ("The answer is \boxed{84}.") has 4 words;
  *    the paper's 7 would leave only column checks and backtracks.
- *  - n_train / n_heldout / n_bias 32: a few hundred sentences per category exist; 32 train the
- *    vectors in seconds and leave 32 held-out prompts per category for the eval.
- *  - epochs 10, batch 4: the loss flattens within a few epochs on this model (docs/vectors.md).
- *  - layer 1 (of 4): the paper's depth fraction floor(0.375 · 4) = 1.
+ *  - n_train / n_heldout 32, n_bias 16, batch 4, 5 epochs: a few hundred sentences per category
+ *    exist; this trains all 11 vectors in minutes and leaves 32 held-out prompts per category.
+ *  - steer_rows 'predictors': an organism category is decided by its first token ("Check", "Wait",
+ *    "Now"), which the paper's rows never train (measured: rate 0 at every coefficient).
+ *  - lr 0.1: 5 epochs of 8 steps are 40 Adam steps, against the paper's ~34,000 per vector; at lr
+ *    0.01 the vector stays near its unit-norm start and steers nothing (measured).
+ *  - layer 1 (of 4): the paper's depth fraction, floor(0.375 · 4).
  */
 export function organismSettings(method: VectorTrainSettings['method']): VectorTrainSettings {
   return {
@@ -34,13 +37,18 @@ export function organismSettings(method: VectorTrainSettings['method']): VectorT
     base_prompt: promptText('{question}'),
     n_train: 32,
     n_heldout: 32,
-    n_bias: 32,
+    n_bias: 16,
     min_words: 4,
     batch_bias: 4,
     batch_category: 4,
-    epochs: 10,
+    epochs: 5,
+    lr: 0.1,
+    steer_rows: 'predictors',
   };
 }
+
+/** The organism's vectors act at larger coefficients than the paper's grid (docs/vectors.md). */
+export const ORGANISM_COEFS = [1, 2, 4, 8];
 
 export interface OrganismInputs {
   base: string;

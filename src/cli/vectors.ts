@@ -26,7 +26,7 @@ import {
 import { readTraces } from '../traces/generate.ts';
 import { int, oneOf } from './args.ts';
 import type { Command } from './command.ts';
-import { organismInputs, organismLabel, organismSettings } from './vectors-organism.ts';
+import { ORGANISM_COEFS, organismInputs, organismLabel, organismSettings } from './vectors-organism.ts';
 
 const help = `thinkwhen vectors <train|eval|show|import|export> [options]
 
@@ -96,8 +96,9 @@ The model organism (src/organism/models; workspace --dir, default runs/organism)
   vectors eval --organism [--method M] [--json]
                         trains when needed, then labels each next sentence with the
                         organism's parser. Organism defaults (docs/vectors.md): layer 1,
-                        min words 4, 32 train / 32 held-out / 32 bias examples, batch 4,
-                        10 epochs. --models DIR another base.gguf + thinking.gguf pair;
+                        min words 4, 32 train / 32 held-out / 16 bias examples, batch 4,
+                        5 epochs, lr 0.1, --steer-rows predictors, coefficients 1,2,4,8.
+                        --models DIR another base.gguf + thinking.gguf pair;
                         --problems N held-out problems for a new taxonomy workspace.
 
 Examples:
@@ -350,7 +351,8 @@ function printEval(r: VectorEvalResult): void {
 }
 
 /** The eval table: for --json the must-show fields first, then the sweep and samples. */
-function evalJson(r: VectorEvalResult) {
+function evalJson(r: VectorEvalResult, m: VectorSetManifest) {
+  const seconds = [m.bias, ...m.categories].reduce((t, e) => t + Number(e?.seconds ?? 0), 0);
   return {
     categories: r.categories.map((c) => ({
       latent: c.latent,
@@ -373,6 +375,12 @@ function evalJson(r: VectorEvalResult) {
     coefs: r.coefs,
     skipped: r.skipped,
     seconds: r.seconds,
+    // what the table was measured on
+    model: { file: m.model.file, sha256: m.model.sha256 },
+    taxonomy: m.sae,
+    train_site: m.train_site,
+    settings: m.settings,
+    train_seconds: seconds + Number(m.examples_seconds ?? 0) + Number(m.seconds ?? 0),
   };
 }
 
@@ -384,7 +392,7 @@ function writeJsonAtomic(path: string, value: unknown): void {
 
 async function evaluate(values: Values): Promise<number> {
   const threads = int(values.threads, 'threads', 1);
-  const coefs = coefsOf(values.coefs);
+  const coefs = values.coefs === undefined && values.organism ? ORGANISM_COEFS : coefsOf(values.coefs);
   const maxTokens = int(values['max-tokens'], 'max-tokens', 1);
   const limit = int(values.limit, 'limit', 1);
   let dir: string;
@@ -445,7 +453,7 @@ async function evaluate(values: Values): Promise<number> {
       threads,
       onProgress: progress,
     });
-    const out = evalJson(r);
+    const out = evalJson(r, set.manifest);
     writeJsonAtomic(join(dir, 'eval.json'), out);
     if (values.json) console.log(JSON.stringify(out));
     else printEval(r);
