@@ -393,7 +393,7 @@ function writeJsonAtomic(path: string, value: unknown): void {
 async function evaluate(values: Values): Promise<number> {
   const threads = int(values.threads, 'threads', 1);
   const coefs = values.coefs === undefined && values.organism ? ORGANISM_COEFS : coefsOf(values.coefs);
-  const maxTokens = int(values['max-tokens'], 'max-tokens', 1);
+  const maxTokens = int(values['max-tokens'], 'max-tokens', 2) ?? (values.organism ? 24 : undefined);
   const limit = int(values.limit, 'limit', 1);
   let dir: string;
   let modelPath: string;
@@ -449,6 +449,8 @@ async function evaluate(values: Values): Promise<number> {
       maxTokens,
       limit,
       window: oneOf(values.window, 'window', ['decision', 'all'] as const),
+      // The organism writes one sentence per line (at most 15 tokens in 200 traces of its thinking model).
+      ...(values.organism ? { stop: ['\n'] } : {}),
       addSpecial: settings?.add_special ?? true,
       threads,
       onProgress: progress,

@@ -71,6 +71,8 @@ export interface VectorEvalOptions {
   maxTokens?: number;
   /** 'decision' (default): the vector picks the first token only; 'all': it stays on every position */
   window?: SteerWindow;
+  /** stop strings that end a sentence early (a saving only: the first sentence is taken either way) */
+  stop?: string[];
   /** at most this many prompts per latent (default all) */
   limit?: number;
   /** the random control's seed */
@@ -112,7 +114,7 @@ async function continuations(
   prompts: Int32Array[],
   hook: string,
   delta: Float32Array | null,
-  o: { maxTokens: number; parallel: number; window: SteerWindow },
+  o: { maxTokens: number; parallel: number; window: SteerWindow; stop?: string[] },
 ): Promise<string[]> {
   const model = ctx.model;
   const out: string[] = [];
@@ -122,7 +124,7 @@ async function continuations(
     if (o.window === 'all' || !delta) {
       const res = await generate(
         ctx,
-        batch.map((prompt) => ({ prompt, maxTokens: o.maxTokens })),
+        batch.map((prompt) => ({ prompt, maxTokens: o.maxTokens, stop: o.stop })),
         { hooks },
       );
       for (const r of res) out.push(r.text);
@@ -185,7 +187,12 @@ export async function evaluateVectors(o: VectorEvalOptions): Promise<VectorEvalR
       }
       const prompts = examples.map((e) => model.tokenize(e.prompt, { addSpecial }));
       const rateOf = async (delta: Float32Array | null) => {
-        const texts = await continuations(ctx, prompts, set.applyHook, delta, { maxTokens, parallel, window });
+        const texts = await continuations(ctx, prompts, set.applyHook, delta, {
+          maxTokens,
+          parallel,
+          window,
+          stop: o.stop,
+        });
         const sentences = texts.map(firstSentence);
         const labels = await o.label(examples.map((example, i) => ({ example, sentence: sentences[i] })));
         const hits = labels.filter((l) => l !== null && l === type).length;
