@@ -50,10 +50,12 @@ const prompt = Array.from(model.tokenize(text)).slice(0, PROMPT_TOKENS);
 const prompts4 = [0, 1, 2, 3].map((i) => [...prompt.slice(0, 64 - i), 100 + i]);
 
 async function twPrompt(): Promise<number> {
-  ctx.clear();
+  const seq = ctx.sequence();
   const t = now();
-  await ctx.decode(prompt.map((token, i) => ({ token, seq: 0, logits: i === prompt.length - 1 })));
-  return PROMPT_TOKENS / (now() - t);
+  await ctx.decode(prompt.map((token, i) => ({ token, seq, logits: i === prompt.length - 1 })));
+  const rate = PROMPT_TOKENS / (now() - t);
+  seq.dispose();
+  return rate;
 }
 async function twGen(n: number, nTokens: number, hook: boolean): Promise<number> {
   const v = new Float32Array(model.info.nEmbd).fill(0.01);

@@ -36,8 +36,9 @@ for (const [name, spec] of [
     const toks = Array.from(gpu.tokenize('The quick brown fox jumps over the lazy dog again and again.'));
     const run = async (m: Model) => {
       const c = m.createContext({ nCtx: 128, nBatch: 64, nSeqMax: 1 });
+      const seq = c.sequence();
       const r = await c.decode(
-        toks.map((token) => ({ token, seq: 0, logits: true })),
+        toks.map((token) => ({ token, seq, logits: true })),
         [{ hook: 'blocks.1.hook_resid_post', rows: 'all', capture: true }],
       );
       c.free();

@@ -13,7 +13,8 @@ const model = await Model.load(join(homedir(), '.cache', 'thinkwhen', 'bench', '
   gpuLayers: 0,
 });
 const ctx = model.createContext({ nCtx: 2048, nBatch: 512, nSeqMax: 4, threads: Number(values.threads) });
-for (let s = 0; s < 4; s++) await ctx.decode(Array.from({ length: 32 }, (_, i) => ({ token: 100 + i, seq: s })));
+const seqs = [0, 1, 2, 3].map(() => ctx.sequence());
+for (const seq of seqs) await ctx.decode(Array.from({ length: 32 }, (_, i) => ({ token: 100 + i, seq })));
 const hook = 'blocks.12.hook_resid_post';
 const v = new Float32Array(model.info.nEmbd).fill(0.01);
 const variants: Record<string, HookRequest[]> = {
@@ -28,14 +29,14 @@ const variants: Record<string, HookRequest[]> = {
 const times: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
 for (let it = 0; it < Number(values.steps); it++) {
   for (const [k, hooks] of Object.entries(variants)) {
-    const pos = ctx.sequenceLength(0);
+    const pos = seqs[0].length;
     const t = performance.now();
     await ctx.decode(
-      [0, 1, 2, 3].map((seq) => ({ token: 500 + it, seq, pos, logits: true })),
+      seqs.map((seq) => ({ token: 500 + it, seq, pos, logits: true })),
       hooks,
     );
     times[k].push(performance.now() - t);
-    for (let s = 0; s < 4; s++) ctx.truncateSequence(s, pos);
+    for (const seq of seqs) seq.truncate(pos);
   }
 }
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];

@@ -85,10 +85,11 @@ async function llamaForward(path: string, tokens: number[]): Promise<number> {
   });
   const rates: number[] = [];
   for (let r = 0; r < REPS; r++) {
-    ctx.clear();
+    const seq = ctx.sequence();
     const t = now();
-    await ctx.decode(tokens.map((token, i) => ({ token, seq: 0, logits: i === tokens.length - 1 })));
+    await ctx.decode(tokens.map((token, i) => ({ token, seq, logits: i === tokens.length - 1 })));
     rates.push(tokens.length / (now() - t));
+    seq.dispose();
   }
   ctx.free();
   model.free();

@@ -16,19 +16,65 @@ export interface ContextOptions {
   nCtx?: number;
   /** most tokens in one decode (default 512) */
   nBatch?: number;
-  /** most sequences at once (default 4) */
+  /** most sequences at once (default 4, at most 256) */
   nSeqMax?: number;
   /** CPU threads (default: env THINKWHEN_THREADS, else all cores) */
   threads?: number;
 }
 
+/** llama.cpp's limit on sequence ids in one context (LLAMA_MAX_SEQ). */
+export const MAX_SEQUENCES = 256;
+
 export interface BatchToken {
   token: number;
-  seq: number;
+  seq: Sequence;
   /** absolute position in `seq`; default: the sequence's next position */
   pos?: number;
   /** return logits for this token */
   logits?: boolean;
+}
+
+/**
+ * One sequence of a context: its tokens' KV cells and its length. Obtained from `ctx.sequence()`;
+ * `fork()` shares the KV cells so far (copy-on-write), `truncate(from)` drops positions ≥ from,
+ * `dispose()` frees the cells and gives the id back to the context.
+ */
+export class Sequence {
+  /** @internal */
+  constructor(
+    private readonly ctx: Context,
+    /** llama.cpp sequence id (diagnostics only: never needed to use the API) */
+    readonly id: number,
+  ) {}
+
+  /** Number of tokens held = the position the next token takes. */
+  get length(): number {
+    return this.ctx.lengthOf(this);
+  }
+
+  get disposed(): boolean {
+    return !this.ctx.owns(this);
+  }
+
+  /** A new sequence holding the same tokens (shared KV cells); it evolves independently. */
+  fork(): Sequence {
+    return this.ctx.forkSequence(this);
+  }
+
+  /** Drops the tokens from position `from` on; the next token then takes position `from`. */
+  truncate(from: number): void {
+    this.ctx.truncateSequence(this, from);
+  }
+
+  /** Drops every token (length 0); the sequence stays usable. */
+  clear(): void {
+    this.ctx.truncateSequence(this, 0);
+  }
+
+  /** Frees the KV cells and the id. Idempotent. */
+  dispose(): void {
+    this.ctx.disposeSequence(this);
+  }
 }
 
 export interface HookRequest {
@@ -55,19 +101,21 @@ export class Context {
   readonly nBatch: number;
   readonly nSeqMax: number;
   private nat: NativeContext;
-  private nextPos: number[];
-  private held = new Set<number>();
+  /** live sequences by llama.cpp id, with their lengths */
+  private live = new Map<number, { seq: Sequence; length: number }>();
   private tail: Promise<unknown> = Promise.resolve();
+  /** decodes asked for and not finished */
+  private pending = 0;
   private freed = false;
 
   constructor(
     readonly model: Model,
     opts: ContextOptions = {},
   ) {
-    this.nCtx = opts.nCtx ?? 4096;
-    this.nBatch = opts.nBatch ?? 512;
-    this.nSeqMax = opts.nSeqMax ?? 4;
-    const threads = opts.threads ?? defaultThreads();
+    this.nCtx = positiveInt(opts.nCtx ?? 4096, 'nCtx', 1 << 24);
+    this.nBatch = positiveInt(opts.nBatch ?? 512, 'nBatch', 1 << 20);
+    this.nSeqMax = positiveInt(opts.nSeqMax ?? 4, 'nSeqMax', MAX_SEQUENCES);
+    const threads = positiveInt(opts.threads ?? defaultThreads(), 'threads', 1024);
     try {
       this.nat = new (native().Context)(model.native, {
         nCtx: this.nCtx,
@@ -83,88 +131,95 @@ export class Context {
         'lower nCtx or nSeqMax',
       );
     }
-    this.nextPos = new Array(this.nSeqMax).fill(0);
   }
 
   private alive(): NativeContext {
-    if (this.freed) throw new ThinkwhenError('CONTEXT_FREED', 'this context has been freed');
+    if (this.freed) {
+      throw new ThinkwhenError(
+        'CONTEXT_FREED',
+        'this context has been freed',
+        'create a new context with model.createContext()',
+      );
+    }
     return this.nat;
   }
 
-  private checkSeq(seq: number): void {
-    if (!Number.isInteger(seq) || seq < 0 || seq >= this.nSeqMax) {
-      throw new ThinkwhenError(
-        'BAD_SEQUENCE',
-        `sequence id ${seq} is out of range: this context has ${this.nSeqMax} sequences (0..${this.nSeqMax - 1})`,
-        'create the context with a larger nSeqMax',
-      );
-    }
-  }
-
-  /** Number of tokens sequence `seq` holds, i.e. the position its next token takes. */
-  sequenceLength(seq: number): number {
-    this.checkSeq(seq);
-    return this.nextPos[seq];
-  }
-
-  /**
-   * Claims a sequence id for one user (a generator). A second claim of a held id fails, so two
-   * generators can never interleave tokens in one sequence.
-   */
-  acquireSequence(seq?: number): number {
-    const id = seq ?? [...Array(this.nSeqMax).keys()].find((s) => !this.held.has(s));
-    if (id === undefined) {
+  /** A new, empty sequence. Fails when all nSeqMax are live (dispose one, or raise nSeqMax). */
+  sequence(): Sequence {
+    this.alive();
+    let id = 0;
+    while (this.live.has(id)) id++;
+    if (id >= this.nSeqMax) {
       throw new ThinkwhenError(
         'NO_FREE_SEQUENCE',
-        `all ${this.nSeqMax} sequences are in use`,
-        'release one or raise nSeqMax',
+        `all ${this.nSeqMax} sequences of this context are in use`,
+        'dispose() sequences you no longer need, or create the context with a larger nSeqMax',
       );
     }
-    this.checkSeq(id);
-    if (this.held.has(id)) {
+    const seq = new Sequence(this, id);
+    this.nat.seqRm(id, -1, -1); // cells of an earlier holder of this id are gone already; be sure
+    this.live.set(id, { seq, length: 0 });
+    return seq;
+  }
+
+  /** Number of live sequences. */
+  get sequences(): number {
+    return this.live.size;
+  }
+
+  /** @internal */
+  owns(seq: Sequence): boolean {
+    return !this.freed && this.live.get(seq.id)?.seq === seq;
+  }
+
+  private entry(seq: Sequence): { seq: Sequence; length: number } {
+    const e = this.live.get(seq.id);
+    if (!e || e.seq !== seq || this.freed) {
       throw new ThinkwhenError(
-        'SEQUENCE_IN_USE',
-        `sequence ${id} is already held by another generator on this context`,
-        'release it first (releaseSequence) or use another sequence id',
+        'SEQUENCE_DISPOSED',
+        `sequence ${seq.id} is not live in this context (disposed, or it belongs to another context)`,
+        'get a new one from ctx.sequence()',
       );
     }
-    this.held.add(id);
-    this.removeSequence(id); // a claimed sequence starts empty
-    return id;
+    return e;
   }
 
-  /** Frees a sequence id and its KV cells. */
-  releaseSequence(seq: number): void {
-    this.removeSequence(seq);
-    this.held.delete(seq);
+  /** @internal */
+  lengthOf(seq: Sequence): number {
+    return this.entry(seq).length;
   }
 
-  removeSequence(seq: number): void {
-    this.checkSeq(seq);
-    this.alive().seqRm(seq, -1, -1);
-    this.nextPos[seq] = 0;
+  /** @internal */
+  forkSequence(src: Sequence): Sequence {
+    const from = this.entry(src);
+    const dst = this.sequence();
+    this.nat.seqCp(src.id, dst.id, -1, -1);
+    this.entry(dst).length = from.length;
+    return dst;
   }
 
-  /** Drops the tokens of `seq` from position `from` on (e.g. to retry a continuation). */
-  truncateSequence(seq: number, from: number): void {
-    this.checkSeq(seq);
-    if (!this.alive().seqRm(seq, from, -1))
-      throw new ThinkwhenError('KV_REMOVE_FAILED', `could not truncate sequence ${seq}`);
-    this.nextPos[seq] = Math.min(this.nextPos[seq], from);
+  /** @internal */
+  truncateSequence(seq: Sequence, from: number): void {
+    const e = this.entry(seq);
+    if (!Number.isInteger(from) || from < 0) {
+      throw new ThinkwhenError(
+        'BAD_POSITION',
+        `truncate(${from}): a position is an integer ≥ 0`,
+        'pass an integer position',
+      );
+    }
+    if (from >= e.length) return;
+    if (!this.alive().seqRm(seq.id, from, -1)) {
+      throw new ThinkwhenError('KV_REMOVE_FAILED', `could not truncate sequence ${seq.id} at ${from}`);
+    }
+    e.length = from;
   }
 
-  /** Copies the KV cells of `src` into `dst` (shared, copy-on-write): a fork for candidate search. */
-  forkSequence(src: number, dst: number): void {
-    this.checkSeq(src);
-    this.checkSeq(dst);
-    this.alive().seqRm(dst, -1, -1);
-    this.nat.seqCp(src, dst, -1, -1);
-    this.nextPos[dst] = this.nextPos[src];
-  }
-
-  clear(): void {
-    this.alive().clear();
-    this.nextPos.fill(0);
+  /** @internal */
+  disposeSequence(seq: Sequence): void {
+    if (!this.owns(seq)) return;
+    this.nat.seqRm(seq.id, -1, -1);
+    this.live.delete(seq.id);
   }
 
   /**
@@ -204,7 +259,19 @@ export class Context {
    * of the listed rows.
    */
   decode(tokens: BatchToken[], hooks: HookRequest[] = []): Promise<DecodeOutput> {
-    const run = this.tail.then(() => this.decodeNow(tokens, hooks));
+    try {
+      this.alive();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    // free() refuses decodes that have not started; the native context is released after the last.
+    this.pending++;
+    const run = this.tail
+      .then(() => this.decodeNow(tokens, hooks))
+      .finally(() => {
+        this.pending--;
+        if (this.freed && this.pending === 0) this.nat.free();
+      });
     this.tail = run.catch(() => undefined);
     return run;
   }
@@ -225,28 +292,35 @@ export class Context {
     const pos = new Int32Array(n);
     const seq = new Int32Array(n);
     const outputs = new Uint8Array(n);
-    const next = [...this.nextPos];
+    const next = new Map<number, number>();
     for (let i = 0; i < n; i++) {
       const t = tokens[i];
-      this.checkSeq(t.seq);
+      const e = this.entry(t.seq);
       if (!Number.isInteger(t.token) || t.token < 0 || t.token >= nVocab) {
         throw new ThinkwhenError(
           'BAD_TOKEN',
           `token id ${t.token} at row ${i} is outside the vocabulary (0..${nVocab - 1})`,
         );
       }
-      const p = t.pos ?? next[t.seq];
+      const p = t.pos ?? next.get(t.seq.id) ?? e.length;
+      if (!Number.isInteger(p) || p < 0) {
+        throw new ThinkwhenError(
+          'BAD_POSITION',
+          `row ${i}: position ${p} is not an integer ≥ 0`,
+          'leave pos out (the next position) or pass an integer',
+        );
+      }
       if (p >= this.nCtx) {
         throw new ThinkwhenError(
           'CONTEXT_OVERFLOW',
-          `sequence ${t.seq} would reach position ${p}, but the context holds ${this.nCtx} tokens`,
+          `sequence ${t.seq.id} would reach position ${p}, but the context holds ${this.nCtx} tokens`,
           'raise nCtx, shorten the prompt, or lower maxTokens',
         );
       }
-      next[t.seq] = Math.max(next[t.seq], p + 1);
+      next.set(t.seq.id, Math.max(next.get(t.seq.id) ?? e.length, p + 1));
       tok[i] = t.token;
       pos[i] = p;
-      seq[i] = t.seq;
+      seq[i] = t.seq.id;
       outputs[i] = t.logits ? 1 : 0;
     }
     const ops: NativeHookOp[] = hooks.map((h, k) => {
@@ -295,7 +369,11 @@ export class Context {
       }
       throw new ThinkwhenError('DECODE_FAILED', msg);
     }
-    this.nextPos = next;
+    // A sequence disposed while the decode ran keeps no length.
+    for (const [id, length] of next) {
+      const e = this.live.get(id);
+      if (e) e.length = length;
+    }
     const logits: Float32Array[] = [];
     const logitRows: number[] = [];
     let o = 0;
@@ -316,10 +394,30 @@ export class Context {
     return { logits, captures, logitRows };
   }
 
+  /**
+   * Frees the context: at once, or when the native decode already running ends (decodes queued
+   * behind it are refused with CONTEXT_FREED). Its sequences die with it.
+   */
   free(): void {
     if (this.freed) return;
-    const done = this.tail.then(() => this.nat.free());
     this.freed = true;
-    void done;
+    this.live.clear();
+    if (this.pending === 0) this.nat.free();
+    this.model.contextFreed(this);
   }
+
+  get isFreed(): boolean {
+    return this.freed;
+  }
+}
+
+function positiveInt(v: number, name: string, max: number): number {
+  if (!Number.isInteger(v) || v < 1 || v > max) {
+    throw new ThinkwhenError(
+      'BAD_OPTION',
+      `context option ${name} must be an integer in 1..${max}, got ${v}`,
+      `pass an integer ${name} between 1 and ${max}`,
+    );
+  }
+  return v;
 }

@@ -2,7 +2,7 @@
 // token per live sequence per decode. Hooks may read or steer any row; rows are described by
 // (request, position, phase) so callers never deal with batch layout.
 import { ThinkwhenError } from '../errors.ts';
-import type { Context, HookRequest } from './context.ts';
+import type { Context, HookRequest, Sequence } from './context.ts';
 import type { HookPoint } from './hooks.ts';
 import { createSampler, type SamplerOptions } from './sampling.ts';
 import { TextStream } from './tokens.ts';
@@ -55,7 +55,7 @@ export interface GenerationResult {
 
 interface Live {
   request: number;
-  seq: number;
+  seq: Sequence;
   sampler: ReturnType<typeof createSampler>;
   stream: TextStream;
   result: GenerationResult;
@@ -75,11 +75,11 @@ export async function generate(
   prompts.forEach((p, i) => {
     if (p.length === 0) throw new ThinkwhenError('EMPTY_PROMPT', `request ${i} has an empty prompt`);
   });
-  const seqs: number[] = [];
+  const seqs: Sequence[] = [];
   try {
-    for (let i = 0; i < requests.length; i++) seqs.push(ctx.acquireSequence());
+    for (let i = 0; i < requests.length; i++) seqs.push(ctx.sequence());
   } catch (err) {
-    for (const s of seqs) ctx.releaseSequence(s);
+    for (const s of seqs) s.dispose();
     throw err;
   }
   try {
@@ -119,7 +119,7 @@ export async function generate(
           live: l,
           info: {
             request: l.request,
-            position: ctx.sequenceLength(l.seq),
+            position: l.seq.length,
             token: l.pending,
             phase: 'generated' as const,
           },
@@ -131,7 +131,7 @@ export async function generate(
     }
     return live.map((l) => l.result);
   } finally {
-    for (const s of seqs) ctx.releaseSequence(s);
+    for (const s of seqs) s.dispose();
   }
 }
 

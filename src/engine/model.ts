@@ -43,6 +43,7 @@ export interface TokenizeOptions {
 
 export class Model {
   private pieceCache = new Map<number, Uint8Array>();
+  private contexts = new Set<Context>();
   private freed = false;
 
   private constructor(
@@ -108,7 +109,8 @@ export class Model {
   }
 
   private alive(): NativeModel {
-    if (this.freed) throw new ThinkwhenError('MODEL_FREED', 'this model has been freed');
+    if (this.freed)
+      throw new ThinkwhenError('MODEL_FREED', 'this model has been freed', 'load it again with Model.load()');
     return this.native;
   }
 
@@ -171,11 +173,27 @@ export class Model {
 
   createContext(opts: ContextOptions = {}): Context {
     this.alive();
-    return new Context(this, opts);
+    const ctx = new Context(this, opts);
+    this.contexts.add(ctx);
+    return ctx;
   }
 
+  /** @internal called by Context.free() */
+  contextFreed(ctx: Context): void {
+    this.contexts.delete(ctx);
+  }
+
+  /** Frees the weights. Refused while a context of this model is alive (it would read freed memory). */
   free(): void {
-    if (!this.freed) this.native.free();
+    if (this.freed) return;
+    if (this.contexts.size > 0) {
+      throw new ThinkwhenError(
+        'MODEL_IN_USE',
+        `this model still has ${this.contexts.size} live context(s)`,
+        'free() every context of the model first',
+      );
+    }
+    this.native.free();
     this.freed = true;
   }
 }

@@ -1,6 +1,8 @@
 // "Is steering actually applied?" — checks any model can run before it is trusted for steering.
 // Each check compares two real decodes of the same tokens; none needs the model's weights.
-import { type BatchToken, backendInfo, type Context, type DecodeOutput, type Model } from '../engine/index.ts';
+import { backendInfo, type Context, type DecodeOutput, type Model } from '../engine/index.ts';
+
+type Batch = { token: number; seq: number; pos: number }[];
 
 export interface CheckResult {
   name: string;
@@ -68,11 +70,18 @@ export async function runSelfTest(
   const n = Math.min(promptA.length, promptB.length, 24);
   const a = promptA.slice(0, n);
   const b = promptB.slice(0, n);
-  const batch = (toks: number[], seq: number): BatchToken[] =>
-    toks.map((token, pos) => ({ token, seq, pos, logits: true }));
-  const fresh = async (tokens: BatchToken[], hooks: Parameters<Context['decode']>[1] = []): Promise<DecodeOutput> => {
-    ctx.clear();
-    return ctx.decode(tokens, hooks);
+  // Every check decodes on fresh sequences: 0 and 1 name the first and second of them.
+  const batch = (toks: number[], seq: number): Batch => toks.map((token, pos) => ({ token, seq, pos }));
+  const fresh = async (rows: Batch, hooks: Parameters<Context['decode']>[1] = []): Promise<DecodeOutput> => {
+    const seqs = [ctx.sequence(), ctx.sequence()];
+    try {
+      return await ctx.decode(
+        rows.map((r) => ({ token: r.token, seq: seqs[r.seq], pos: r.pos, logits: true })),
+        hooks,
+      );
+    } finally {
+      for (const s of seqs) s.dispose();
+    }
   };
   const v = testVector(nEmbd, 0.5, 1);
 

@@ -225,26 +225,30 @@ export async function captureRows(
   const dim = model.info.nEmbd;
   const out = new Map<number, Float32Array>();
   for (const l of layers) out.set(l, new Float32Array((hi - lo) * dim));
-  ctx.clear();
-  for (let start = 0; start < hi; start += ctx.nBatch) {
-    const end = Math.min(hi, start + ctx.nBatch);
-    const batch = [];
-    for (let p = start; p < end; p++) batch.push({ token: tokens[p], seq: 0, pos: p });
-    const rows: number[] = [];
-    for (let p = Math.max(start, lo); p < end; p++) rows.push(p - start);
-    if (rows.length === 0) {
-      await ctx.decode(batch);
-      continue;
-    }
-    const hooks = layers.map((l) => ({ hook: `blocks.${l}.hook_resid_post`, rows, capture: true }));
-    const res = await ctx.decode(batch, hooks);
-    layers.forEach((l, k) => {
-      const caps = res.captures[k]!;
-      const dst = out.get(l)!;
-      rows.forEach((r, j) => {
-        dst.set(caps[j], (start + r - lo) * dim);
+  const seq = ctx.sequence();
+  try {
+    for (let start = 0; start < hi; start += ctx.nBatch) {
+      const end = Math.min(hi, start + ctx.nBatch);
+      const batch = [];
+      for (let p = start; p < end; p++) batch.push({ token: tokens[p], seq, pos: p });
+      const rows: number[] = [];
+      for (let p = Math.max(start, lo); p < end; p++) rows.push(p - start);
+      if (rows.length === 0) {
+        await ctx.decode(batch);
+        continue;
+      }
+      const hooks = layers.map((l) => ({ hook: `blocks.${l}.hook_resid_post`, rows, capture: true }));
+      const res = await ctx.decode(batch, hooks);
+      layers.forEach((l, k) => {
+        const caps = res.captures[k]!;
+        const dst = out.get(l)!;
+        rows.forEach((r, j) => {
+          dst.set(caps[j], (start + r - lo) * dim);
+        });
       });
-    });
+    }
+  } finally {
+    seq.dispose();
   }
   return out;
 }

@@ -25,7 +25,7 @@ function isError(code: string, ...patterns: RegExp[]) {
 /** After every failure the engine must still work. */
 async function stillWorks() {
   const ctx = model.createContext({ nCtx: 32, nBatch: 8, nSeqMax: 1 });
-  const out = await ctx.decode([{ token: 10, seq: 0, logits: true }]);
+  const out = await ctx.decode([{ token: 10, seq: ctx.sequence(), logits: true }]);
   assert.equal(out.logits[0].length, model.info.nVocab);
   ctx.free();
 }
@@ -56,9 +56,10 @@ test('an architecture without l_out hooks', async () => {
   const bert = await Model.load(p);
   const ctx = bert.createContext({ nCtx: 64, nBatch: 64, nSeqMax: 1 });
   const toks = Array.from(bert.tokenize('hello'));
+  const seq = ctx.sequence();
   await assert.rejects(
     ctx.decode(
-      toks.map((token) => ({ token, seq: 0, logits: true })),
+      toks.map((token) => ({ token, seq, logits: true })),
       [{ hook: 'blocks.0.hook_resid_post', rows: 'all', capture: true }],
     ),
     isError('HOOK_UNSUPPORTED', /bert/, /l_out-0/),
@@ -70,7 +71,8 @@ test('an architecture without l_out hooks', async () => {
 
 test('a layer out of range, a malformed hook name', async () => {
   const ctx = model.createContext({ nCtx: 32, nBatch: 8, nSeqMax: 1 });
-  const rows = [{ token: 10, seq: 0 }];
+  const seq = ctx.sequence();
+  const rows = [{ token: 10, seq }];
   await assert.rejects(
     ctx.decode(rows, [{ hook: 'blocks.4.hook_resid_post', rows: 'all', capture: true }]),
     isError('LAYER_OUT_OF_RANGE', /4 layers/, /0 and 3/),
@@ -90,7 +92,8 @@ test('a layer out of range, a malformed hook name', async () => {
 
 test('vectors of the wrong width, with NaN or with Inf', async () => {
   const ctx = model.createContext({ nCtx: 32, nBatch: 8, nSeqMax: 1 });
-  const rows = [{ token: 10, seq: 0 }];
+  const seq = ctx.sequence();
+  const rows = [{ token: 10, seq }];
   const hook = 'blocks.1.hook_resid_post';
   await assert.rejects(
     ctx.decode(rows, [{ hook, rows: 'all', add: new Float32Array(63) }]),
@@ -105,30 +108,79 @@ test('vectors of the wrong width, with NaN or with Inf', async () => {
   const inf = new Float32Array(64);
   inf[3] = Number.POSITIVE_INFINITY;
   assert.throws(() => ctx.setControlVector(new Map([[2, inf]])), isError('VECTOR_NOT_FINITE', /Infinity at index 3/));
-  assert.equal(ctx.sequenceLength(0), 0, 'a refused decode changes nothing');
+  assert.equal(seq.length, 0, 'a refused decode changes nothing');
   await stillWorks();
   ctx.free();
 });
 
 test('context overflow', async () => {
   const ctx = model.createContext({ nCtx: 16, nBatch: 16, nSeqMax: 1 });
-  const long = Array.from({ length: 12 }, () => ({ token: 10, seq: 0 }));
+  const seq = ctx.sequence();
+  const long = Array.from({ length: 12 }, () => ({ token: 10, seq }));
   await ctx.decode(long);
   await assert.rejects(ctx.decode(long.slice(0, 8)), isError('CONTEXT_OVERFLOW', /position 16/, /16 tokens/));
+  seq.dispose();
   await assert.rejects(generate(ctx, [{ prompt: 'abcdefghij', maxTokens: 50 }]), isError('CONTEXT_OVERFLOW'));
   ctx.free();
   await stillWorks();
 });
 
-test('two generators fighting over one sequence id', async () => {
+test('more sequences than the context holds; a disposed sequence', async () => {
   const ctx = model.createContext({ nCtx: 64, nBatch: 16, nSeqMax: 2 });
-  const held = ctx.acquireSequence(0);
-  assert.throws(() => ctx.acquireSequence(0), isError('SEQUENCE_IN_USE', /sequence 0 is already held/));
-  // generate() takes free ids, so it runs beside the holder; a third claimant finds none.
+  const held = ctx.sequence();
+  // generate() takes free sequences, so it runs beside the holder; a third claimant finds none.
   const first = generate(ctx, [{ prompt: 'ab', maxTokens: 3 }]);
   await assert.rejects(generate(ctx, [{ prompt: 'ab', maxTokens: 3 }]), isError('NO_FREE_SEQUENCE', /all 2 sequences/));
   assert.equal((await first)[0].tokens.length, 3);
-  ctx.releaseSequence(held);
-  assert.throws(() => ctx.acquireSequence(5), isError('BAD_SEQUENCE', /out of range/));
+  assert.equal(ctx.sequences, 1, 'generate() gave its sequence back');
+  held.dispose();
+  held.dispose(); // idempotent
+  assert.throws(() => held.truncate(0), isError('SEQUENCE_DISPOSED', /not live/));
+  await assert.rejects(ctx.decode([{ token: 10, seq: held }]), isError('SEQUENCE_DISPOSED'));
+  const other = model.createContext({ nCtx: 16, nBatch: 8, nSeqMax: 1 });
+  await assert.rejects(
+    other.decode([{ token: 10, seq: ctx.sequence() }]),
+    isError('SEQUENCE_DISPOSED', /another context/),
+  );
+  other.free();
   ctx.free();
+});
+
+test('bad positions and context options are typed errors', async () => {
+  const ctx = model.createContext({ nCtx: 32, nBatch: 8, nSeqMax: 1 });
+  const seq = ctx.sequence();
+  await assert.rejects(ctx.decode([{ token: 10, seq, pos: 1.5 }]), isError('BAD_POSITION', /1\.5/));
+  await assert.rejects(ctx.decode([{ token: 10, seq, pos: -1 }]), isError('BAD_POSITION'));
+  assert.throws(() => seq.truncate(Number.NaN), isError('BAD_POSITION'));
+  assert.equal(seq.length, 0);
+  ctx.free();
+  for (const bad of [{ nSeqMax: 0 }, { nSeqMax: 257 }, { nCtx: Number.NaN }, { nBatch: 2.5 }, { threads: 0 }]) {
+    assert.throws(() => model.createContext(bad), isError('BAD_OPTION', /integer in 1\.\./), JSON.stringify(bad));
+  }
+  await stillWorks();
+});
+
+test('Model.free() is refused while a context lives; free() is immediate', async () => {
+  const m = await Model.load(tinyLlama());
+  const ctx = m.createContext({ nCtx: 32, nBatch: 8, nSeqMax: 2 });
+  assert.throws(() => m.free(), isError('MODEL_IN_USE', /1 live context/));
+  const held = ctx.sequence();
+  const out = await ctx.decode([{ token: 10, seq: held, logits: true }]);
+  assert.equal(out.logits[0].length, m.info.nVocab, 'the context still works after the refused free');
+  // A decode still queued when free() is called is refused, not run on freed memory.
+  const queued = ctx.decode([{ token: 11, seq: ctx.sequence(), logits: true }]);
+  ctx.free();
+  await assert.rejects(queued, isError('CONTEXT_FREED'));
+  assert.throws(() => ctx.sequence(), isError('CONTEXT_FREED'));
+  await assert.rejects(ctx.decode([{ token: 10, seq: held }]), isError('CONTEXT_FREED'));
+  m.free();
+  assert.throws(() => m.tokenize('a'), isError('MODEL_FREED'));
+});
+
+test('contexts freed in a synchronous loop do not pile up', async () => {
+  const before = process.memoryUsage().rss;
+  for (let i = 0; i < 300; i++) model.createContext({ nCtx: 512, nBatch: 8, nSeqMax: 1 }).free();
+  const grown = (process.memoryUsage().rss - before) / 2 ** 20;
+  // Each live context holds a 512-cell KV cache plus compute buffers; 300 alive at once would be far more.
+  assert.ok(grown < 100, `RSS grew ${grown.toFixed(0)} MiB over 300 create/free cycles`);
 });

@@ -51,11 +51,13 @@ test('batched decode: sequences in one batch match separate decodes, logits dete
   const ctx = qwen.createContext({ nCtx: 256, nBatch: 64, nSeqMax: 2 });
   const a = Array.from(qwen.tokenize('one two three four'));
   const b = Array.from(qwen.tokenize('five six seven'));
-  const solo = await ctx.decode(a.map((token) => ({ token, seq: 0, logits: true })));
-  ctx.clear();
+  const s0 = ctx.sequence();
+  const solo = await ctx.decode(a.map((token) => ({ token, seq: s0, logits: true })));
+  s0.clear();
+  const s1 = ctx.sequence();
   const both = await ctx.decode([
-    ...a.map((token) => ({ token, seq: 0, logits: true })),
-    ...b.map((token) => ({ token, seq: 1, logits: true })),
+    ...a.map((token) => ({ token, seq: s0, logits: true })),
+    ...b.map((token) => ({ token, seq: s1, logits: true })),
   ]);
   assert.equal(both.logits.length, a.length + b.length);
   for (let i = 0; i < a.length; i++) assert.ok(maxDiff(solo.logits[i], both.logits[i]) < 1e-4);
@@ -66,48 +68,64 @@ test('batched decode: sequences in one batch match separate decodes, logits dete
 test('positions: prefill then step-by-step equals one pass; generated tokens continue the sequence', async () => {
   const ctx = llama.createContext({ nCtx: 128, nBatch: 32, nSeqMax: 2 });
   const toks = Array.from(llama.tokenize('abcdefgh'));
+  const seq = ctx.sequence();
   const full = await ctx.decode(
-    toks.map((token) => ({ token, seq: 0, logits: true })),
+    toks.map((token) => ({ token, seq, logits: true })),
     [{ hook: 'blocks.1.hook_resid_post', rows: 'all', capture: true }],
   );
-  ctx.clear();
-  await ctx.decode(toks.slice(0, 5).map((token) => ({ token, seq: 0 })));
-  assert.equal(ctx.sequenceLength(0), 5);
+  seq.clear();
+  assert.equal(seq.length, 0);
+  await ctx.decode(toks.slice(0, 5).map((token) => ({ token, seq })));
+  assert.equal(seq.length, 5);
   for (let p = 5; p < toks.length; p++) {
     const out = await ctx.decode(
-      [{ token: toks[p], seq: 0, logits: true }],
+      [{ token: toks[p], seq, logits: true }],
       [{ hook: 'blocks.1.hook_resid_post', rows: [0], capture: true }],
     );
     assert.ok(maxDiff(out.logits[0], full.logits[p]) < 1e-4, `position ${p}`);
     assert.ok(maxDiff(out.captures[0]![0], full.captures[0]![p]) < 1e-4, `captured state at position ${p}`);
   }
-  assert.equal(ctx.sequenceLength(0), toks.length);
+  assert.equal(seq.length, toks.length);
   ctx.free();
 });
 
-test('fork: a forked sequence continues exactly like its source', async () => {
+test('fork: a forked sequence continues exactly like its source; truncate and dispose', async () => {
   const ctx = llama.createContext({ nCtx: 128, nBatch: 32, nSeqMax: 3 });
   const toks = Array.from(llama.tokenize('the cat'));
-  await ctx.decode(toks.map((token) => ({ token, seq: 0 })));
-  ctx.forkSequence(0, 2);
-  assert.equal(ctx.sequenceLength(2), toks.length);
+  const src = ctx.sequence();
+  await ctx.decode(toks.map((token) => ({ token, seq: src })));
+  const fork = src.fork();
+  assert.equal(fork.length, toks.length);
   const next = llama.tokenize('s')[0];
   const out = await ctx.decode([
-    { token: next, seq: 0, logits: true },
-    { token: next, seq: 2, logits: true },
+    { token: next, seq: src, logits: true },
+    { token: next, seq: fork, logits: true },
   ]);
   // Same cells, same token: equal up to the row position inside the matmul tiles.
   assert.ok(maxDiff(out.logits[0], out.logits[1]) < 1e-5);
-  ctx.truncateSequence(2, 2);
-  assert.equal(ctx.sequenceLength(2), 2);
+  // Truncating the fork and re-decoding a token reproduces the source's logits at that position.
+  fork.truncate(toks.length);
+  assert.equal(fork.length, toks.length);
+  assert.equal(src.length, toks.length + 1, 'the source is untouched');
+  const again = await ctx.decode([{ token: next, seq: fork, logits: true }]);
+  assert.ok(maxDiff(again.logits[0], out.logits[0]) < 1e-5);
+  fork.truncate(2);
+  assert.equal(fork.length, 2);
+  fork.dispose();
+  assert.ok(fork.disposed);
+  assert.equal(ctx.sequences, 1);
+  await assert.rejects(ctx.decode([{ token: next, seq: fork }]), /SEQUENCE_DISPOSED|not live/);
+  const third = ctx.sequence();
+  assert.equal(third.length, 0, 'a new sequence starts empty even on a reused id');
   ctx.free();
 });
 
 test('hooks: resid_pre of layer 0 is the token embedding; resid_pre L = resid_post L-1', async () => {
   const ctx = llama.createContext({ nCtx: 64, nBatch: 16, nSeqMax: 1 });
   const toks = Array.from(llama.tokenize('hi!'));
+  const seq = ctx.sequence();
   const out = await ctx.decode(
-    toks.map((token) => ({ token, seq: 0 })),
+    toks.map((token) => ({ token, seq })),
     [
       { hook: 'blocks.0.hook_resid_pre', rows: 'all', capture: true },
       { hook: 'blocks.2.hook_resid_pre', rows: 'all', capture: true },
@@ -130,9 +148,10 @@ test('hooks: resid_pre of layer 0 is the token embedding; resid_pre L = resid_po
 test('steering one token of one sequence changes that sequence from that token on only', async () => {
   const ctx = llama.createContext({ nCtx: 64, nBatch: 32, nSeqMax: 2 });
   const toks = Array.from(llama.tokenize('abcdef'));
-  const rows = (seq: number) => toks.map((token) => ({ token, seq, logits: true }));
+  const seqs = [ctx.sequence(), ctx.sequence()];
+  const rows = (i: number) => toks.map((token) => ({ token, seq: seqs[i], logits: true }));
   const plain = await ctx.decode([...rows(0), ...rows(1)]);
-  ctx.clear();
+  for (const s of seqs) s.clear();
   const v = Float32Array.from({ length: 64 }, (_, i) => Math.cos(i));
   const steered = await ctx.decode(
     [...rows(0), ...rows(1)],
@@ -154,19 +173,20 @@ test('control vector fast path equals the per-token hook at resid_post', async (
   const ctx = qwen.createContext({ nCtx: 64, nBatch: 16, nSeqMax: 1 });
   const toks = Array.from(qwen.tokenize('Let me check that again.'));
   const v = Float32Array.from({ length: 64 }, (_, i) => ((i % 7) - 3) / 4);
+  const seq = ctx.sequence();
   const viaHook = await ctx.decode(
-    toks.map((token) => ({ token, seq: 0, logits: true })),
+    toks.map((token) => ({ token, seq, logits: true })),
     [{ hook: 'blocks.2.hook_resid_post', rows: 'all', add: v }],
   );
-  ctx.clear();
+  seq.clear();
   ctx.setControlVector(new Map([[2, v]]));
-  const viaCvec = await ctx.decode(toks.map((token) => ({ token, seq: 0, logits: true })));
+  const viaCvec = await ctx.decode(toks.map((token) => ({ token, seq, logits: true })));
   viaHook.logits.forEach((l, i) => {
     assert.ok(same(l, viaCvec.logits[i]));
   });
   ctx.setControlVector(null);
-  ctx.clear();
-  const off = await ctx.decode(toks.map((token) => ({ token, seq: 0, logits: true })));
+  seq.clear();
+  const off = await ctx.decode(toks.map((token) => ({ token, seq, logits: true })));
   assert.ok(maxDiff(off.logits[0], viaCvec.logits[0]) > 1e-3, 'clearing the control vector restores the model');
   ctx.free();
 });

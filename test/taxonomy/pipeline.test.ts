@@ -101,8 +101,9 @@ test('capture: sentence means with the one-token shift, equal to a direct decode
     minWords: 3,
   });
   const ctx = model.createContext({ nCtx: 1024, nBatch: 1024, nSeqMax: 1, threads: 1 });
+  const seq = ctx.sequence();
   const res = await ctx.decode(
-    Array.from(plan.tokens, (token, pos) => ({ token, seq: 0, pos })),
+    Array.from(plan.tokens, (token, pos) => ({ token, seq, pos })),
     [{ hook: 'blocks.1.hook_resid_post', rows: 'all', capture: true }],
   );
   ctx.free();

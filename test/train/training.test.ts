@@ -102,7 +102,8 @@ test('training all weights learns a synthetic corpus to near its entropy; the sa
     );
     // the inference engine as used everywhere else (default F16 KV cache)
     const ctx = model.createContext({ nCtx: 64, nBatch: 32, nSeqMax: 1, threads: 2 });
-    const dec = await ctx.decode(heldOut[0].map((token) => ({ token, seq: 0, logits: true })));
+    const seq = ctx.sequence();
+    const dec = await ctx.decode(heldOut[0].map((token) => ({ token, seq, logits: true })));
     const flat = new Float32Array(n * model.info.nVocab);
     for (const [i, l] of dec.logits.entries()) flat.set(l, i * model.info.nVocab);
     assert.ok(maxAbsDiff(ours.logits!, flat) < 1e-2, `engine vs training graph ${maxAbsDiff(ours.logits!, flat)}`);
