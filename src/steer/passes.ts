@@ -37,6 +37,7 @@ export async function packedPasses(
   const ctx = model.createContext({ nCtx: budget, nBatch: Math.min(512, budget), nSeqMax, threads: o.threads });
   const inside = (r: { start: number; end: number } | undefined, t: number) => !!r && t >= r.start && t < r.end;
   try {
+    const slots = Array.from({ length: nSeqMax }, () => ctx.sequence());
     let i = 0;
     while (i < seqs.length) {
       const group: number[] = [];
@@ -45,12 +46,12 @@ export async function packedPasses(
         used += seqs[i].tokens.length;
         group.push(i++);
       }
-      ctx.clear();
+      for (const slot of slots) slot.clear();
       const rows: Array<{ tok: BatchToken; ex: number; t: number; capture: boolean }> = [];
-      group.forEach((ex, seq) => {
+      group.forEach((ex, k) => {
         const s = seqs[ex];
         for (let t = 0; t < s.tokens.length; t++) {
-          const tok = { token: s.tokens[t], seq, pos: t, logits: inside(s.logitRows, t) };
+          const tok = { token: s.tokens[t], seq: slots[k], pos: t, logits: inside(s.logitRows, t) };
           rows.push({ tok, ex, t, capture: inside(s.captureRows, t) });
         }
       });

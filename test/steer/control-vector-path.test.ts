@@ -62,8 +62,8 @@ function llamaLoad(args: string[]): { nEmbd: number; data: Float32Array } | null
 const vec = (n: number, seed: number, scale: number) =>
   Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + seed) * scale);
 
-async function makeSet(layer: number) {
-  const dir = join(root, `set-${layer}`);
+async function makeSet(layer: number, name = `set-${layer}`) {
+  const dir = join(root, name);
   mkdirSync(dir);
   const m: VectorSetManifest = {
     format: 'thinkwhen-vectors/1',
@@ -113,16 +113,16 @@ test('llama.cpp loads the files: direction.L lands in slot L, values bit-identic
 
 test('c·(bias + v) through llama.cpp --control-vector-scaled and through the hook: bit-identical logits', async () => {
   const ctx = model.createContext({ nCtx: 128, nBatch: 64, nSeqMax: 1 });
+  const seq = ctx.sequence();
   try {
     for (const layer of [1, 2]) {
-      const dir = join(root, `set-${layer}`);
-      if (layer !== 2) await makeSet(layer);
+      const dir = await makeSet(layer, `logits-${layer}`);
       const set = await loadVectorSet(dir, model);
       const tokens: BatchToken[] = Array.from(
         model.tokenize('Check ones: 13 - 9 - 0 = 4, borrow 1. So'),
         (token, pos) => ({
           token,
-          seq: 0,
+          seq,
           pos,
           logits: true,
         }),
@@ -130,16 +130,16 @@ test('c·(bias + v) through llama.cpp --control-vector-scaled and through the ho
       for (const c of [1, 0.3]) {
         const cpp = llamaLoad([join(dir, biasFile), String(c), join(dir, latentFile(7)), String(c)]);
         assert.ok(cpp);
-        ctx.clear();
+        seq.clear();
         const plain = await ctx.decode(tokens);
-        ctx.clear();
+        seq.clear();
         const hooked = await ctx.decode(tokens, [
           { hook: set.applyHook, rows: 'all', add: steeringDelta(set, 7, c).vector },
         ]);
         const slots = new Map<number, Float32Array>();
         for (let l = 1; l * 64 <= cpp.data.length; l++) slots.set(l, cpp.data.slice((l - 1) * 64, l * 64));
         ctx.setControlVector(slots);
-        ctx.clear();
+        seq.clear();
         let viaCvec: Awaited<ReturnType<typeof ctx.decode>>;
         try {
           viaCvec = await ctx.decode(tokens);

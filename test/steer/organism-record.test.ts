@@ -48,6 +48,9 @@ test('optimised: a verification category steers to verification, controls do not
   const verify = read('optimised').categories.filter((c) => c.type === 'verify');
   assert.ok(verify.length >= 1, 'no category of type verify');
   const best = verify.find((c) => c.rate_vector >= 0.9 && c.rate_unsteered <= 0.1 && c.rate_random <= 0.2);
-  assert.ok(best, `no verify category with rate_vector ≥ 0.9, unsteered ≤ 0.1, random ≤ 0.2: ${JSON.stringify(verify)}`);
+  assert.ok(
+    best,
+    `no verify category with rate_vector ≥ 0.9, unsteered ≤ 0.1, random ≤ 0.2: ${JSON.stringify(verify)}`,
+  );
   assert.ok(best.n >= 20, `only ${best.n} held-out prompts`);
 });

@@ -36,7 +36,19 @@ const small = [
 ];
 
 test('vectors eval --organism: trains, evaluates with controls, resumes, loads', async () => {
-  const tax = await cli(['taxonomy', 'score', '--organism', '--dir', dir, '--problems', '24', '--k', '5', '--layers', '1']);
+  const tax = await cli([
+    'taxonomy',
+    'score',
+    '--organism',
+    '--dir',
+    dir,
+    '--problems',
+    '24',
+    '--k',
+    '5',
+    '--layers',
+    '1',
+  ]);
   assert.equal(tax.code, 0, tax.err);
 
   const r = await cli(['vectors', 'eval', '--organism', ...small]);
@@ -89,7 +101,11 @@ test('vectors eval --organism: trains, evaluates with controls, resumes, loads',
   assert.equal(dm.code, 0, dm.err);
   const d = JSON.parse(dm.out);
   assert.equal(d.method, 'diffmean');
-  assert.ok(d.categories.every((c: { rate_bias: null; rate_random_bias: null }) => c.rate_bias === null && c.rate_random_bias === null));
+  assert.ok(
+    d.categories.every(
+      (c: { rate_bias: null; rate_random_bias: null }) => c.rate_bias === null && c.rate_random_bias === null,
+    ),
+  );
   const dset = await loadVectorSet(join(dir, 'vectors-diffmean'));
   assert.equal(dset.bias, null);
   assert.equal(dset.manifest.train_site, dset.applyHook);
