@@ -156,6 +156,7 @@ export async function evaluateVectors(o: VectorEvalOptions): Promise<VectorEvalR
   if (o.coefs.length === 0 || o.coefs.some((c) => !Number.isFinite(c))) {
     throw new ThinkwhenError('BAD_COEFS', `coefficients must be finite numbers, got [${o.coefs.join(', ')}]`);
   }
+  const coefs = [...new Set(o.coefs)].sort((a, b) => a - b); // ascending: ties go to the smaller c
   const maxTokens = o.maxTokens ?? 48;
   const window = o.window ?? 'decision';
   const parallel = o.parallel ?? 16;
@@ -202,7 +203,7 @@ export async function evaluateVectors(o: VectorEvalOptions): Promise<VectorEvalR
       const unsteered = await rateOf(null);
       const sweep: SweepPoint[] = [];
       const steeredAt: string[][] = [];
-      for (const c of o.coefs) {
+      for (const c of coefs) {
         const vec = await rateOf(scaled(c, set.bias, v));
         steeredAt.push(vec.sentences);
         sweep.push({
@@ -248,7 +249,7 @@ export async function evaluateVectors(o: VectorEvalOptions): Promise<VectorEvalR
     window,
     layer: set.layer,
     apply_site: set.applyHook,
-    coefs: o.coefs,
+    coefs,
     categories,
     skipped: [...set.skipped].map(([latent, reason]) => ({
       latent,

@@ -9,7 +9,11 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Model } from '../../src/engine/index.ts';
 import { requireOrganismModels } from '../../src/organism/index.ts';
+import { latentLabel, saeLabeller } from '../../src/steer/sae-label.ts';
+import { readSelectionFile } from '../../src/steer/sources.ts';
+import { readExamples } from '../../src/steer/train.ts';
 import { loadVectorSet } from '../../src/steer/vector-set.ts';
+import { readTraces } from '../../src/traces/generate.ts';
 import { cli } from '../helpers/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tw-organism-vectors-'));
@@ -86,8 +90,10 @@ test('vectors eval --organism: trains, evaluates with controls, resumes, loads',
   assert.match(again.err, /already complete/);
 
   const model = await Model.load(requireOrganismModels().base);
+  let set0: Awaited<ReturnType<typeof loadVectorSet>>;
   try {
     const set = await loadVectorSet(setDir, model);
+    set0 = set;
     assert.equal(set.applyHook, 'blocks.1.hook_resid_post');
     assert.equal(set.manifest.train_site, 'blocks.1.hook_resid_pre');
     assert.ok(set.bias && set.bias.length === 128);
@@ -95,6 +101,28 @@ test('vectors eval --organism: trains, evaluates with controls, resumes, loads',
     for (const c of set.manifest.categories) assert.equal(c.loss_curve.length, 2);
   } finally {
     model.free();
+  }
+
+  // The SAE labeller (real models' eval) reads a held-out example's own target sentence after its
+  // prompt exactly as the annotation read it in the trace: it must give back the annotated latent.
+  const selection = readSelectionFile(join(dir, 'taxonomy'));
+  const thinking = await Model.load(requireOrganismModels().thinking);
+  try {
+    const label = await saeLabeller({
+      thinkingModel: thinking,
+      sae: selection.sae,
+      layer: selection.layer,
+      traces: (await readTraces(join(dir, 'traces.jsonl'))).records,
+      basePrompt: (set0.manifest.settings as { base_prompt: string }).base_prompt,
+      thinking: 'generated',
+      threads: 1,
+    });
+    const held = readExamples(setDir).filter((e) => e.split === 'heldout');
+    const labels = await label(held.map((example) => ({ example, sentence: example.target })));
+    const agree = labels.filter((l, i) => l === latentLabel(held[i].latent)).length;
+    assert.ok(agree >= 0.9 * held.length, `SAE labels agree with the annotation on ${agree}/${held.length}`);
+  } finally {
+    thinking.free();
   }
 
   const dm = await cli(['vectors', 'eval', '--organism', '--method', 'diffmean', ...small]);
