@@ -66,6 +66,14 @@ export async function diffMeanVectors(
       );
       if (!mean) continue;
       const d = Float32Array.from(mean, (x, i) => x - overall[i]);
+      if (!(vectorNorm(d) > 0)) {
+        manifest.skipped.push({
+          latent,
+          title: ex.titles.get(latent) ?? `latent ${latent}`,
+          reason: 'its mean equals the overall mean',
+        });
+        continue;
+      }
       const k = scale / vectorNorm(d);
       for (let i = 0; i < n; i++) d[i] *= k;
       const file = writeVectorFile(input.out, latentFile(latent), manifest, d);

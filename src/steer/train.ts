@@ -379,6 +379,13 @@ async function optimise(input: TrainSetInput, manifest: VectorSetManifest, ex: E
       train: tokenized(vocab, j.examples, s.add_special),
       held: tokenized(vocab, j.heldOut, s.add_special),
     }));
+    if (jobs.length === 0) {
+      throw new ThinkwhenError(
+        'NO_EXAMPLES',
+        `no vector to train: no bias example and no latent with ≥ ${s.min_examples} usable examples (${manifest.skipped.map((k) => `latent ${k.latent}: ${k.reason}`).join('; ')})`,
+        'annotate more traces, or lower --min-examples / --min-words',
+      );
+    }
     // The estimate a user needs before committing to the run: one timed step of the first minibatch.
     const count = (xs: Example[]) => xs.reduce((n, e) => n + e.prompt.length + e.target.length, 0);
     const perEpoch = jobs.reduce((n, j) => n + count(j.train), 0);
