@@ -12,6 +12,7 @@ const registry: Record<string, () => Promise<Command>> = {
   traces: async () => (await import('./traces.ts')).command,
   activations: async () => (await import('./activations.ts')).command,
   taxonomy: async () => (await import('./taxonomy.ts')).command,
+  vectors: async () => (await import('./vectors.ts')).command,
 };
 
 async function printOverview(): Promise<void> {

@@ -13,6 +13,12 @@ export interface BatchOptions {
   padToken?: number;
   /** round the padded length up to a multiple of this (fewer distinct graph shapes); default 1 */
   padMultiple?: number;
+  /**
+   * where exampleBatch adds the vectors: 'target' (default, the paper) at the target tokens
+   * P … P+T−1; 'predictors' at the rows whose outputs predict them, P−1 … P+T−2, so that the
+   * first target token (predicted from the last prompt row) also gets a gradient
+   */
+  steerRows?: 'target' | 'predictors';
 }
 
 function shape(lengths: number[], opts: BatchOptions) {
@@ -23,7 +29,8 @@ function shape(lengths: number[], opts: BatchOptions) {
 
 /**
  * The paper's layout: tokens = prompt ++ target; positions prompt_len-1 .. len-2 predict the target
- * tokens; vectors are added at the target positions prompt_len .. len-1 (never at prompt positions).
+ * tokens; vectors are added at the target positions prompt_len .. len-1 (never at prompt positions),
+ * or one row earlier with `steerRows: 'predictors'`.
  */
 export function exampleBatch(examples: Example[], opts: BatchOptions = {}): NativeRunBatch {
   if (examples.length === 0) throw new ThinkwhenError('EMPTY_BATCH', 'no examples in the batch');
@@ -32,6 +39,7 @@ export function exampleBatch(examples: Example[], opts: BatchOptions = {}): Nati
   const tokens = new Int32Array(B * T).fill(opts.padToken ?? 0);
   const targets = new Int32Array(B * T).fill(-1);
   const steer = new Float32Array(B * T);
+  const shift = opts.steerRows === 'predictors' ? 1 : 0;
   examples.forEach((e, b) => {
     const P = e.prompt.length;
     if (P < 1 || e.target.length < 1) {
@@ -42,7 +50,7 @@ export function exampleBatch(examples: Example[], opts: BatchOptions = {}): Nati
     for (let i = 0; i < e.target.length; i++) {
       tokens[row + P + i] = e.target[i];
       targets[row + P - 1 + i] = e.target[i];
-      steer[row + P + i] = 1;
+      steer[row + P + i - shift] = 1;
     }
   });
   return { nSeq: B, seqLen: T, tokens, lengths: Int32Array.from(lengths), targets, steer };

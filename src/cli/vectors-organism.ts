@@ -1,0 +1,127 @@
+// The vector stages composed on the model organism: its taxonomy workspace (traces of the thinking
+// model on held-out problems, activations, SAEs, selection — `taxonomy score --organism`), the
+// annotation of those traces, the organism's prompt, its parser as ground truth, and the
+// organism-specific defaults (docs/vectors.md says why each differs from the paper's).
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Model } from '../engine/index.ts';
+import { ThinkwhenError } from '../errors.ts';
+import { parseSentence, promptText, requireOrganismModels } from '../organism/index.ts';
+import type { ExampleSource } from '../steer/examples.ts';
+import { latentsOf, readSelectionFile, readSources, type TaxonomySelection } from '../steer/sources.ts';
+import { PAPER_TRAIN_SETTINGS, type VectorTrainSettings } from '../steer/train.ts';
+import { annotateTraces, readSelection, runOrganismChain } from '../taxonomy/pipeline.ts';
+import { readTraces } from '../traces/generate.ts';
+
+/** The organism's ground truth: the type its parser gives a sentence (null: not a sentence of its language). */
+export const organismLabel = (sentence: string): string | null => parseSentence(sentence.trim()).type;
+
+/**
+ * Organism defaults (docs/vectors.md, "The organism", has the measurements behind each). The
+ * paper's loss, coldness, schedule, early stopping, initialisation and sites are kept.
+ *  - min_words 4: the trace language's shortest sentence ("The answer is \boxed{84}.") has 4 words;
+ *    the paper's 7 would leave only column checks and backtracks.
+ *  - n_train / n_heldout 32, n_bias 16, batch 4, 5 epochs: a few hundred sentences per category
+ *    exist; this trains all 11 vectors in minutes and leaves 32 held-out prompts per category.
+ *  - steer_rows 'predictors': an organism category is decided by its first token ("Check", "Wait",
+ *    "Now"), which the paper's rows never train (measured: rate 0 at every coefficient).
+ *  - lr 0.1: 5 epochs of 8 steps are 40 Adam steps, against the paper's ~34,000 per vector; at lr
+ *    0.01 the vector stays near its unit-norm start (|v| 1.4) and acts only at c = 8 (measured).
+ *  - layer 1 (of 4): the paper's depth fraction, floor(0.375 · 4).
+ */
+export function organismSettings(method: VectorTrainSettings['method']): VectorTrainSettings {
+  return {
+    ...PAPER_TRAIN_SETTINGS,
+    method,
+    layer: 1,
+    base_prompt: promptText('{question}'),
+    n_train: 32,
+    n_heldout: 32,
+    n_bias: 16,
+    min_words: 4,
+    batch_bias: 4,
+    batch_category: 4,
+    epochs: 5,
+    lr: 0.1,
+    steer_rows: 'predictors',
+  };
+}
+
+/** The organism's vectors act at larger coefficients than the paper's grid (docs/vectors.md). */
+export const ORGANISM_COEFS = [1, 2, 4, 8];
+
+export interface OrganismInputs {
+  base: string;
+  thinking: string;
+  sources: ExampleSource[];
+  selection: TaxonomySelection;
+  latents: Array<{ latent: number; title: string }>;
+  sae: Record<string, unknown>;
+}
+
+/**
+ * The organism's taxonomy workspace (built by the taxonomy chain when missing, reused otherwise)
+ * and the annotation of its traces with the selected SAE (cached per layer and K).
+ */
+export async function organismInputs(o: {
+  dir: string;
+  models?: string;
+  problems?: number;
+  threads?: number;
+  onProgress?: (line: string) => void;
+}): Promise<OrganismInputs> {
+  const { base, thinking } = requireOrganismModels(o.models);
+  const taxDir = join(o.dir, 'taxonomy');
+  if (!existsSync(join(taxDir, 'selection.json'))) {
+    o.onProgress?.(`vectors: no taxonomy in ${o.dir} yet; running the organism's taxonomy chain`);
+    await runOrganismChain({
+      dir: o.dir,
+      model: thinking,
+      problems: o.problems,
+      threads: o.threads,
+      onProgress: o.onProgress,
+    });
+  }
+  const selection = readSelectionFile(taxDir);
+  const tracesPath = join(o.dir, 'traces.jsonl');
+  const annotatedPath = join(o.dir, `annotated-layer${selection.layer}-k${selection.k}.jsonl`);
+  if (!existsSync(annotatedPath)) {
+    o.onProgress?.(
+      `vectors: annotating ${tracesPath} with the selected SAE (layer ${selection.layer}, K=${selection.k})`,
+    );
+    const model = await Model.load(thinking);
+    try {
+      const traces = (await readTraces(tracesPath)).records;
+      const annotated = await annotateTraces(model, traces, await readSelection(taxDir), {
+        thinking: 'generated',
+        threads: o.threads,
+      });
+      const tmp = `${annotatedPath}.tmp-${process.pid}`;
+      writeFileSync(tmp, annotated.map((a) => JSON.stringify(a)).join('\n') + (annotated.length ? '\n' : ''));
+      renameSync(tmp, annotatedPath);
+    } finally {
+      model.free();
+    }
+  }
+  const sources = await readSources(tracesPath, annotatedPath, 'generated');
+  if (sources.length === 0) {
+    throw new ThinkwhenError('NO_EXAMPLES', `${annotatedPath} holds no annotated trace`, `delete ${o.dir} and rerun`);
+  }
+  return {
+    base,
+    thinking,
+    sources,
+    selection,
+    latents: latentsOf(selection),
+    sae: {
+      taxonomy: taxDir,
+      sae: selection.sae,
+      layer: selection.layer,
+      k: selection.k,
+      metric: selection.metric,
+      traces: tracesPath,
+      annotated: annotatedPath,
+      thinking_model: thinking,
+    },
+  };
+}
