@@ -10,7 +10,9 @@ import { parseSentence, promptText, requireOrganismModels } from '../organism/in
 import type { ExampleSource } from '../steer/examples.ts';
 import { latentsOf, readSelectionFile, readSources, type TaxonomySelection } from '../steer/sources.ts';
 import { PAPER_TRAIN_SETTINGS, type VectorTrainSettings } from '../steer/train.ts';
-import { annotateTraces, readSelection, runOrganismChain } from '../taxonomy/pipeline.ts';
+import { runOrganismChain } from '../organism/taxonomy.ts';
+import { annotateTraces } from '../taxonomy/annotate.ts';
+import { readSelection } from '../taxonomy/selection.ts';
 import { readTraces } from '../traces/generate.ts';
 
 /** The organism's ground truth: the type its parser gives a sentence (null: not a sentence of its language). */

@@ -159,7 +159,7 @@ type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositi
 export const command: Command = {
   name: 'vectors',
   summary: 'train, evaluate, show, import and export steering vectors',
-  help,
+  help: () => help,
   async run(argv) {
     const [sub, ...rest] = argv;
     const { values, positionals } = parseArgs({ args: rest, options: OPTIONS, allowPositionals: true, strict: true });
@@ -169,7 +169,7 @@ export const command: Command = {
     if (sub === 'import') return importSet(values, positionals);
     if (sub === 'export') return exportVector(values, positionals);
     throw new ThinkwhenError(
-      'USAGE',
+      'BAD_ARGUMENT',
       `unknown subcommand '${sub ?? ''}'`,
       'use train, eval, show, import or export (see `thinkwhen vectors --help`)',
     );
@@ -179,7 +179,7 @@ export const command: Command = {
 const progress = (line: string) => console.error(line);
 
 function need(v: string | undefined, name: string, what: string): string {
-  if (!v) throw new ThinkwhenError('bad-argument', `--${name} is required`, what);
+  if (!v) throw new ThinkwhenError('BAD_ARGUMENT', `--${name} is required`, what);
   return v;
 }
 
@@ -187,7 +187,7 @@ function num(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
   const x = Number(v);
   if (!Number.isFinite(x) || x <= 0)
-    throw new ThinkwhenError('bad-argument', `--${name} expects a number > 0, got '${v}'`);
+    throw new ThinkwhenError('BAD_ARGUMENT', `--${name} expects a number > 0, got '${v}'`);
   return x;
 }
 
@@ -196,7 +196,7 @@ function coefsOf(v: string | undefined): number[] {
   return v.split(',').map((x) => {
     const c = Number(x.trim());
     if (!Number.isFinite(c))
-      throw new ThinkwhenError('bad-argument', `--coefs expects numbers separated by commas, got '${v}'`);
+      throw new ThinkwhenError('BAD_ARGUMENT', `--coefs expects numbers separated by commas, got '${v}'`);
     return c;
   });
 }
@@ -295,7 +295,7 @@ async function train(values: Values): Promise<number> {
       });
   if (values.preset && !preset) {
     throw new ThinkwhenError(
-      'bad-argument',
+      'BAD_ARGUMENT',
       `unknown --preset ${values.preset}`,
       `use one of ${VECTOR_PRESETS.map((p) => p.name).join(', ')}`,
     );
@@ -413,7 +413,7 @@ async function evaluate(values: Values): Promise<number> {
     modelPath = need(values.model, 'model', 'pass the base model the vectors were trained on');
     if (values.label !== 'sae') {
       throw new ThinkwhenError(
-        'bad-argument',
+        'BAD_ARGUMENT',
         'real models have no ground truth: pass --label sae (with --thinking-model, --taxonomy, --traces)',
         'or use --organism',
       );
@@ -503,16 +503,16 @@ async function importSet(values: Values, positionals: string[]): Promise<number>
   }
   const pairs = positionals.map((p) => {
     const m = /^(\d+)=(.+)$/.exec(p);
-    if (!m) throw new ThinkwhenError('bad-argument', `'${p}' is not LATENT=FILE`, 'e.g. 3=verify.gguf');
+    if (!m) throw new ThinkwhenError('BAD_ARGUMENT', `'${p}' is not LATENT=FILE`, 'e.g. 3=verify.gguf');
     return { latent: Number(m[1]), path: m[2] };
   });
   if (pairs.length === 0 && !values.bias) {
-    throw new ThinkwhenError('bad-argument', 'nothing to import', 'pass LATENT=FILE arguments and/or --bias FILE');
+    throw new ThinkwhenError('BAD_ARGUMENT', 'nothing to import', 'pass LATENT=FILE arguments and/or --bias FILE');
   }
   const titles = new Map(
     (values.title ?? []).map((t) => {
       const m = /^(\d+)=(.*)$/.exec(t);
-      if (!m) throw new ThinkwhenError('bad-argument', `--title '${t}' is not LATENT=TEXT`);
+      if (!m) throw new ThinkwhenError('BAD_ARGUMENT', `--title '${t}' is not LATENT=TEXT`);
       return [Number(m[1]), m[2]] as const;
     }),
   );
@@ -531,11 +531,11 @@ async function importSet(values: Values, positionals: string[]): Promise<number>
     const layers = [...cv.directions.keys()].sort((a, b) => a - b);
     const layer = wanted ?? (layers.length === 1 ? layers[0] : undefined);
     if (layer === undefined) {
-      throw new ThinkwhenError('bad-argument', `${path} holds layers ${layers.join(', ')}`, 'pick one with --layer L');
+      throw new ThinkwhenError('BAD_ARGUMENT', `${path} holds layers ${layers.join(', ')}`, 'pick one with --layer L');
     }
     const v = cv.directions.get(layer);
     if (!v)
-      throw new ThinkwhenError('bad-argument', `${path} has no direction.${layer} (it holds ${layers.join(', ')})`);
+      throw new ThinkwhenError('BAD_ARGUMENT', `${path} has no direction.${layer} (it holds ${layers.join(', ')})`);
     if (layer < 1 || layer >= ref.nLayer) {
       throw new ThinkwhenError(
         'LAYER_OUT_OF_RANGE',
@@ -550,14 +550,14 @@ async function importSet(values: Values, positionals: string[]): Promise<number>
   const layers = new Set([...picked.map((p) => p.layer), ...(biasPicked ? [biasPicked.layer] : [])]);
   if (layers.size !== 1) {
     throw new ThinkwhenError(
-      'bad-argument',
+      'BAD_ARGUMENT',
       `the files act at different layers (${[...layers].join(', ')})`,
       'a set has one layer: pass --layer L',
     );
   }
   const seen = new Set<number>();
   for (const p of picked) {
-    if (seen.has(p.latent)) throw new ThinkwhenError('bad-argument', `latent ${p.latent} is given twice`);
+    if (seen.has(p.latent)) throw new ThinkwhenError('BAD_ARGUMENT', `latent ${p.latent} is given twice`);
     seen.add(p.latent);
   }
   const layer = [...layers][0];
@@ -616,17 +616,17 @@ async function exportVector(values: Values, positionals: string[]): Promise<numb
   if (existsSync(out))
     throw new ThinkwhenError('OUT_EXISTS', `${out} exists; it is not overwritten`, 'pick a new --out');
   const coef = values.coef === undefined ? 1 : Number(values.coef);
-  if (!Number.isFinite(coef)) throw new ThinkwhenError('bad-argument', `--coef expects a number, got '${values.coef}'`);
+  if (!Number.isFinite(coef)) throw new ThinkwhenError('BAD_ARGUMENT', `--coef expects a number, got '${values.coef}'`);
   const set = await loadVectorSet(dir);
   let v: Float32Array;
   if (which === 'bias') {
-    if (!set.bias) throw new ThinkwhenError('bad-argument', `${dir} has no bias vector`);
+    if (!set.bias) throw new ThinkwhenError('BAD_ARGUMENT', `${dir} has no bias vector`);
     v = set.bias.map((x) => x * coef);
   } else {
     const latent = int(which, 'latent', 0)!;
     if (!set.vectors.has(latent)) {
       const why = set.skipped.get(latent);
-      throw new ThinkwhenError('bad-argument', `${dir} has no vector for latent ${latent}${why ? ` (${why})` : ''}`);
+      throw new ThinkwhenError('BAD_ARGUMENT', `${dir} has no vector for latent ${latent}${why ? ` (${why})` : ''}`);
     }
     v = steeringDelta(set, latent, coef).vector;
   }
