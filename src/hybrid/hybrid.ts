@@ -16,7 +16,7 @@
 import type { Sequence } from '../engine/index.ts';
 import type { Rng } from '../rng.ts';
 import { Bridge, promptIds } from './bridge.ts';
-import { feed, SteeredPool } from './kv.ts';
+import { ElasticContext, feed, SteeredPool } from './kv.ts';
 import {
   type Candidate,
   type FinishReason,
@@ -43,6 +43,8 @@ export interface HybridCounters {
   earlyExits: number;
   /** speculative tokens the base model ran ahead that a disagreement threw away */
   rejected: number;
+  /** times a base or thinking context was replaced by a larger one */
+  contextsGrown: number;
 }
 
 /** One problem in flight. */
@@ -99,6 +101,7 @@ export function hybridRun(pair: HybridPair, problems: HybridProblem[], options: 
     disagreements: 0,
     earlyExits: 0,
     rejected: 0,
+    contextsGrown: 0,
   };
   return { events: run(pair, problems, resolveOptions(options), counters), counters };
 }
@@ -130,21 +133,18 @@ async function* run(
   }));
   const lanesMax = Math.min(opts.batch, problems.length);
   if (lanesMax === 0) return;
-  // KV cells per problem: prompt + one cell per generated token, with room for re-encodings that
-  // add more than one token (docs/method.md A12) and, on the base side, the re-decoded windows.
-  const slack = Math.ceil(opts.maxTokens / 4) + 16;
+  // KV cells to start with, per problem: the prompt and up to 512 generated tokens, plus the base
+  // side's re-decoded windows. Contexts grow when texts outgrow them (ElasticContext).
   const windowCells = opts.grid.windows.reduce((s, w) => s - w, 0);
   const longest = (side: 'B' | 'T') => Math.max(...prompts.map((p) => p[side].length));
-  const laneBase = longest('B') + opts.maxTokens + slack;
-  const laneThink = longest('T') + opts.maxTokens + slack + opts.speculate;
-  const baseCtx = base.createContext({
-    nCtx: lanesMax * (laneBase + windowCells + opts.speculate),
+  const laneBase = longest('B') + Math.min(opts.maxTokens, 512) + 2 * opts.speculate;
+  const laneThink = longest('T') + Math.min(opts.maxTokens, 512) + 2 * opts.speculate;
+  const baseKv = new ElasticContext(base, lanesMax * (laneBase + windowCells), {
     nBatch: 512,
     nSeqMax: 256,
     threads: opts.threads,
   });
-  const thinkCtx = thinking.createContext({
-    nCtx: lanesMax * laneThink,
+  const thinkKv = new ElasticContext(thinking, lanesMax * laneThink, {
     nBatch: 512,
     nSeqMax: lanesMax,
     threads: opts.threads,
@@ -167,8 +167,8 @@ async function* run(
         rng: problemRng(opts.seed, problems[p].id),
         B: [...B],
         T: [...T],
-        baseSeq: baseCtx.sequence(),
-        thinkSeq: thinkCtx.sequence(),
+        baseSeq: baseKv.ctx.sequence(),
+        thinkSeq: thinkKv.ctx.sequence(),
         thinkLogits: null,
         thinkResid: null,
         promptTokens: { base: B.length, thinking: T.length },
@@ -205,6 +205,17 @@ async function* run(
     return feed(ctx, items, hooks);
   };
 
+  /** Room for `extra` more cells in the base context (every lane's sequence moves when it grows). */
+  const baseRoom = async (extra: number) => {
+    const seqs = await baseKv.room(
+      extra,
+      lanes.map((l) => ({ seq: l.baseSeq, ids: l.B })),
+    );
+    lanes.forEach((l, i) => {
+      l.baseSeq = seqs[i];
+    });
+  };
+
   try {
     admit();
     while (lanes.length) {
@@ -228,9 +239,10 @@ async function* run(
     }
   } finally {
     pool?.free();
-    baseCtx.free();
-    thinkCtx.free();
+    baseKv.free();
+    thinkKv.free();
     if (pool) counters.steeredRows = pool.rows;
+    counters.contextsGrown = baseKv.grown + thinkKv.grown;
   }
 
   /**
@@ -242,14 +254,15 @@ async function* run(
     const drafts = new Map<Lane, Draft[]>(active.map((l) => [l, []]));
     let drafting = [...active];
     for (let j = 0; j < opts.speculate && drafting.length; j++) {
+      // a token that re-encodes to nothing leaves the text as it was: decode its last token again
+      for (const l of drafting) if (l.baseSeq.length === l.B.length) l.baseSeq.truncate(l.B.length - 1);
+      await baseRoom(drafting.reduce((s, l) => s + l.B.length - l.baseSeq.length, 0));
       const items = drafting.map((l) => {
-        // a token that re-encodes to nothing leaves the text as it was: decode its last token again
-        if (l.baseSeq.length === l.B.length) l.baseSeq.truncate(l.B.length - 1);
         const ids = l.B.slice(l.baseSeq.length);
         return { seq: l.baseSeq, ids, outputs: [ids.length - 1] };
       });
       counters.baseRows += items.reduce((s, it) => s + it.ids.length, 0);
-      const out = await decodeFeed(baseCtx, items);
+      const out = await decodeFeed(baseKv.ctx, items);
       const still: Lane[] = [];
       drafting.forEach((l, i) => {
         const logits = out.logits[i][0];
@@ -267,6 +280,24 @@ async function* run(
 
     // The thinking model reads the text emitted since its last decode (group 0) and every draft
     // but the last (groups 1..); its state after group j gives its greedy token for draft j.
+    const rows = active.reduce(
+      (s, l) =>
+        s +
+        l.T.length -
+        l.thinkSeq.length +
+        drafts
+          .get(l)!
+          .slice(0, -1)
+          .reduce((a, d) => a + bridge.fromBase(d.token).thinkIds.length, 0),
+      0,
+    );
+    const seqs = await thinkKv.room(
+      rows,
+      lanes.map((l) => ({ seq: l.thinkSeq, ids: l.T })),
+    );
+    lanes.forEach((l, i) => {
+      l.thinkSeq = seqs[i];
+    });
     const plans = active.map((l) => {
       const d = drafts.get(l)!;
       const start = l.thinkSeq.length;
@@ -295,7 +326,7 @@ async function* run(
     counters.thinkingRows += fed.reduce((s, p) => s + p.item.ids.length, 0);
     const out = fed.length
       ? await decodeFeed(
-          thinkCtx,
+          thinkKv.ctx,
           fed.map((p) => p.item),
           { capture: saeHook },
         )
@@ -392,6 +423,7 @@ async function* run(
         x.rec.token = x.rec.thinkingGreedy;
         x.rec.source = 'thinking';
         x.rec.vector = 'none';
+        x.rec.reachedThinking = true;
       }
     } else if (policy.kind === 'selection') {
       for (const x of searches) {
@@ -433,7 +465,7 @@ async function* run(
         const all = open.map((_, i) => i);
         // window 0 first when it comes first: a hit there makes the other windows unnecessary
         let rest = all;
-        if (windows[0] === 0) {
+        if (windows[0] === 0 && opts.earlyExit) {
           await addJobs(all, [0]);
           rest = all.filter((i) => !hits(open[i], c, found[i]));
         }
@@ -443,7 +475,7 @@ async function* run(
             const token = found[i].get(windowStart(w, x.s.lane.B.length))!;
             const cand = scoreCandidate(bridge, x.scores, c, w, token);
             x.cands.push(cand);
-            if (cand.logp === x.scores.max) {
+            if (opts.earlyExit && cand.logp === x.scores.max) {
               x.done = true;
               counters.earlyExits++;
               break;
@@ -458,11 +490,14 @@ async function* run(
         x.rec.token = x.cands[chosen].token;
         x.rec.candidates = x.cands;
         x.rec.chosen = chosen;
+        x.rec.reachedThinking = x.cands[chosen].logp === x.scores.max;
         if (policy.kind === 'selection') x.rec.vector = 'none';
         else {
           x.rec.coefficient = x.cands[chosen].coefficient;
           x.rec.window = x.cands[chosen].window;
-          x.rec.vector = policy.steering(x.latent).vector;
+          const st = policy.steering(x.latent);
+          x.rec.vector = st.vector;
+          if (st.missing) x.rec.missingVector = true;
         }
       }
       emit(x.s.lane, x.rec, events);
@@ -476,7 +511,7 @@ async function* run(
   }
 
   /**
-   * Greedy tokens of the base model steered with c·direction(latent) over each job's window:
+   * Greedy tokens of the base model steered with c·(bias + v_latent) over each job's window:
    * window 0 (or any window that covers the whole text) through the steered pool, the others
    * through forks of the base sequence, all problems' forks in one decode (several when the
    * context's 256 sequences or nBatch rows run out).
@@ -496,8 +531,11 @@ async function* run(
       tokens[i] = argmaxMargin(logits).id;
     }
     while (forks.length) {
-      const room = baseCtx.nSeqMax - baseCtx.sequences;
-      const wave = forks.splice(0, Math.max(1, room));
+      const free = baseKv.ctx.nSeqMax - baseKv.ctx.sequences;
+      const wave = forks.splice(0, Math.max(1, free));
+      await baseRoom(
+        wave.reduce((s, i) => s + jobs[i].lane.B.length - windowStart(jobs[i].window, jobs[i].lane.B.length), 0),
+      );
       const items = wave.map((i) => {
         const { lane, latent, c, window } = jobs[i];
         const start = windowStart(window, lane.B.length);
@@ -508,7 +546,7 @@ async function* run(
       });
       try {
         counters.windowRows += items.reduce((s, it) => s + it.ids.length, 0);
-        const out = await decodeFeed(baseCtx, items, { addHook: policy.hook });
+        const out = await decodeFeed(baseKv.ctx, items, { addHook: policy.hook });
         wave.forEach((i, j) => {
           tokens[i] = argmaxMargin(out.logits[j][0]).id;
         });

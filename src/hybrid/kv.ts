@@ -1,7 +1,6 @@
 // KV-cache plumbing of the fast hybrid loop: batched feeding of several sequences of one context
 // (split into decodes of at most nBatch rows), and the pool of window-0 steered sequences.
 import type { Context, HookRequest, Model, Sequence } from '../engine/index.ts';
-import { ThinkwhenError } from '../errors.ts';
 
 /** Tokens to append to one sequence, which rows to return logits (and the hooked residual) for. */
 export interface FeedItem {
@@ -67,6 +66,68 @@ export async function feed(
   return result;
 }
 
+/** A sequence and the tokens it holds (so that it can be rebuilt in a larger context). */
+export interface Held {
+  seq: Sequence;
+  ids: number[];
+}
+
+/**
+ * A context whose sequences outgrow its KV cells can be replaced by a larger one: every held
+ * sequence is decoded again into the new context (llama.cpp cannot resize a KV cache). Texts grow
+ * by more than one token per step when a re-encoding splits a token (a byte-fallback piece that
+ * decodes to U+FFFD re-encodes to three bytes), so the size cannot be known in advance.
+ */
+export class ElasticContext {
+  ctx: Context;
+  /** contexts replaced so far */
+  grown = 0;
+
+  constructor(
+    private readonly model: Model,
+    nCtx: number,
+    private readonly opts: { nBatch: number; nSeqMax: number; threads?: number },
+  ) {
+    this.ctx = this.create(nCtx);
+  }
+
+  private create(nCtx: number): Context {
+    // llama.cpp aborts when nSeqMax exceeds min(nBatch, nCtx) (it reserves an output row per sequence)
+    const size = Math.max(nCtx, this.opts.nSeqMax, this.opts.nBatch);
+    return this.model.createContext({
+      nCtx: size,
+      nBatch: this.opts.nBatch,
+      nSeqMax: this.opts.nSeqMax,
+      threads: this.opts.threads,
+    });
+  }
+
+  /**
+   * Makes room for `extra` more cells beyond what `held` occupy (plus any other live sequences'
+   * cells, which must be none of the context's other sequences); returns the sequences to use from
+   * now on, in the order of `held` (new ones when the context was replaced).
+   */
+  async room(extra: number, held: Held[]): Promise<Sequence[]> {
+    const used = held.reduce((s, h) => s + h.seq.length, 0);
+    if (used + extra <= this.ctx.nCtx) return held.map((h) => h.seq);
+    const next = this.create(Math.max(2 * this.ctx.nCtx, Math.ceil(1.25 * (used + extra))));
+    const seqs = held.map(() => next.sequence());
+    const items = held.map((h, i) => ({ seq: seqs[i], ids: h.ids.slice(0, h.seq.length), outputs: [] }));
+    await feed(
+      next,
+      items.filter((it) => it.ids.length > 0),
+    );
+    this.ctx.free();
+    this.ctx = next;
+    this.grown++;
+    return seqs;
+  }
+
+  free(): void {
+    this.ctx.free();
+  }
+}
+
 interface Steered {
   ctx: Context;
   seq: Sequence;
@@ -80,7 +141,8 @@ interface Steered {
  * the text only grows, and a candidate costs only the tokens emitted since that key's last use
  * (the paper re-decodes the whole text). Each sequence has its own context: in llama.cpp's unified
  * KV cache a row attends over every cell of its context, so sharing one would slow every row.
- * Least recently used sequences are evicted beyond `capacity`.
+ * Least recently used sequences are evicted beyond `capacity`; capacity 0 keeps none (one scratch
+ * sequence re-decodes the whole text every time, as the paper does).
  */
 export class SteeredPool {
   private slots: Steered[] = [];
@@ -99,7 +161,10 @@ export class SteeredPool {
   async logits(key: string, ids: number[], vector: Float32Array, hook: string): Promise<Float32Array> {
     const s = this.slot(key);
     if (ids.length > s.ctx.nCtx) {
-      throw new ThinkwhenError('CONTEXT_OVERFLOW', `a steered sequence of ${ids.length} tokens exceeds ${s.ctx.nCtx}`);
+      // the text outgrew the slot: a larger context, decoded from the start
+      s.ctx.free();
+      s.ctx = this.create(Math.max(2 * s.ctx.nCtx, ids.length));
+      s.seq = s.ctx.sequence();
     }
     if (s.seq.length >= ids.length) s.seq.truncate(ids.length - 1); // logits need one decoded row
     const from = s.seq.length;
@@ -116,9 +181,9 @@ export class SteeredPool {
 
   private slot(key: string): Steered {
     this.clock++;
-    let s = this.slots.find((x) => x.key === key);
+    let s = this.capacity > 0 ? this.slots.find((x) => x.key === key) : undefined;
     if (!s) {
-      if (this.slots.length < this.capacity) {
+      if (this.slots.length < Math.max(1, this.capacity)) {
         const ctx = this.model.createContext({
           nCtx: this.nCtx,
           nBatch: Math.min(this.nCtx, 512),
@@ -135,6 +200,10 @@ export class SteeredPool {
     }
     s.lastUse = this.clock;
     return s;
+  }
+
+  private create(nCtx: number): Context {
+    return this.model.createContext({ nCtx, nBatch: Math.min(nCtx, 512), nSeqMax: 1, threads: this.threads });
   }
 
   /** Frees the sequences whose key starts with `prefix` (a finished problem's). */

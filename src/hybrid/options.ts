@@ -104,8 +104,13 @@ export interface HybridOptions {
   speculate?: number;
   /** fast path: problems decoded together (each group shares one base and one thinking context) */
   batch?: number;
-  /** fast path: window-0 steered sequences kept per group (least recently used evicted) */
+  /**
+   * fast path: window-0 steered sequences kept per group (least recently used evicted); 0 keeps
+   * none, so every window-0 candidate re-decodes the whole text (the paper's cost; for benchmarks)
+   */
   steeredPool?: number;
+  /** fast path: stop a grid search once a candidate scores the top log-prob (default true; off for benchmarks) */
+  earlyExit?: boolean;
   /** CPU threads per context (default: THINKWHEN_THREADS or all cores) */
   threads?: number;
   signal?: AbortSignal;
@@ -143,10 +148,14 @@ export interface TokenRecord {
   window?: number;
   /** the vector file applied: the latent's file, 'bias' (only_bias / missing vector), a random vector, or 'none' */
   vector?: string;
+  /** the latent has no vector: c·bias was applied alone (missingVector 'bias') */
+  missingVector?: true;
   /** candidates evaluated, in grid order (later ones cannot win after an early exit) */
   candidates?: Candidate[];
   /** index of the emitted candidate in `candidates` */
   chosen?: number;
+  /** steered tokens: the emitted token scores the thinking model's top log-prob (it is, or starts with, its greedy token) */
+  reachedThinking?: boolean;
   /** reference only: the smallest top-2 margin of any decision this step made */
   margin?: number;
 }
@@ -185,6 +194,7 @@ export interface ResolvedOptions {
   speculate: number;
   batch: number;
   steeredPool: number;
+  earlyExit: boolean;
   threads?: number;
   signal?: AbortSignal;
 }
@@ -230,7 +240,8 @@ export function resolveOptions(o: HybridOptions = {}): ResolvedOptions {
     pureWindow,
     speculate: positiveInt(o.speculate ?? 1, 'speculate', 64),
     batch: positiveInt(o.batch ?? 8, 'batch', 64),
-    steeredPool: positiveInt(o.steeredPool ?? 16, 'steeredPool', 256),
+    steeredPool: o.steeredPool === 0 ? 0 : positiveInt(o.steeredPool ?? 16, 'steeredPool', 256),
+    earlyExit: o.earlyExit ?? true,
     threads: o.threads,
     signal: o.signal,
   };

@@ -16,10 +16,13 @@ import type { HybridPair, PolicyName, ResolvedOptions } from './options.ts';
 export type PolicyKind = 'grid' | 'selection' | 'pure' | 'oracle';
 
 export interface Steering {
-  /** the direction the coefficient scales (bias + category vector, or a replacement) */
-  direction: Float32Array;
+  /** the bias part (null: none) and the category part (null: none) that the coefficient scales */
+  bias: Float32Array | null;
+  category: Float32Array | null;
   /** what the record names as applied */
   vector: string;
+  /** the latent has no vector and c·bias stands in for it (missingVector 'bias') */
+  missing: boolean;
 }
 
 export interface Policy {
@@ -33,7 +36,7 @@ export interface Policy {
   latent(z: Float32Array, rng: Rng): number;
   /** the steering for a latent (not for selection_only / oracle) */
   steering(latent: number): Steering;
-  /** c·direction, cached */
+  /** c·(bias + category vector) for a latent, cached */
   addVector(latent: number, coefficient: number): Float32Array;
 }
 
@@ -127,12 +130,6 @@ export function makePolicy(pair: HybridPair, opts: ResolvedOptions): Policy {
     }
   }
 
-  const zero = new Float32Array(nEmbd);
-  const add = (a: Float32Array | null, b: Float32Array | null) => {
-    const out = new Float32Array(nEmbd);
-    for (let i = 0; i < nEmbd; i++) out[i] = (a?.[i] ?? 0) + (b?.[i] ?? 0);
-    return out;
-  };
   const biasPart = vectors.bias ? `${biasFile} + ` : '';
   const steerings = new Map<number, Steering>();
   const steering = (k: number): Steering => {
@@ -140,18 +137,25 @@ export function makePolicy(pair: HybridPair, opts: ResolvedOptions): Policy {
     if (s) return s;
     const v = vectors.vectors.get(k) ?? null;
     if (name === 'only_bias' || (usesCategoryVectors(name) && !v)) {
-      s = { direction: add(vectors.bias, null), vector: v ? biasFile : `${biasFile} (latent ${k} has no vector)` };
+      s = {
+        bias: vectors.bias,
+        category: null,
+        vector: v || name === 'only_bias' ? biasFile : `${biasFile} (latent ${k} has no vector)`,
+        missing: !v && name !== 'only_bias',
+      };
     } else if (name === 'random_vectors' || name === 'norm_random') {
       const norm = name === 'random_vectors' ? 1 : vectorNorm(v!);
       const r = randomVector(nEmbd, (Math.imul(opts.seed >>> 0, 0x85ebca6b) ^ (k + 1)) >>> 0, norm);
       s = {
-        direction: add(vectors.bias, r),
+        bias: vectors.bias,
+        category: r,
         vector: `${biasPart}${name === 'random_vectors' ? 'random unit vector' : `random vector of norm ${norm.toPrecision(4)}`} (seed ${opts.seed}, latent ${k})`,
+        missing: false,
       };
     } else if (name === 'selection_only' || name === 'oracle') {
-      s = { direction: zero, vector: 'none' };
+      s = { bias: null, category: null, vector: 'none', missing: false };
     } else {
-      s = { direction: add(vectors.bias, v), vector: `${biasPart}${files.get(k) ?? `latent ${k}`}` };
+      s = { bias: vectors.bias, category: v, vector: `${biasPart}${files.get(k) ?? `latent ${k}`}`, missing: false };
     }
     steerings.set(k, s);
     return s;
@@ -173,13 +177,24 @@ export function makePolicy(pair: HybridPair, opts: ResolvedOptions): Policy {
       const key = `${k}:${c}`;
       let v = scaled.get(key);
       if (!v) {
-        const d = steering(k).direction;
-        v = Float32Array.from(d, (x) => x * c);
+        v = scale(steering(k), c, nEmbd);
         scaled.set(key, v);
       }
       return v;
     },
   };
+}
+
+/**
+ * c·(bias + v) as llama.cpp sums scaled control vectors (c·bias, then + c·v, in float32), so that
+ * the hook and `--control-vector-scaled` give the same bits (src/steer/vector-set.ts steeringDelta).
+ */
+function scale(s: Steering, c: number, n: number): Float32Array {
+  const out = new Float32Array(n);
+  const cf = Math.fround(c);
+  if (s.bias) for (let i = 0; i < n; i++) out[i] = Math.fround(cf * s.bias[i]);
+  if (s.category) for (let i = 0; i < n; i++) out[i] = Math.fround(out[i] + Math.fround(cf * s.category[i]));
+  return out;
 }
 
 /** The positions a window steers in a sequence of n tokens: [from, n). */

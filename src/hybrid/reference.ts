@@ -142,16 +142,20 @@ export async function* referenceGenerate(
             rec.token = t.id;
             rec.source = 'thinking';
             rec.vector = 'none';
+            rec.reachedThinking = true;
           } else {
             const chosen = policy.kind === 'pure' ? 0 : chooseCandidate(cands);
             if (policy.kind !== 'pure') margin = Math.min(margin, guardrailMargin(bridge, cands, chosen));
             rec.token = cands[chosen].token;
             rec.candidates = cands;
             rec.chosen = chosen;
+            rec.reachedThinking = cands[chosen].logp === scores.max;
             if (policy.kind !== 'selection') {
               rec.coefficient = cands[chosen].coefficient;
               rec.window = cands[chosen].window;
-              rec.vector = policy.steering(latent).vector;
+              const st = policy.steering(latent);
+              rec.vector = st.vector;
+              if (st.missing) rec.missingVector = true;
             } else rec.vector = 'none';
           }
         }

@@ -1,0 +1,96 @@
+// The fast loop must produce the reference's token stream (the paper's algorithm taken
+// literally), decision for decision, except where the reference decided by less than 1e-4.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  collectResults,
+  compareStreams,
+  type HybridOptions,
+  type HybridPair,
+  type HybridProblem,
+  hybridRun,
+  POLICIES,
+  referenceGenerate,
+} from '../../src/hybrid/index.ts';
+import { crossTokenizerPair, ORGANISM_PROMPTS, organismPair, organismProblems } from './fixtures.ts';
+
+// Window −200 is longer than any text here: it must behave as window 0.
+const GRID = { coefficients: [0.5, 2], windows: [0, -1, -15, -200] };
+
+async function check(
+  t: { diagnostic(s: string): void },
+  pair: HybridPair,
+  problems: HybridProblem[],
+  o: HybridOptions,
+) {
+  const ref = await collectResults(referenceGenerate(pair, problems, o));
+  const out = [];
+  for (const fast of [
+    { speculate: 1, batch: 1 },
+    { speculate: 4, batch: 2 },
+  ]) {
+    const run = hybridRun(pair, problems, { ...o, ...fast });
+    const res = await collectResults(run.events);
+    const cmp = compareStreams(ref, res);
+    t.diagnostic(
+      `${o.policy ?? 'paper'} speculate ${fast.speculate} batch ${fast.batch}: ${cmp.comparedTokens} tokens compared, ` +
+        `${cmp.identical}/${cmp.problems} identical, ${cmp.marginExceptions} margin exceptions, ${cmp.mismatches} mismatches; ` +
+        `${run.counters.disagreements} disagreements`,
+    );
+    assert.ok(cmp.equal, JSON.stringify(cmp.details));
+    // the texts and base-side token ids follow from the records
+    for (let i = 0; i < ref.length; i++) {
+      if (cmp.details[i].firstDifference >= 0) continue;
+      assert.equal(res[i].text, ref[i].text);
+      assert.deepEqual(res[i].tokens, ref[i].tokens);
+      assert.equal(res[i].finishReason, ref[i].finishReason);
+    }
+    out.push({ cmp, counters: run.counters, res });
+  }
+  return { ref, out };
+}
+
+test('organism, paper policy: fast = reference, with and without speculation and batching', async (t) => {
+  const pair = await organismPair();
+  const { ref, out } = await check(t, pair, organismProblems(3), { ...ORGANISM_PROMPTS, grid: GRID, maxTokens: 90 });
+  const steered = ref.flatMap((r) => r.records.filter((x) => x.steered));
+  assert.ok(steered.length >= 3, `only ${steered.length} disagreements: the test would not exercise the grid`);
+  assert.ok(
+    steered.some((r) => r.token !== r.baseGreedy),
+    'no steered token differs from the base token: the vectors never changed a token',
+  );
+  assert.ok(ref.some((r) => r.finishReason === 'eos'));
+  // speculation drafted and threw tokens away; early exits happened
+  assert.ok(out[1].counters.rejected > 0);
+});
+
+test('every policy: fast = reference on the organism', async (t) => {
+  const pair = await organismPair();
+  for (const policy of POLICIES) {
+    if (policy === 'paper') continue;
+    await check(t, pair, organismProblems(2, 11), {
+      ...ORGANISM_PROMPTS,
+      grid: GRID,
+      maxTokens: 60,
+      policy,
+      missingVector: 'bias',
+      seed: 3,
+    });
+  }
+});
+
+test('different tokenizers (SPM base, Qwen2 BPE thinking): fast = reference through the text bridge', async (t) => {
+  const pair = await crossTokenizerPair();
+  const problems = [
+    { id: 'a', question: 'What is 12 + 30?' },
+    { id: 'b', question: 'Ann has 4 pens. She buys 5 more. How many now?' },
+  ];
+  const { ref } = await check(t, pair, problems, {
+    grid: { coefficients: [1, 3], windows: [0, -1, -15] },
+    maxTokens: 24,
+  });
+  const recs = ref.flatMap((r) => r.records);
+  // string gate: unrelated random models disagree often, and the bridge re-encodes across vocabularies
+  assert.ok(recs.filter((r) => r.gate === 'disagree').length >= 10);
+  assert.ok(recs.some((r) => r.gate === 'agree') || recs.length > 0);
+});
