@@ -1,9 +1,9 @@
 // The hybrid model's speed, side by side in one run (docs/hybrid.md "Speed"):
 //  1. equality and speed-up: the fast loop against the paper's algorithm taken literally
 //     (reference.ts) on one problem, the paper's 1.5B grid (10 coefficients × 5 windows), on a
-//     generated pair whose thinking model is the base model with perturbed weights (~12 % of the
+//     generated pair whose thinking model is the base model with perturbed weights (~10 % of the
 //     tokens disagree); speed-up = reference time / fast time at 250, 500, 1,000 tokens (one run
-//     of each, cumulative times);
+//     of each, cumulative times), and the same ratio in token-rows decoded (machine-independent);
 //  2. unsteered step: plain lockstep on a pair that always agrees (the thinking model is the base
 //     model's file) against generate() of each model alone: hybrid time per token / (base step +
 //     thinking step);
@@ -15,27 +15,42 @@
 // layers (default 6 of 24: same width and vocabulary, so the same cost ratio of a k-row decode
 // to a 1-row one; --qwen-layers 24 for the full shape).
 //
-//   node --import tsx bench/hybrid.ts [--json] [--tokens 1000] [--qwen-layers 6] [--spec-tokens 48] [--ideas]
+//   node --import tsx bench/hybrid.ts [--json] [--tokens 1000] [--qwen-layers 6] [--spec-tokens 32] [--reps 3] [--speculate 4] [--ideas]
 //
 // Models are written once to ~/.cache/thinkwhen/bench/hybrid/. Run with THINKWHEN_THREADS=1.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generate, Model } from '../src/engine/index.ts';
 import { QWEN25_05B_SHAPE, type TinyModelSpec, writeTinyModel } from '../src/gguf/tiny-model.ts';
-import { hybridRun } from '../src/hybrid/hybrid.ts';
-import type { HybridEvent, HybridOptions, HybridPair, TokenRecord } from '../src/hybrid/options.ts';
-import { referenceGenerate } from '../src/hybrid/reference.ts';
-import { randomSae, randomVectors, writePerturbedModel } from '../src/hybrid/synthetic.ts';
+import {
+  Bridge,
+  compareStreams,
+  type HybridEvent,
+  type HybridOptions,
+  type HybridPair,
+  hybridRun,
+  promptIds,
+  referenceGenerate,
+  type TokenRecord,
+} from '../src/hybrid/index.ts';
+import {
+  meanDifferenceVectors,
+  randomSae,
+  randomVectors,
+  suppressTokens,
+  writePerturbedModel,
+} from '../src/hybrid/synthetic.ts';
 
 const { values } = parseArgs({
   options: {
     json: { type: 'boolean', default: false },
     tokens: { type: 'string', default: '1000' },
     'qwen-layers': { type: 'string', default: '6' },
-    'spec-tokens': { type: 'string', default: '48' },
+    'spec-tokens': { type: 'string', default: '32' },
     speculate: { type: 'string', default: '4' },
+    reps: { type: 'string', default: '3' },
     ideas: { type: 'boolean', default: false },
   },
 });
@@ -49,18 +64,53 @@ const dir = join(homedir(), '.cache', 'thinkwhen', 'bench', 'hybrid');
 mkdirSync(dir, { recursive: true });
 
 /** A base model and its perturbed copy, written once. */
-function pairFiles(name: string, spec: TinyModelSpec, scale: number): { base: string; thinking: string } {
+function pairFiles(
+  name: string,
+  spec: TinyModelSpec,
+  scale: number,
+  o: { suppress?: number[]; select?: (tensor: string) => boolean } = {},
+): { base: string; thinking: string } {
   const base = join(dir, `${name}-base.gguf`);
   const thinking = join(dir, `${name}-thinking-${scale}.gguf`);
   if (!existsSync(base)) {
     log(`writing ${base}…`);
-    writeTinyModel(base, spec);
+    writeTinyModel(`${base}.tmp`, spec);
+    if (o.suppress) suppressTokens(`${base}.tmp`, o.suppress);
+    renameSync(`${base}.tmp`, base);
   }
   if (!existsSync(thinking)) {
     log(`writing ${thinking}…`);
-    writePerturbedModel(base, thinking, { scale, seed: 5 });
+    writePerturbedModel(base, thinking, { scale, seed: 5, select: o.select });
   }
   return { base, thinking };
+}
+
+/** The speed-up pair: a random SAE and mean-difference vectors from the base model's own text. */
+async function diffPair(files: { base: string; thinking: string }, layer: number): Promise<HybridPair> {
+  const base = await Model.load(files.base);
+  const thinking = await Model.load(files.thinking);
+  const sae = randomSae(thinking.info.nEmbd, 15, 3);
+  const ctx = base.createContext({ nCtx: 1024, nSeqMax: 1 });
+  const ids = Array.from(base.tokenize(QUESTION, { addSpecial: true }));
+  const out = await generate(ctx, [{ prompt: ids, maxTokens: 300, stopAtEog: false }]);
+  ctx.free();
+  const vectors = await meanDifferenceVectors(base, thinking, sae, layer, [[...ids, ...out[0].tokens]]);
+  return { base, thinking, sae, saeLayer: layer, vectors };
+}
+
+/** Token-rows the reference decoded up to each step (both models, every candidate): its work. */
+function referenceRows(pair: HybridPair, records: TokenRecord[]): number[] {
+  const bridge = new Bridge(pair.base, pair.thinking, 'auto');
+  let b = promptIds(pair.base, '{question}', QUESTION).length;
+  let t = promptIds(pair.thinking, '{question}', QUESTION).length;
+  let total = 0;
+  return records.map((r) => {
+    total += t + b * (1 + (r.candidates?.length ?? 0));
+    const x = r.source === 'base' ? bridge.fromBase(r.token) : bridge.fromThinking(r.token);
+    b += x.baseIds.length;
+    t += x.thinkIds.length;
+    return total;
+  });
 }
 
 /** Mean residual norm at a layer over a prompt, to give random vectors a realistic size. */
@@ -77,23 +127,6 @@ async function residualNorm(model: Model, layer: number, text: string): Promise<
   return rows.reduce((s, r) => s + Math.hypot(...r), 0) / rows.length;
 }
 
-async function loadPair(
-  files: { base: string; thinking: string },
-  saeLayer: number,
-  steerLayer: number,
-): Promise<HybridPair> {
-  const base = await Model.load(files.base);
-  const thinking = await Model.load(files.thinking);
-  const norm = await residualNorm(base, steerLayer, QUESTION);
-  return {
-    base,
-    thinking,
-    sae: randomSae(thinking.info.nEmbd, 15, 3),
-    saeLayer,
-    vectors: randomVectors(base.info.nEmbd, steerLayer, 15, { biasNorm: 0.5 * norm, norm, seed: 11 }),
-  };
-}
-
 function freePair(p: HybridPair): void {
   p.base.free();
   p.thinking.free();
@@ -107,17 +140,25 @@ const PAPER_GRID = {
   windows: [0, -1, -15, -50, -100],
 };
 
-/** Runs to completion; the time at which each token's event arrived (ms since the start). */
-async function timed(events: AsyncGenerator<HybridEvent>): Promise<{ records: TokenRecord[]; at: number[] }> {
+/**
+ * Runs to completion; the time at which each token's event arrived (ms since the start), and
+ * `snapshot()` at that moment.
+ */
+async function timed<S>(
+  events: AsyncGenerator<HybridEvent>,
+  snapshot?: () => S,
+): Promise<{ records: TokenRecord[]; at: number[]; counters: S[] }> {
   const t0 = performance.now();
   const records: TokenRecord[] = [];
   const at: number[] = [];
+  const counters: S[] = [];
   for await (const ev of events) {
     if (ev.type !== 'token') continue;
     records.push(ev.record);
     at.push(performance.now() - t0);
+    if (snapshot) counters.push(snapshot());
   }
-  return { records, at };
+  return { records, at, counters };
 }
 
 /** Per-token time after the first token (prefill excluded). */
@@ -145,46 +186,67 @@ const disagreement = (r: TokenRecord[]) => r.filter((x) => x.gate === 'disagree'
 
 // ---------------------------------------------------------------------------------------------
 // 1. equality and speed-up against the reference
+// A tiny pair whose reference run of 1,000 tokens stays within minutes: llama, 2 layers × 32, a
+// small vocabulary whose byte pieces and special tokens are unreachable (no re-encoding blow-up, no
+// EOS). The thinking model differs from the base in block 0 only (weight noise), so its residual
+// at the steering layer (0) is where the two differ; the vectors are the mean residual differences
+// per SAE category on the base model's own text (meanDifferenceVectors).
 const tinySpec: TinyModelSpec = {
   arch: 'llama',
-  nLayer: 4,
-  nEmbd: 128,
-  nHead: 4,
-  nHeadKv: 2,
-  nFf: 256,
+  nLayer: 2,
+  nEmbd: 32,
+  nHead: 2,
+  nHeadKv: 1,
+  nFf: 64,
   vocab: 'small',
   seed: 3,
   nCtx: 4096,
 };
-const speedPair = await loadPair(pairFiles('tiny4x128', tinySpec, 0.027), 1, 1);
-const common: HybridOptions = { grid: PAPER_GRID, maxTokens: TOKENS, batch: 1 };
+const speedFiles = pairFiles('tiny2x32', tinySpec, 0.08, {
+  suppress: Array.from({ length: 261 }, (_, i) => i),
+  select: (name) => name.startsWith('blk.0.'),
+});
+const speedPair = await diffPair(speedFiles, 0);
+const common: HybridOptions = {
+  grid: PAPER_GRID,
+  maxTokens: TOKENS,
+  batch: 1,
+  basePrompt: '{question}',
+  thinkingPrompt: '{question}',
+  missingVector: 'bias', // latents that never fired on the vectors' text steer with the bias alone
+};
 log(`reference, ${TOKENS} tokens…`);
 const ref = await timed(referenceGenerate(speedPair, PROBLEM, common));
 log(`fast, ${TOKENS} tokens…`);
 const fastRun = hybridRun(speedPair, PROBLEM, { ...common, speculate: K });
-const fast = await timed(fastRun.events);
-const diff = firstDifference(ref.records, fast.records);
-const marginException = diff >= 0 && (ref.records[diff]?.margin ?? 1) < 1e-4;
-const equal = diff < 0 || marginException;
-const compared = diff < 0 ? ref.records.length : diff;
+const fast = await timed(fastRun.events, () => ({ ...fastRun.counters }));
+const cmp = compareStreams([{ id: 'bench', records: ref.records }], [{ id: 'bench', records: fast.records }]);
+const diff = cmp.details[0].firstDifference;
+const refRows = referenceRows(speedPair, ref.records);
 const speedup: Record<string, number | null> = {};
+const rowRatio: Record<string, number | null> = {};
 for (const n of CHECKPOINTS) {
-  speedup[n] =
-    ref.at.length >= n && fast.at.length >= n && (diff < 0 || diff >= n) ? ref.at[n - 1] / fast.at[n - 1] : null;
+  const ok = ref.at.length >= n && fast.at.length >= n && (diff < 0 || diff >= n);
+  speedup[n] = ok ? ref.at[n - 1] / fast.at[n - 1] : null;
+  const c = fast.counters[n - 1];
+  rowRatio[n] = ok && c ? refRows[n - 1] / (c.baseRows + c.thinkingRows + c.windowRows + c.steeredRows) : null;
 }
+const steered = ref.records.filter((r) => r.steered);
 const speedDetails = {
-  pair: 'llama 4 layers × 128, small vocabulary; thinking = base + 2.7 % weight noise; SAE 15 random latents at layer 1; random vectors at layer 1',
+  pair: 'llama 2 layers × 32, small vocabulary (bytes and specials unreachable); thinking = base + 8 % noise on block 0; SAE 15 random latents at layer 0; mean-difference vectors at layer 0; prompt = the question alone',
   tokens: ref.records.length,
-  disagreement_rate: disagreement(ref.records),
-  compared_tokens: compared,
+  disagreement_rate: steered.length / ref.records.length,
+  steered_reaching_thinking_token: steered.filter((r) => r.reachedThinking).length / Math.max(1, steered.length),
+  compared_tokens: cmp.comparedTokens,
   first_difference: diff,
+  token_row_ratio: rowRatio,
   reference_ms: ref.at[ref.at.length - 1],
   fast_ms: fast.at[fast.at.length - 1],
   counters: fastRun.counters,
 };
 
 // Each speed-up idea switched off in turn (same stream, other cost).
-const ideas: Record<string, number> = {};
+const ideas: Record<string, { ms: number; rows: number }> = {};
 if (values.ideas) {
   const variants: [string, HybridOptions][] = [
     ['all', { speculate: K }],
@@ -194,8 +256,10 @@ if (values.ideas) {
   ];
   for (const [name, o] of variants) {
     log(`fast (${name})…`);
-    const r = await timed(hybridRun(speedPair, PROBLEM, { ...common, ...o }).events);
-    ideas[name] = r.at[r.at.length - 1];
+    const run = hybridRun(speedPair, PROBLEM, { ...common, ...o });
+    const r = await timed(run.events);
+    const c = run.counters;
+    ideas[name] = { ms: r.at[r.at.length - 1], rows: c.baseRows + c.thinkingRows + c.windowRows + c.steeredRows };
   }
 }
 freePair(speedPair);
@@ -203,11 +267,25 @@ freePair(speedPair);
 // ---------------------------------------------------------------------------------------------
 // 2-3. unsteered lockstep step and speculative lockstep on a Qwen2.5-0.5B-shaped model
 const qwenLayers = Number(values['qwen-layers']);
-const qwenSpec: TinyModelSpec = { ...QWEN25_05B_SHAPE, nLayer: qwenLayers, nCtx: 4096 };
-const qwenFiles = pairFiles(`qwen05b-${qwenLayers}l`, qwenSpec, 0.025);
+const QWEN_NOISE = 0.022;
+// Untied output matrix: a random model whose logits are h·Eᵀ with its own input embedding E
+// predicts the token it just read and repeats it forever (no disagreement to measure).
+const qwenSpec: TinyModelSpec = { ...QWEN25_05B_SHAPE, nLayer: qwenLayers, nCtx: 4096, tiedOutput: false };
+const qwenFiles = pairFiles(`qwen05b-${qwenLayers}l-untied`, qwenSpec, QWEN_NOISE);
 
-async function generateStep(path: string): Promise<number> {
-  const m = await Model.load(path);
+const REPS = Number(values.reps);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const qBase = await Model.load(qwenFiles.base);
+const qThinking = await Model.load(qwenFiles.thinking);
+const lockOpts: HybridOptions = {
+  maxTokens: SPEC_TOKENS,
+  batch: 1,
+  basePrompt: 'Question: {question}\nAnswer:',
+  thinkingPrompt: 'Question: {question}\nAnswer:',
+};
+
+/** Per-token time of plain greedy generation (prefill excluded). */
+async function generateStep(m: Model): Promise<number> {
   const ctx = m.createContext({ nCtx: 1024, nBatch: 512, nSeqMax: 1 });
   const ids = Array.from(m.tokenize(`Question: ${QUESTION}\nAnswer:`, { addSpecial: true }));
   const at: number[] = [];
@@ -218,54 +296,73 @@ async function generateStep(path: string): Promise<number> {
     },
   });
   ctx.free();
-  m.free();
   return perToken(at);
 }
 
-log(`Qwen2.5-0.5B-shaped (${qwenLayers} layers): base and thinking steps…`);
-const baseStep = await generateStep(qwenFiles.base);
-const thinkStep = await generateStep(qwenFiles.thinking);
-const lockOpts: HybridOptions = {
-  maxTokens: SPEC_TOKENS,
-  batch: 1,
-  basePrompt: 'Question: {question}\nAnswer:',
-  thinkingPrompt: 'Question: {question}\nAnswer:',
+// Interleaved repetitions, medians: the machine is shared and noisy.
+const norm = await residualNorm(qBase, 2, QUESTION);
+const vecs = randomVectors(qBase.info.nEmbd, 2, 15, { biasNorm: 0.5 * norm, norm, seed: 11 });
+const sae = randomSae(qThinking.info.nEmbd, 15, 3);
+const same: HybridPair = { base: qBase, thinking: qBase, sae, saeLayer: 2, vectors: vecs };
+const qpair: HybridPair = { base: qBase, thinking: qThinking, sae, saeLayer: 2, vectors: vecs };
+const times = {
+  base: [] as number[],
+  thinking: [] as number[],
+  unsteered: [] as number[],
+  spec: [] as number[],
+  plain: [] as number[],
 };
-
-log('unsteered lockstep (thinking = base file)…');
-const same = await loadPair({ base: qwenFiles.base, thinking: qwenFiles.base }, 2, 2);
-const unsteered = await timed(hybridRun(same, PROBLEM, { ...lockOpts, speculate: 1 }).events);
-freePair(same);
-const unsteeredStep = perToken(unsteered.at);
-
-log(`speculative lockstep (k = ${K}) and plain lockstep, oracle policy…`);
-const qpair = await loadPair(qwenFiles, 2, 2);
-const specRun = hybridRun(qpair, PROBLEM, { ...lockOpts, policy: 'oracle', speculate: K });
-const spec = await timed(specRun.events);
-const plain = await timed(hybridRun(qpair, PROBLEM, { ...lockOpts, policy: 'oracle', speculate: 1 }).events);
-freePair(qpair);
+let unsteered: { records: TokenRecord[] } = { records: [] };
+let spec: { records: TokenRecord[] } = { records: [] };
+let specCounters = {};
+for (let r = 0; r < REPS; r++) {
+  log(
+    `Qwen2.5-0.5B-shaped (${qwenLayers} layers), repetition ${r + 1}/${REPS}: base, thinking, unsteered lockstep, speculative (k = ${K}), plain lockstep…`,
+  );
+  times.base.push(await generateStep(qBase));
+  times.thinking.push(await generateStep(qThinking));
+  // the thinking model is the base model itself: every step agrees
+  const u = await timed(hybridRun(same, PROBLEM, { ...lockOpts, speculate: 1 }).events);
+  times.unsteered.push(perToken(u.at));
+  unsteered = u;
+  // oracle: a disagreement emits the thinking token, so only the lockstep is timed
+  const run = hybridRun(qpair, PROBLEM, { ...lockOpts, policy: 'oracle', speculate: K });
+  const sp = await timed(run.events);
+  times.spec.push(perToken(sp.at));
+  spec = sp;
+  specCounters = run.counters;
+  const pl = await timed(hybridRun(qpair, PROBLEM, { ...lockOpts, policy: 'oracle', speculate: 1 }).events);
+  times.plain.push(perToken(pl.at));
+}
+qBase.free();
+qThinking.free();
+const baseStep = median(times.base);
+const thinkStep = median(times.thinking);
 
 const result = {
-  equal,
-  margin_exceptions: marginException ? 1 : 0,
+  equal: cmp.equal,
+  margin_exceptions: cmp.marginExceptions,
   speedup,
-  unsteered_step_ratio: unsteeredStep / (baseStep + thinkStep),
-  speculative_token_ratio: perToken(spec.at) / (baseStep + thinkStep),
+  unsteered_step_ratio: median(times.unsteered) / (baseStep + thinkStep),
+  speculative_token_ratio: median(times.spec) / (baseStep + thinkStep),
   details: {
     speedup: speedDetails,
     ideas_ms: values.ideas ? ideas : 'run with --ideas',
     qwen: {
-      shape: `Qwen2.5-0.5B-shaped F16, ${qwenLayers} of 24 layers, random weights; thinking = base + 2.5 % weight noise`,
+      shape: `Qwen2.5-0.5B-shaped F16, ${qwenLayers} of 24 layers, random weights; thinking = base + ${100 * QWEN_NOISE} % weight noise`,
       tokens: SPEC_TOKENS,
+      repetitions: REPS,
       base_step_ms: baseStep,
       thinking_step_ms: thinkStep,
-      unsteered_step_ms: perToken(unsteered.at),
+      unsteered_step_ms: median(times.unsteered),
       unsteered_agree_rate: 1 - disagreement(unsteered.records),
       speculate: K,
-      speculative_token_ms: perToken(spec.at),
-      plain_lockstep_token_ms: perToken(plain.at),
+      speculative_token_ms: median(times.spec),
+      plain_lockstep_token_ms: median(times.plain),
+      plain_lockstep_ratio: median(times.plain) / (baseStep + thinkStep),
       disagreement_rate: disagreement(spec.records),
-      counters: specRun.counters,
+      counters: specCounters,
+      all_ms: times,
     },
     threads: process.env.THINKWHEN_THREADS ?? 'all cores',
   },

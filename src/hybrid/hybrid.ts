@@ -32,6 +32,9 @@ import {
 import { makePolicy, problemRng, windowStart } from './policies.ts';
 import { argmaxMargin, chooseCandidate, scoreCandidate, ThinkingScores, topTokens } from './step.ts';
 
+/** Memory the window-0 pool may take by default (KV cells and attention buffers). */
+const POOL_BUDGET = 1 << 30;
+
 /** Work counters of a run (token-rows decoded), for the benchmark and the docs. */
 export interface HybridCounters {
   baseRows: number;
@@ -150,7 +153,14 @@ async function* run(
     threads: opts.threads,
   });
   const steers = policy.kind === 'grid' || policy.kind === 'pure';
-  const pool = steers ? new SteeredPool(base, opts.steeredPool, laneBase, opts.threads) : null;
+  const poolSize =
+    opts.steeredPool === 'auto'
+      ? Math.min(
+          Math.max(4, Math.floor(POOL_BUDGET / SteeredPool.slotBytes(base, laneBase))),
+          lanesMax * opts.grid.coefficients.length * pair.sae.latents,
+        )
+      : opts.steeredPool;
+  const pool = steers ? new SteeredPool(base, poolSize, laneBase, opts.threads) : null;
   const saeHook = `blocks.${pair.saeLayer}.hook_resid_post`;
   const lanes: Lane[] = [];
   let next = 0;

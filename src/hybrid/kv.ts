@@ -203,7 +203,24 @@ export class SteeredPool {
   }
 
   private create(nCtx: number): Context {
-    return this.model.createContext({ nCtx, nBatch: Math.min(nCtx, 512), nSeqMax: 1, threads: this.threads });
+    return this.model.createContext({
+      nCtx,
+      nBatch: Math.min(nCtx, SteeredPool.nBatch),
+      nSeqMax: 1,
+      threads: this.threads,
+    });
+  }
+
+  /**
+   * Catch-ups are a few rows; a small batch keeps each context's attention buffer small (a full
+   * re-decode after an eviction takes several decodes).
+   */
+  static readonly nBatch = 64;
+
+  /** Approximate bytes one slot of nCtx cells takes: f16 K and V of every layer, fp32 attention scores. */
+  static slotBytes(model: Model, nCtx: number): number {
+    const { nLayer, nEmbd, nHead, nHeadKv } = model.info;
+    return nCtx * nLayer * 2 * ((nEmbd * nHeadKv) / nHead) * 2 + SteeredPool.nBatch * nCtx * nHead * 4;
   }
 
   /** Frees the sequences whose key starts with `prefix` (a finished problem's). */

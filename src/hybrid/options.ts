@@ -105,8 +105,9 @@ export interface HybridOptions {
   /** fast path: problems decoded together (each group shares one base and one thinking context) */
   batch?: number;
   /**
-   * fast path: window-0 steered sequences kept per group (least recently used evicted); 0 keeps
-   * none, so every window-0 candidate re-decodes the whole text (the paper's cost; for benchmarks)
+   * fast path: window-0 steered sequences kept (least recently used evicted). Default: as many as
+   * fit in 1 GiB of KV cache and attention buffers, at most one per (problem, coefficient, latent).
+   * 0 keeps none, so every window-0 candidate re-decodes the whole text (the paper's cost; for benchmarks).
    */
   steeredPool?: number;
   /** fast path: stop a grid search once a candidate scores the top log-prob (default true; off for benchmarks) */
@@ -193,7 +194,7 @@ export interface ResolvedOptions {
   pureWindow: number;
   speculate: number;
   batch: number;
-  steeredPool: number;
+  steeredPool: number | 'auto';
   earlyExit: boolean;
   threads?: number;
   signal?: AbortSignal;
@@ -240,7 +241,8 @@ export function resolveOptions(o: HybridOptions = {}): ResolvedOptions {
     pureWindow,
     speculate: positiveInt(o.speculate ?? 1, 'speculate', 64),
     batch: positiveInt(o.batch ?? 8, 'batch', 64),
-    steeredPool: o.steeredPool === 0 ? 0 : positiveInt(o.steeredPool ?? 16, 'steeredPool', 256),
+    steeredPool:
+      o.steeredPool === undefined ? 'auto' : o.steeredPool === 0 ? 0 : positiveInt(o.steeredPool, 'steeredPool', 4096),
     earlyExit: o.earlyExit ?? true,
     threads: o.threads,
     signal: o.signal,

@@ -2,6 +2,7 @@
 // perturbing a base model's weights (so the two disagree on a tunable fraction of tokens), a
 // random SAE and random steering vectors. Nothing here is a trained artifact.
 import { closeSync, copyFileSync, openSync, renameSync, writeSync } from 'node:fs';
+import type { Model } from '../engine/index.ts';
 import { encodeTensor } from '../gguf/quant.ts';
 import { readGguf, readTensor } from '../gguf/read.ts';
 import { Rng } from '../rng.ts';
@@ -47,6 +48,91 @@ export function writePerturbedModel(src: string, dst: string, opts: PerturbOptio
     closeSync(fd);
   }
   renameSync(tmp, dst);
+}
+
+/**
+ * Makes tokens unreachable for greedy decoding: their rows of the (untied) output matrix become
+ * zero, so their logit is 0 while some other token's is almost surely positive. Random models
+ * then generate neither byte-fallback pieces (which re-encode to several tokens) nor EOS.
+ */
+export function suppressTokens(path: string, ids: number[]): void {
+  const file = readGguf(path);
+  const t = file.tensors.find((x) => x.name === 'output.weight');
+  if (!t) throw new Error(`${path} has a tied output matrix: its rows are also the input embeddings`);
+  const w = readTensor(file, t.name);
+  const d = t.shape[0];
+  for (const id of ids) w.fill(0, id * d, (id + 1) * d);
+  const bytes = encodeTensor(w, t.type, d);
+  const fd = openSync(path, 'r+');
+  try {
+    writeSync(fd, bytes, 0, bytes.length, file.dataOffset + t.offset);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Steering vectors that move the base model's residual at `layer` towards the thinking model's:
+ * over the given texts, bias = mean of (h_thinking − h_base), and the vector of latent k = the
+ * mean difference over the positions the SAE assigns to k, minus the bias (so bias + v_k is that
+ * mean). A difference-of-means stand-in for trained vectors; latents that never occur get none.
+ */
+export async function meanDifferenceVectors(
+  base: Model,
+  thinking: Model,
+  sae: TopKSae,
+  layer: number,
+  texts: number[][],
+): Promise<HybridVectors> {
+  const hook = `blocks.${layer}.hook_resid_post`;
+  const capture = async (m: Model, ids: number[]) => {
+    const ctx = m.createContext({ nCtx: Math.max(512, ids.length), nBatch: Math.max(512, ids.length), nSeqMax: 1 });
+    const seq = ctx.sequence();
+    const out = await ctx.decode(
+      ids.map((token) => ({ token, seq })),
+      [{ hook, rows: 'all', capture: true }],
+    );
+    ctx.free();
+    return out.captures[0]!;
+  };
+  const d = base.info.nEmbd;
+  const sums = new Map<number, { sum: Float64Array; n: number }>();
+  const all = new Float64Array(d);
+  let n = 0;
+  for (const ids of texts) {
+    const hb = await capture(base, ids);
+    const ht = await capture(thinking, ids);
+    const k = sae.assign(new Float32Array(ht.flatMap((r) => Array.from(r))));
+    for (let i = 0; i < ids.length; i++) {
+      let e = sums.get(k[i]);
+      if (!e) {
+        e = { sum: new Float64Array(d), n: 0 };
+        sums.set(k[i], e);
+      }
+      for (let j = 0; j < d; j++) {
+        const diff = ht[i][j] - hb[i][j];
+        e.sum[j] += diff;
+        all[j] += diff;
+      }
+      e.n++;
+      n++;
+    }
+  }
+  const bias = Float32Array.from(all, (x) => x / n);
+  const vectors = new Map<number, Float32Array>();
+  const titles = new Map<number, string>();
+  const skipped = new Map<number, string>();
+  for (let k = 0; k < sae.latents; k++) {
+    titles.set(k, `latent ${k}`);
+    const e = sums.get(k);
+    if (!e) skipped.set(k, 'never the argmax on the texts');
+    else
+      vectors.set(
+        k,
+        Float32Array.from(e.sum, (x, j) => x / e.n - bias[j]),
+      );
+  }
+  return { layer, applyHook: `blocks.${layer}.hook_resid_post`, bias, vectors, titles, skipped };
 }
 
 /** A Top-K SAE with random encoder weights (for pairs without a trained taxonomy). */
