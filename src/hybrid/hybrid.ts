@@ -234,6 +234,7 @@ async function* run(
       else {
         const steps = await lockstep(lanes, events);
         if (steps.length) await settle(steps, events);
+        if (pool) counters.steeredRows = pool.rows;
       }
       for (let i = lanes.length - 1; i >= 0; i--) {
         const l = lanes[i];
@@ -251,7 +252,6 @@ async function* run(
     pool?.free();
     baseKv.free();
     thinkKv.free();
-    if (pool) counters.steeredRows = pool.rows;
     counters.contextsGrown = baseKv.grown + thinkKv.grown;
   }
 
@@ -477,7 +477,7 @@ async function* run(
         let rest = all;
         if (windows[0] === 0 && opts.earlyExit) {
           await addJobs(all, [0]);
-          rest = all.filter((i) => !hits(open[i], c, found[i]));
+          rest = all.filter((i) => !hits(open[i], found[i]));
         }
         if (rest.length) await addJobs(rest, windows);
         open.forEach((x, i) => {
@@ -515,7 +515,7 @@ async function* run(
   }
 
   /** Does this coefficient's window-0 candidate already score the thinking model's top log-prob? */
-  function hits(x: { scores: ThinkingScores }, _c: number, found: Map<number, number>): boolean {
+  function hits(x: { scores: ThinkingScores }, found: Map<number, number>): boolean {
     const token = found.get(0);
     return token !== undefined && x.scores.logp(bridge.scoreToken(token)) === x.scores.max;
   }
