@@ -84,16 +84,13 @@ test('every policy: fast = reference on the organism', async (t) => {
 
 test('different tokenizers (SPM base, Qwen2 BPE thinking): fast = reference through the text bridge', async (t) => {
   const pair = await crossTokenizerPair();
-  const problems = [
-    { id: 'a', question: 'What is 12 + 30?' },
-    { id: 'b', question: 'Ann has 4 pens. She buys 5 more. How many now?' },
-  ];
+  const problems = [{ id: 'a', question: 'What is 12 + 30?' }];
   const { ref } = await check(t, pair, problems, {
     grid: { coefficients: [1, 3], windows: [0, -1, -15] },
-    maxTokens: 24,
+    maxTokens: 16,
   });
-  const recs = ref.flatMap((r) => r.records);
-  // string gate: unrelated random models disagree often, and the bridge re-encodes across vocabularies
-  assert.ok(recs.filter((r) => r.gate === 'disagree').length >= 10);
-  assert.ok(recs.some((r) => r.gate === 'agree') || recs.length > 0);
+  const recs = ref[0].records;
+  // unrelated random models disagree at almost every token; the bridge re-encodes across vocabularies
+  assert.ok(recs.filter((r) => r.gate === 'disagree').length >= 8);
+  assert.ok(ref[0].tokens.length > recs.length, 'byte-fallback pieces re-encode to several base tokens (A12)');
 });
