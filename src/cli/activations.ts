@@ -1,16 +1,16 @@
 import { parseArgs } from 'node:util';
 import { Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
+import { organismLabeller } from '../organism/taxonomy.ts';
 import { captureSentenceActivations } from '../taxonomy/capture.ts';
 import { PAPER_PRESETS, resolveLayers } from '../taxonomy/layers.ts';
-import { organismLabeller } from '../taxonomy/pipeline.ts';
 import { readTraces } from '../traces/generate.ts';
 import { int, oneOf } from './args.ts';
 import type { Command } from './command.ts';
 
 const help = `thinkwhen activations --model THINKING.gguf --traces TRACES.jsonl --out DIR [options]
 
-Stage 2 of the reasoning taxonomy (method.md §2.2): split every trace's
+Stage 2 of the reasoning taxonomy (docs/method.md §2.2): split every trace's
 thinking text with the paper's sentence splitter, map each sentence to its
 tokens through the tokenizer's character offsets, and store the mean residual
 stream (output of decoder block L) over the sentence's tokens shifted back by

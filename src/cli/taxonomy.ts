@@ -6,30 +6,25 @@ import { Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
 import { readGguf } from '../gguf/read.ts';
 import { LlmClient } from '../llm/client.ts';
+import { runOrganismChain } from '../organism/taxonomy.ts';
+import { annotateTraces } from '../taxonomy/annotate.ts';
+import { evaluateGrid, type Grid, type LlmLabelling, readGrid } from '../taxonomy/evaluate.ts';
 import { EVALUATOR_SETTINGS, TITLE_SETTINGS } from '../taxonomy/labelling.ts';
 import {
-  annotateTraces,
-  evaluateGrid,
-  type Grid,
-  type LlmLabelling,
-  readGrid,
   readSelection,
-  runOrganismChain,
   SELECTION_METRICS,
   type Selection,
   type SelectionMetric,
-  saeBase,
-  type TrainOptions,
-  trainTaxonomyGrid,
   writeSelection,
-} from '../taxonomy/pipeline.ts';
+} from '../taxonomy/selection.ts';
+import { saeBase, type TrainOptions, trainTaxonomyGrid } from '../taxonomy/train-grid.ts';
 import { readTraces } from '../traces/generate.ts';
 import { int, oneOf } from './args.ts';
 import type { Command } from './command.ts';
 
 const help = `thinkwhen taxonomy <train|score|show|annotate> [options]
 
-Stages 3-5 of the reasoning taxonomy (method.md §2.3-2.5) over a sentence
+Stages 3-5 of the reasoning taxonomy (docs/method.md §2.3-2.5) over a sentence
 activation store (\`thinkwhen activations\`). All results live in one taxonomy
 directory (--dir).
 

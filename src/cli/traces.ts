@@ -7,7 +7,7 @@ import type { Command } from './command.ts';
 
 const help = `thinkwhen traces --model THINKING.gguf (--questions FILE.jsonl | --dataset NAME) --out TRACES.jsonl
 
-Stage 1 of the reasoning taxonomy (method.md §2.1): the thinking model's
+Stage 1 of the reasoning taxonomy (docs/method.md §2.1): the thinking model's
 responses to a question set. Each question becomes one user message (question
 text only) rendered with the model's own chat template; decoding is greedy
 unless --temperature is set, capped at --max-tokens new tokens, and --batch

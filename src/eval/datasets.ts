@@ -62,7 +62,7 @@ interface Builtin {
   splits: Record<string, { local: string; hub?: HubFile }>;
 }
 
-// The public copies the paper used (method.md §2.8). On the hub GSM8K exists only as parquet.
+// The public copies the paper used (docs/method.md §2.8). On the hub GSM8K exists only as parquet.
 export const BUILTIN_DATASETS: Record<string, Builtin> = {
   gsm8k: {
     fields: { question: 'question', answer: 'answer', solution: 'answer' },
@@ -85,7 +85,7 @@ export const BUILTIN_DATASETS: Record<string, Builtin> = {
   },
 };
 
-/** The paper's slices (method.md §2.8): the first 500 GSM8K test problems; all of MATH500. */
+/** The paper's slices (docs/method.md §2.8): the first 500 GSM8K test problems; all of MATH500. */
 export const PAPER_SLICES = {
   gsm8k: { dataset: 'gsm8k', split: 'test', start: 0, limit: 500 },
   math500: { dataset: 'math500', split: 'test', start: 0, limit: 500 },

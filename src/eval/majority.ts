@@ -1,5 +1,5 @@
 /**
- * Majority vote over sampled responses: maj@k (the R1 paper's cons@k), eval-rules.md §7.
+ * Majority vote over sampled responses: maj@k (the R1 paper's cons@k), docs/eval-rules.md §7.
  *
  * The votes are grouped into equivalence classes by the answer grader (`isEquivalent`'s relation:
  * parse, then `compareParsed`; each answer is parsed once here), not by string identity. So `18`,

@@ -123,7 +123,7 @@ export function bootstrapInterval(values: number[], iterations: number, seed: nu
 }
 
 export interface GapRecovered {
-  /** The paper's number (method.md §2.8): max(0, (hybrid − min(base, thinking)) / |thinking − base|); null when undefined. */
+  /** The paper's number (docs/method.md §2.8): max(0, (hybrid − min(base, thinking)) / |thinking − base|); null when undefined. */
   recovered: number | null;
   /** The same without the clamp at 0: negative when the hybrid falls below both. */
   signed: number | null;

@@ -2,7 +2,7 @@
  * On-disk store of sentence activations: a directory with
  *  - `shard-00000.safetensors` …: one F32 tensor `layer.{L}` of shape [rows, dim] per captured layer;
  *  - `index.jsonl`: one line per sentence row, in row order (trace id, sentence text, token span, …);
- *  - `means.safetensors`: `mean.{L}` = running mean of the thinking-span vectors (μ_L, method.md §2.2);
+ *  - `means.safetensors`: `mean.{L}` = running mean of the thinking-span vectors (μ_L, docs/method.md §2.2);
  *  - `manifest.json`: dim, layers, shard list and row counts; written last, so a directory without it
  *    is an interrupted capture.
  */

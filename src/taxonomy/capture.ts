@@ -1,5 +1,5 @@
 /**
- * Stage 2 of the taxonomy (method.md §2.2): the mean residual stream of every thinking sentence at a set
+ * Stage 2 of the taxonomy (docs/method.md §2.2): the mean residual stream of every thinking sentence at a set
  * of layers, captured through the engine in one pass of the model per trace (one hook per layer in the
  * same decodes), written to a sentence-activation store (activation-store.ts).
  *

@@ -1,5 +1,5 @@
 /**
- * LLM labelling of SAE latents and the paper's taxonomy scores (method.md §2.4):
+ * LLM labelling of SAE latents and the paper's taxonomy scores (docs/method.md §2.4):
  *  - titles: per latent, its sentences ranked by the dense activation z_j (all if ≤ 200, else the top 100
  *    plus 100 random others), shuffled; 3 random full traces as context (re-drawn per repetition);
  *    `repetitions` (5) independent category sets; the taxonomy used downstream is repetition 0;

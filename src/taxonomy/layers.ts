@@ -1,5 +1,5 @@
 /**
- * Candidate layers for sentence activations (method.md §2.2) and the paper's per-model settings (§4).
+ * Candidate layers for sentence activations (docs/method.md §2.2) and the paper's per-model settings (§4).
  * Layers are 0-based decoder-block indices; the activation is the block's output (resid_post).
  */
 import { basename } from 'node:path';

@@ -1,7 +1,7 @@
 /**
  * Taxonomy metrics that need no LLM: agreement with ground-truth labels (adjusted Rand index, normalised
  * mutual information, purity), reconstruction quality (variance explained), the reference's centroid
- * orthogonality diagnostic (method.md §2.4) and cluster balance.
+ * orthogonality diagnostic (docs/method.md §2.4) and cluster balance.
  * Labels are non-negative integers; any ids work (they are re-indexed).
  */
 import { ThinkwhenError } from '../errors.ts';

@@ -1,5 +1,5 @@
 /**
- * Preprocessing of stored sentence activations (method.md §2.2): sentence means over activation rows,
+ * Preprocessing of stored sentence activations (docs/method.md §2.2): sentence means over activation rows,
  * the running mean μ_L of the thinking-span vectors, and the final features x = (a − μ_L)/‖a − μ_L‖₂.
  * Accumulation is in float64; results are float32 like the reference's fp32 tensors.
  */
@@ -82,7 +82,7 @@ export function centerAndNormalize(x: Float32Array, dim: number, mean: ArrayLike
 }
 
 /**
- * Ambiguity A2 (method.md §7): the SAE is trained on centred, normalised sentence means, but the
+ * Ambiguity A2 (docs/method.md §7): the SAE is trained on centred, normalised sentence means, but the
  * reference annotates traces (§2.5) and steers the hybrid (§2.7) with RAW activations.
  * 'raw' (default, the paper's code) passes activations through; 'centred' applies the training-time
  * centring and normalisation first (the later code's "saefix"). Returns a new array.

@@ -1,5 +1,5 @@
 /**
- * The paper's labelling and autograder prompts (method.md §2.4; reference `utils/autograder_prompts.py`),
+ * The paper's labelling and autograder prompts (docs/method.md §2.4; reference `utils/autograder_prompts.py`),
  * reproduced word for word, typos included, so titles and scores are comparable with the paper's.
  */
 

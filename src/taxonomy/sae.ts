@@ -1,5 +1,5 @@
 /**
- * The paper's Top-K SAE ("sae_topk", a TinySAE port; method.md §2.3), trained on centred, L2-normalised
+ * The paper's Top-K SAE ("sae_topk", a TinySAE port; docs/method.md §2.3), trained on centred, L2-normalised
  * sentence activations.
  *
  *  - init: encoder ~ U(−1/√d, 1/√d) (PyTorch Linear default), encoder bias 0, W_dec = copy of the encoder

@@ -1,5 +1,5 @@
 /**
- * Stage 1 of the taxonomy (method.md §2.1): thinking-model responses on a question set.
+ * Stage 1 of the taxonomy (docs/method.md §2.1): thinking-model responses on a question set.
  *
  *  - prompt = the model's own chat template over one user message holding the question text only,
  *    with the generation prompt (no system message unless the template adds one);

@@ -1,5 +1,5 @@
 /**
- * The paper's sentence splitter (method.md §2.2, `split_into_sentences(text, min_words=3)`), reproduced
+ * The paper's sentence splitter (docs/method.md §2.2, `split_into_sentences(text, min_words=3)`), reproduced
  * step for step, plus the character span of every sentence in the original text.
  *
  * Spans are UTF-16 code-unit indices into the input string, half-open `[start, end)`, i.e. what
@@ -230,7 +230,7 @@ export function splitIntoSentences(input: string, options: SplitOptions = {}): S
 }
 
 /**
- * The simpler splitter of the annotation stage (method.md §2.5): `re.split(r'(?<=[.!?;])')`, strip,
+ * The simpler splitter of the annotation stage (docs/method.md §2.5): `re.split(r'(?<=[.!?;])')`, strip,
  * drop empty; no newline split, no protection, no word minimum. Spans as in `splitIntoSentences`.
  */
 export function splitForAnnotation(input: string): Sentence[] {

@@ -1,5 +1,5 @@
 /**
- * Character spans → token spans → activation rows (method.md §2.2 and §2.5).
+ * Character spans → token spans → activation rows (docs/method.md §2.2 and §2.5).
  *
  * Token offsets are `[start, end)` UTF-16 indices into the tokenized string, one pair per token (the
  * HF `offset_mapping` convention). Special tokens that cover no text have `start === end`.

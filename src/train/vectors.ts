@@ -1,4 +1,4 @@
-// Steering-vector training (method.md §2.6): one free F32 vector added to the residual stream at
+// Steering-vector training (docs/method.md §2.6): one free F32 vector added to the residual stream at
 // the target positions, trained by Adam to raise the model's likelihood of the target text. The
 // defaults are the paper's: logits x 0.7, loss in base-10 units, lr 1e-2 with a cosine schedule
 // to 0, 50 epochs, early stopping on the epoch's mean training loss (min delta 0.001, patience 10)

@@ -161,7 +161,7 @@ describe('McNemar exact test', () => {
 });
 
 describe('gap recovered', () => {
-  it("reproduces the paper's formula (Llama-3.1-8B GSM8K row of method.md §3: 51.5 %)", () => {
+  it("reproduces the paper's formula (Llama-3.1-8B GSM8K row of docs/method.md §3: 51.5 %)", () => {
     const g = gapRecovered(0.394, 0.838, 0.623);
     assert.ok(Math.abs(g.recovered! - 0.5158) < 1e-3);
     assert.equal(g.signed, g.recovered);

@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { defaultOrganismModel } from '../../src/taxonomy/pipeline.ts';
+import { defaultOrganismModel } from '../../src/organism/taxonomy.ts';
 import { cli } from '../helpers/cli.ts';
 
 test('score --organism names the missing model and how to get it', async () => {

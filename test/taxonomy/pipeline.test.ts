@@ -10,24 +10,16 @@ import { Model } from '../../src/engine/index.ts';
 import { TINY_LLAMA } from '../../src/gguf/tiny-model.ts';
 import { makeTrace } from '../../src/organism/language.ts';
 import { generateProblems } from '../../src/organism/task.ts';
+import { organismLabeller } from '../../src/organism/taxonomy.ts';
 import { Rng } from '../../src/rng.ts';
 import { loadSentenceActivations } from '../../src/taxonomy/activation-store.ts';
+import { annotateTraces, formatValue, locateForAnnotation } from '../../src/taxonomy/annotate.ts';
 import { captureSentenceActivations, labelForSpan, planTrace } from '../../src/taxonomy/capture.ts';
+import { evaluateGrid, truthMetrics } from '../../src/taxonomy/evaluate.ts';
 import { detectPreset, evenlySpacedLayers, resolveLayers } from '../../src/taxonomy/layers.ts';
-import {
-  annotateTraces,
-  evaluateGrid,
-  formatValue,
-  LexicalJudge,
-  lexicalTokens,
-  locateForAnnotation,
-  organismLabeller,
-  readSelection,
-  selectEntry,
-  trainTaxonomyGrid,
-  truthMetrics,
-  writeSelection,
-} from '../../src/taxonomy/pipeline.ts';
+import { LexicalJudge, lexicalTokens } from '../../src/taxonomy/lexical-judge.ts';
+import { readSelection, selectEntry, writeSelection } from '../../src/taxonomy/selection.ts';
+import { trainTaxonomyGrid } from '../../src/taxonomy/train-grid.ts';
 import { makeTraceRecord, renderPrompt, type TraceRecord } from '../../src/traces/generate.ts';
 import { cli, codeOf } from '../helpers/cli.ts';
 import { tinyModelPath, tinyQwen2 } from '../helpers/models.ts';

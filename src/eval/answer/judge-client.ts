@@ -13,7 +13,7 @@ import { ThinkwhenError } from '../../errors.ts';
 import { type ChatParams, LlmClient, type LlmClientOptions } from '../../llm/client.ts';
 import { type JudgeInput, judgeResponse } from './judge.ts';
 
-/** The paper's judge model (method.md §2.8). */
+/** The paper's judge model (docs/method.md §2.8). */
 export const DEFAULT_JUDGE_MODEL = 'gpt-4.1';
 /** Default cache directory, relative to the working directory. */
 export const DEFAULT_JUDGE_CACHE = '.thinkwhen-cache/llm';

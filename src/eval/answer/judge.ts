@@ -1,5 +1,5 @@
 /**
- * The paper's optional LLM judge (method.md §2.8): GPT-4.1 at temperature ~0, max 100 tokens, asked
+ * The paper's optional LLM judge (docs/method.md §2.8): GPT-4.1 at temperature ~0, max 100 tokens, asked
  * YES/NO; correct iff the reply contains "yes" (case-insensitive). The HTTP client lives in src/llm/;
  * this module only builds the prompt and reads the reply, through an injected `complete` function.
  */

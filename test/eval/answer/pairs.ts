@@ -1,5 +1,5 @@
 /**
- * Gold / prediction pairs written from the rules in shared/docs/eval-rules.md (§2–§5, §8). Each row:
+ * Gold / prediction pairs written from the rules in docs/eval-rules.md (§2–§5, §8). Each row:
  * [gold, prediction, expected verdict, rule it exercises]. Always graded as isEquivalent(gold, pred).
  */
 export type Pair = [gold: string, pred: string, equivalent: boolean, rule: string];
