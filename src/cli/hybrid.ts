@@ -322,7 +322,7 @@ async function resolveSae(
   let layer = int(values['sae-layer'], 'sae-layer');
   if (values.sae) saePath = values.sae;
   else if (values.taxonomy) {
-    const { readSelection } = await import('../taxonomy/pipeline.ts');
+    const { readSelection } = await import('../taxonomy/selection.ts');
     const sel = await readSelection(values.taxonomy);
     saePath = fromManifest(values.taxonomy, sel.sae);
     layer ??= sel.layer;
