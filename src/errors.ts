@@ -5,6 +5,7 @@
  */
 export type ErrorCode =
   // cli
+  | 'BAD_HYBRID_PAIR'
   | 'GRADE_EMPTY_INPUT'
   | 'GRADE_NO_FILE'
   | 'NO_ENTRY'
@@ -98,7 +99,9 @@ export type ErrorCode =
   | 'ANNOTATION_MISMATCH'
   | 'BAD_ARGUMENT'
   | 'BAD_COEFS'
+  | 'BAD_HYBRID_OPTION'
   | 'BAD_JSONL'
+  | 'BAD_PROMPT'
   | 'BAD_SITE'
   | 'BAD_SPEC'
   | 'BAD_TAXONOMY'

@@ -6,6 +6,7 @@ const registry: Record<string, () => Promise<Command>> = {
   doctor: async () => (await import('./doctor.ts')).command,
   gradcheck: async () => (await import('./gradcheck.ts')).command,
   grade: async () => (await import('./grade.ts')).command,
+  hybrid: async () => (await import('./hybrid.ts')).command,
   merge: async () => (await import('./merge.ts')).command,
   organism: async () => (await import('./organism.ts')).command,
   report: async () => (await import('./report.ts')).command,

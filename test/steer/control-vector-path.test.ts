@@ -9,8 +9,8 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
-import { binsDir } from '../../src/llama-paths.mjs';
 import { type BatchToken, Model } from '../../src/engine/index.ts';
+import { binsDir } from '../../src/llama-paths.mjs';
 import {
   biasFile,
   defaultSites,

@@ -1,0 +1,250 @@
+// The hybrid model's inputs, options and per-token record, shared by the fast loop (hybrid.ts)
+// and the literal reference (reference.ts). docs/hybrid.md describes each field.
+import type { Model } from '../engine/index.ts';
+import { ThinkwhenError } from '../errors.ts';
+import type { TopKSae } from '../taxonomy/sae.ts';
+
+/**
+ * Steering vectors as the hybrid needs them. `loadVectorSet()` (src/steer/vector-set.ts) returns
+ * a superset of this; tests build one in memory.
+ */
+export interface HybridVectors {
+  /** where the set came from (records name its files) */
+  dir?: string;
+  /** apply layer S: vectors are added at blocks.S.hook_resid_post of the base model */
+  layer: number;
+  applyHook: string;
+  bias: Float32Array | null;
+  /** category vectors by latent id (never by position among the present categories) */
+  vectors: Map<number, Float32Array>;
+  titles: Map<number, string>;
+  /** latents without a vector, with the reason */
+  skipped: Map<number, string>;
+  /** the set's manifest: file names of the bias and of each latent's vector, when known */
+  manifest?: { bias?: { file: string } | null; categories?: { latent: number; file: string }[] };
+}
+
+/** Everything the hybrid runs on: two models, the thinking model's SAE and the base model's vectors. */
+export interface HybridPair {
+  base: Model;
+  thinking: Model;
+  sae: TopKSae;
+  /** thinking-model layer whose raw last-token resid_post the SAE reads */
+  saeLayer: number;
+  vectors: HybridVectors;
+}
+
+export interface HybridProblem {
+  id: string;
+  question: string;
+}
+
+export const POLICIES = [
+  'paper',
+  'only_bias',
+  'random_firing',
+  'random_vectors',
+  'norm_random',
+  'selection_only',
+  'pure_steering',
+  'oracle',
+] as const;
+export type PolicyName = (typeof POLICIES)[number];
+
+/** 'auto': ids when the two vocabularies are proven identical, decoded token bytes otherwise. */
+export type GateMode = 'auto' | 'ids' | 'strings';
+
+export interface Grid {
+  /** outer loop */
+  coefficients: number[];
+  /** inner loop; 0 = every position (prompt and BOS included), −n = the last n positions */
+  windows: number[];
+}
+
+/** The grid of the Qwen2.5-Math-1.5B, Llama-3.1-8B and Qwen2.5-14B pairs (docs/method.md §2.7). */
+export const PAPER_GRID: Grid = {
+  coefficients: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+  windows: [0, -1, -15, -50, -100],
+};
+/** The grid of the Qwen2.5-32B pairs. */
+export const PAPER_GRID_32B: Grid = { coefficients: [0.5, 0.6, 0.7, 0.8, 0.9, 1.0], windows: [0] };
+
+/** The paper's base prompt PROMPT(q) (docs/method.md §5). */
+export const PAPER_BASE_PROMPT =
+  'Task: Answer the question below. Explain your reasoning step by step.\n\n\n\nQuestion:\n{question}\n\nStep by step answer:\n';
+
+/**
+ * A prompt: 'paper' (PAPER_BASE_PROMPT, encoded with the tokenizer's own special tokens, e.g. BOS),
+ * 'chat' (the model's chat template, one user turn, generation prompt, encoded without adding
+ * special tokens: the template writes them), or a template string where {question} is the question
+ * and {chat} the rendered chat template (encoded like 'chat' when it holds {chat}, like 'paper' otherwise).
+ */
+export type PromptSpec = 'paper' | 'chat' | string;
+
+export interface HybridOptions {
+  policy?: PolicyName;
+  grid?: Grid;
+  /** generated-token cap (default 2000, the paper's) */
+  maxTokens?: number;
+  gate?: GateMode;
+  /** default 'paper' for the base model, 'chat' for the thinking model (docs/method.md §5) */
+  basePrompt?: PromptSpec;
+  thinkingPrompt?: PromptSpec;
+  /**
+   * A latent the SAE can pick but the vector set lacks: 'error' (default) refuses to start;
+   * 'bias' steers with c·bias and marks those tokens (the paper's silent fallback, made visible).
+   */
+  missingVector?: 'error' | 'bias';
+  /** seed of random_firing, random_vectors and norm_random */
+  seed?: number;
+  /** pure_steering: the one coefficient and window (default: the grid's largest coefficient, window 0) */
+  pureCoefficient?: number;
+  pureWindow?: number;
+  /** fast path: tokens the base model runs ahead before the thinking model checks them (1 = plain lockstep) */
+  speculate?: number;
+  /** fast path: problems decoded together (each group shares one base and one thinking context) */
+  batch?: number;
+  /**
+   * fast path: window-0 steered sequences kept (least recently used evicted). Default: as many as
+   * fit in 1 GiB of KV cache and attention buffers, at most one per (problem, coefficient, latent).
+   * 0 keeps none, so every window-0 candidate re-decodes the whole text (the paper's cost; for benchmarks).
+   */
+  steeredPool?: number;
+  /** fast path: stop a grid search once a candidate scores the top log-prob (default true; off for benchmarks) */
+  earlyExit?: boolean;
+  /** CPU threads per context (default: THINKWHEN_THREADS or all cores) */
+  threads?: number;
+  signal?: AbortSignal;
+}
+
+export interface Candidate {
+  coefficient: number;
+  window: number;
+  /** candidate token (base vocabulary) */
+  token: number;
+  /** thinking log-probability of the first token of its re-encoding (−Infinity when empty; null in JSON) */
+  logp: number;
+}
+
+/** One generated token and how it was chosen. */
+export interface TokenRecord {
+  step: number;
+  /** emitted token: base vocabulary, except for the oracle policy (thinking vocabulary, source 'thinking') */
+  token: number;
+  source: 'base' | 'thinking';
+  /** decoded text appended to the output */
+  text: string;
+  /** greedy tokens of the two models on the same prefix */
+  baseGreedy: number;
+  thinkingGreedy: number;
+  gate: 'agree' | 'disagree';
+  steered: boolean;
+  /** SAE category (argmax of the dense encoder) or the random category; null when not computed */
+  latent: number | null;
+  title: string | null;
+  /** the winning latent's pre-activation */
+  activation: number | null;
+  /** chosen grid cell (steered tokens) */
+  coefficient?: number;
+  window?: number;
+  /** the vector file applied: the latent's file, 'bias' (only_bias / missing vector), a random vector, or 'none' */
+  vector?: string;
+  /** the latent has no vector: c·bias was applied alone (missingVector 'bias') */
+  missingVector?: true;
+  /** candidates evaluated, in grid order (later ones cannot win after an early exit) */
+  candidates?: Candidate[];
+  /** index of the emitted candidate in `candidates` */
+  chosen?: number;
+  /** steered tokens: the emitted token scores the thinking model's top log-prob (it is, or starts with, its greedy token) */
+  reachedThinking?: boolean;
+  /** reference only: the smallest top-2 margin of any decision this step made */
+  margin?: number;
+}
+
+export type FinishReason = 'eos' | 'length' | 'aborted';
+
+export interface HybridResult {
+  problem: number;
+  id: string;
+  /** token ids fed to the base model after the prompt (the base-side re-encodings, in order) */
+  tokens: number[];
+  text: string;
+  records: TokenRecord[];
+  promptTokens: { base: number; thinking: number };
+  finishReason: FinishReason;
+  startedAt: number;
+  finishedAt: number;
+}
+
+export type HybridEvent =
+  | { type: 'token'; problem: number; id: string; record: TokenRecord }
+  | { type: 'done'; problem: number; id: string; result: HybridResult };
+
+/** Options with every default filled in and checked. */
+export interface ResolvedOptions {
+  policy: PolicyName;
+  grid: Grid;
+  maxTokens: number;
+  gate: GateMode;
+  basePrompt: PromptSpec;
+  thinkingPrompt: PromptSpec;
+  missingVector: 'error' | 'bias';
+  seed: number;
+  pureCoefficient: number;
+  pureWindow: number;
+  speculate: number;
+  batch: number;
+  steeredPool: number | 'auto';
+  earlyExit: boolean;
+  threads?: number;
+  signal?: AbortSignal;
+}
+
+const badOption = (msg: string, fix?: string) => new ThinkwhenError('BAD_HYBRID_OPTION', msg, fix);
+
+function positiveInt(v: number, name: string, max: number): number {
+  if (!Number.isInteger(v) || v < 1 || v > max) throw badOption(`${name} must be an integer in 1..${max}, got ${v}`);
+  return v;
+}
+
+export function resolveOptions(o: HybridOptions = {}): ResolvedOptions {
+  const policy = o.policy ?? 'paper';
+  if (!POLICIES.includes(policy)) throw badOption(`unknown policy '${policy}'`, `use one of ${POLICIES.join(', ')}`);
+  const grid = o.grid ?? PAPER_GRID;
+  if (!grid.coefficients.length || !grid.windows.length)
+    throw badOption('the grid needs ≥ 1 coefficient and ≥ 1 window');
+  for (const c of grid.coefficients)
+    if (!Number.isFinite(c)) throw badOption(`coefficient ${c} is not a finite number`);
+  for (const w of grid.windows) {
+    if (!Number.isInteger(w) || w > 0) {
+      throw badOption(`window ${w} is not 0 or a negative integer`, '0 = every position, −n = the last n positions');
+    }
+  }
+  const gate = o.gate ?? 'auto';
+  if (!['auto', 'ids', 'strings'].includes(gate)) throw badOption(`gate must be auto, ids or strings, got '${gate}'`);
+  const missingVector = o.missingVector ?? 'error';
+  if (missingVector !== 'error' && missingVector !== 'bias') throw badOption(`missingVector must be error or bias`);
+  const pureWindow = o.pureWindow ?? 0;
+  if (!Number.isInteger(pureWindow) || pureWindow > 0) throw badOption(`pureWindow ${pureWindow} is not 0 or −n`);
+  const pureCoefficient = o.pureCoefficient ?? Math.max(...grid.coefficients);
+  if (!Number.isFinite(pureCoefficient)) throw badOption(`pureCoefficient ${pureCoefficient} is not finite`);
+  return {
+    policy,
+    grid: { coefficients: [...grid.coefficients], windows: [...grid.windows] },
+    maxTokens: positiveInt(o.maxTokens ?? 2000, 'maxTokens', 1 << 20),
+    gate,
+    basePrompt: o.basePrompt ?? 'paper',
+    thinkingPrompt: o.thinkingPrompt ?? 'chat',
+    missingVector,
+    seed: o.seed ?? 0,
+    pureCoefficient,
+    pureWindow,
+    speculate: positiveInt(o.speculate ?? 1, 'speculate', 64),
+    batch: positiveInt(o.batch ?? 8, 'batch', 64),
+    steeredPool:
+      o.steeredPool === undefined ? 'auto' : o.steeredPool === 0 ? 0 : positiveInt(o.steeredPool, 'steeredPool', 4096),
+    earlyExit: o.earlyExit ?? true,
+    threads: o.threads,
+    signal: o.signal,
+  };
+}

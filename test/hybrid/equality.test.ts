@@ -1,0 +1,96 @@
+// The fast loop must produce the reference's token stream (the paper's algorithm taken
+// literally), decision for decision, except where the reference decided by less than 1e-4.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  collectResults,
+  compareStreams,
+  type HybridOptions,
+  type HybridPair,
+  type HybridProblem,
+  hybridRun,
+  POLICIES,
+  referenceGenerate,
+} from '../../src/hybrid/index.ts';
+import { crossTokenizerPair, ORGANISM_PROMPTS, organismPair, organismProblems } from './fixtures.ts';
+
+// Window −200 is longer than any text here: it must behave as window 0.
+const GRID = { coefficients: [0.5, 2], windows: [0, -1, -15, -200] };
+
+const PLAIN_AND_FAST = [
+  { speculate: 1, batch: 1 },
+  { speculate: 4, batch: 2 },
+];
+
+async function check(
+  t: { diagnostic(s: string): void },
+  pair: HybridPair,
+  problems: HybridProblem[],
+  o: HybridOptions,
+  configs = PLAIN_AND_FAST,
+) {
+  const ref = await collectResults(referenceGenerate(pair, problems, o));
+  const out = [];
+  for (const fast of configs) {
+    const run = hybridRun(pair, problems, { ...o, ...fast });
+    const res = await collectResults(run.events);
+    const cmp = compareStreams(ref, res);
+    t.diagnostic(
+      `${o.policy ?? 'paper'} speculate ${fast.speculate} batch ${fast.batch}: ${cmp.comparedTokens} tokens compared, ` +
+        `${cmp.identical}/${cmp.problems} identical, ${cmp.marginExceptions} margin exceptions, ${cmp.mismatches} mismatches; ` +
+        `${run.counters.disagreements} disagreements`,
+    );
+    assert.ok(cmp.equal, JSON.stringify(cmp.details));
+    // the texts and base-side token ids follow from the records
+    for (let i = 0; i < ref.length; i++) {
+      if (cmp.details[i].firstDifference >= 0) continue;
+      assert.equal(res[i].text, ref[i].text);
+      assert.deepEqual(res[i].tokens, ref[i].tokens);
+      assert.equal(res[i].finishReason, ref[i].finishReason);
+    }
+    out.push({ cmp, counters: run.counters, res });
+  }
+  return { ref, out };
+}
+
+test('organism, paper policy: fast = reference, with and without speculation and batching', async (t) => {
+  const pair = await organismPair();
+  const { ref, out } = await check(t, pair, organismProblems(2), { ...ORGANISM_PROMPTS, grid: GRID, maxTokens: 90 });
+  const steered = ref.flatMap((r) => r.records.filter((x) => x.steered));
+  assert.ok(steered.length >= 3, `only ${steered.length} disagreements: the test would not exercise the grid`);
+  assert.ok(
+    steered.some((r) => r.token !== r.baseGreedy),
+    'no steered token differs from the base token: the vectors never changed a token',
+  );
+  assert.ok(ref.some((r) => r.finishReason === 'eos'));
+  // speculation drafted and threw tokens away; window 0 went through the steered pool
+  assert.ok(out[1].counters.rejected > 0);
+  assert.ok(out[1].counters.steeredRows > 0 && out[1].counters.windowRows > 0);
+});
+
+test('every policy: fast = reference on the organism', async (t) => {
+  const pair = await organismPair();
+  for (const policy of POLICIES) {
+    if (policy === 'paper') continue;
+    await check(
+      t,
+      pair,
+      organismProblems(1, 11),
+      { ...ORGANISM_PROMPTS, grid: GRID, maxTokens: 45, policy, missingVector: 'bias', seed: 3 },
+      [{ speculate: 3, batch: 1 }],
+    );
+  }
+});
+
+test('different tokenizers (SPM base, Qwen2 BPE thinking): fast = reference through the text bridge', async (t) => {
+  const pair = await crossTokenizerPair();
+  const problems = [{ id: 'a', question: 'What is 12 + 30?' }];
+  const { ref } = await check(t, pair, problems, {
+    grid: { coefficients: [1, 3], windows: [0, -1, -15] },
+    maxTokens: 16,
+  });
+  const recs = ref[0].records;
+  // unrelated random models disagree at almost every token; the bridge re-encodes across vocabularies
+  assert.ok(recs.filter((r) => r.gate === 'disagree').length >= 8);
+  assert.ok(ref[0].tokens.length > recs.length, 'byte-fallback pieces re-encode to several base tokens (A12)');
+});

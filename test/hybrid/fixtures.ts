@@ -1,0 +1,49 @@
+// Pairs the hybrid tests run on: the shipped organism (one vocabulary) and two tiny random models
+// with different tokenizers (a small SPM vocabulary and the real Qwen2 BPE one). The SAE and the
+// steering vectors are random (synthetic.ts): the tests check the algorithm, not the vectors.
+import { Model } from '../../src/engine/index.ts';
+import type { HybridPair, HybridProblem } from '../../src/hybrid/index.ts';
+import { randomSae, randomVectors } from '../../src/hybrid/synthetic.ts';
+import { generateProblems, organismModelPaths } from '../../src/organism/index.ts';
+import { tinyLlama, tinyQwen2 } from '../helpers/models.ts';
+
+let organism: Promise<{ base: Model; thinking: Model }> | null = null;
+
+/** The organism with a random 6-latent SAE at layer 2 and random vectors at layer 2. */
+export async function organismPair(overrides: Partial<HybridPair> = {}): Promise<HybridPair> {
+  organism ??= (async () => {
+    const p = organismModelPaths();
+    return { base: await Model.load(p.base), thinking: await Model.load(p.thinking) };
+  })();
+  const { base, thinking } = await organism;
+  return {
+    base,
+    thinking,
+    sae: randomSae(128, 6, 3),
+    saeLayer: 2,
+    vectors: randomVectors(128, 2, 6, { biasNorm: 2, norm: 8 }),
+    ...overrides,
+  };
+}
+
+export function organismProblems(n: number, seed = 5): HybridProblem[] {
+  return generateProblems('test', n, seed).map((p, i) => ({ id: `org-${seed}-${i}`, question: p.question }));
+}
+
+/** Both organism models speak ChatML: the organism's own prompt for both sides. */
+export const ORGANISM_PROMPTS = { basePrompt: 'chat', thinkingPrompt: 'chat' } as const;
+
+let cross: Promise<{ base: Model; thinking: Model }> | null = null;
+
+/** Base: tiny llama with a small SPM vocabulary; thinking: tiny qwen2 with the Qwen2 BPE vocabulary. */
+export async function crossTokenizerPair(): Promise<HybridPair> {
+  cross ??= (async () => ({ base: await Model.load(tinyLlama()), thinking: await Model.load(tinyQwen2()) }))();
+  const { base, thinking } = await cross;
+  return {
+    base,
+    thinking,
+    sae: randomSae(thinking.info.nEmbd, 4, 9),
+    saeLayer: 1,
+    vectors: randomVectors(base.info.nEmbd, 1, 4, { biasNorm: 1, norm: 6 }),
+  };
+}
