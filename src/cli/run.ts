@@ -61,7 +61,7 @@ Options:
   --seed N             sampling seed (default 0)
   --max-tokens N       generated-token cap (default: the preset's: 2000 for the paper's pairs)
   --prompt SPEC        paper, chat, or a template with {question} or {chat} (default: the preset's)
-  --parallel N         problems decoded together (default: the preset's; 64 for the organism)
+  --parallel N         problems decoded together (default 8)
   --threads N          CPU threads (default: THINKWHEN_THREADS or all cores)
   --shard i/n          run shard i of n
   --json               print the result as JSON on stdout

@@ -55,8 +55,6 @@ export interface PairPreset {
   thinkingPrompt: PromptKind;
   /** Generated-token cap of every system (the paper: 2,000). */
   maxTokens: number;
-  /** Problems decoded together by `thinkwhen run` on CPU (a speed setting, not part of a result). */
-  parallel: number;
   /** Where the model files are when no folder is given: the shipped organism's folder, else null. */
   modelsDir: string | null;
 }
@@ -89,13 +87,12 @@ const QWEN_PRE = ['qwen2'];
 const R1_QWEN_PRE = ['deepseek-r1-qwen', 'qwen2'];
 const LLAMA3_PRE = ['llama-bpe', 'llama3', 'llama-v3'];
 
-const paperPair = (p: Omit<PairPreset, 'basePrompt' | 'thinkingPrompt' | 'maxTokens' | 'parallel' | 'modelsDir'>) =>
+const paperPair = (p: Omit<PairPreset, 'basePrompt' | 'thinkingPrompt' | 'maxTokens' | 'modelsDir'>) =>
   ({
     ...p,
     basePrompt: 'paper',
     thinkingPrompt: 'chat',
     maxTokens: PAPER_MAX_TOKENS,
-    parallel: 8,
     modelsDir: null,
   }) satisfies PairPreset;
 
@@ -127,7 +124,6 @@ function organismPair(name: string, baseFile: string, summary: string): PairPres
     basePrompt: 'chat',
     thinkingPrompt: 'chat',
     maxTokens: 320,
-    parallel: 64,
     modelsDir: dir,
   };
 }
