@@ -245,7 +245,7 @@ export function getPreset(name: string): PairPreset {
     throw new ThinkwhenError(
       'UNKNOWN_PRESET',
       `no pair preset named '${name}'`,
-      `use one of ${PRESET_NAMES.join(', ')} (thinkwhen run --list-presets)`,
+      `use one of ${PRESET_NAMES.join(', ')}`,
     );
   }
   return p;
