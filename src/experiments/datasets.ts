@@ -2,6 +2,7 @@
 // paper), MATH500, the organism's held-out test set, or any JSONL/parquet file; with the grading
 // rules each one is scored by.
 import { createHash } from 'node:crypto';
+import { ThinkwhenError } from '../errors.ts';
 import type { ExtractionMode } from '../eval/answer/index.ts';
 import {
   type AnswerFormat,
@@ -44,8 +45,21 @@ export interface RunDatasetOptions {
   answerFormat?: AnswerFormat;
 }
 
+/** Most organism problems a run takes: they are rejection-sampled (about 7 ms each on this project's machine). */
+export const ORGANISM_MAX_COUNT = 10000;
+
 export async function loadRunDataset(o: RunDatasetOptions): Promise<RunDataset> {
-  if (o.dataset === 'organism') return organismDataset(o.limit ?? ORGANISM_TEST_COUNT);
+  if (o.dataset === 'organism') {
+    const count = o.limit ?? ORGANISM_TEST_COUNT;
+    if (count > ORGANISM_MAX_COUNT) {
+      throw new ThinkwhenError(
+        'BAD_ARGUMENT',
+        `--limit ${count}: the organism's test set is generated on demand, at most ${ORGANISM_MAX_COUNT} problems`,
+        `use --limit ${ORGANISM_MAX_COUNT} or less`,
+      );
+    }
+    return organismDataset(count);
+  }
   if (o.dataset === 'gsm8k' || o.dataset === 'math500') {
     const slice = PAPER_SLICES[o.dataset];
     const d = await loadDataset({ ...slice, limit: o.limit ?? slice.limit, dataDir: o.dataDir });

@@ -2,7 +2,7 @@
 // sample) at a time, so a run killed at any point resumes where it stopped. Base and thinking
 // systems decode many problems at once (continuous batching, stream.ts).
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
@@ -31,6 +31,10 @@ export interface Sampling {
  * number in flight (measured on the organism: 8 in flight used the least CPU time per token).
  */
 export const DEFAULT_PARALLEL = 8;
+
+/** Bounds that keep a typo from queueing billions of generations. */
+export const MAX_SAMPLES = 1024;
+export const MAX_TOKENS = 1 << 20;
 
 export const GREEDY: Sampling = { samples: 1, temperature: 0, topP: 1, seed: 0 };
 
@@ -114,8 +118,8 @@ export function defaultRunPath(pair: string, dataset: RunDataset, name: string, 
 }
 
 export function checkSampling(s: Sampling): void {
-  if (!Number.isInteger(s.samples) || s.samples < 1) {
-    throw new ThinkwhenError('BAD_ARGUMENT', `--samples must be an integer ≥ 1, got ${s.samples}`);
+  if (!Number.isInteger(s.samples) || s.samples < 1 || s.samples > MAX_SAMPLES) {
+    throw new ThinkwhenError('BAD_ARGUMENT', `--samples must be an integer from 1 to ${MAX_SAMPLES}, got ${s.samples}`);
   }
   if (!(s.temperature >= 0 && Number.isFinite(s.temperature))) {
     throw new ThinkwhenError('BAD_ARGUMENT', `--temperature must be a number ≥ 0, got ${s.temperature}`);
@@ -155,8 +159,11 @@ export async function runSystem(o: RunOptions): Promise<RunResult> {
   const sampling = o.sampling ?? GREEDY;
   checkSampling(sampling);
   const maxTokens = o.maxTokens ?? preset.maxTokens;
-  if (!Number.isInteger(maxTokens) || maxTokens < 1) {
-    throw new ThinkwhenError('BAD_ARGUMENT', `--max-tokens must be an integer ≥ 1, got ${maxTokens}`);
+  if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > MAX_TOKENS) {
+    throw new ThinkwhenError(
+      'BAD_ARGUMENT',
+      `--max-tokens must be an integer from 1 to ${MAX_TOKENS}, got ${maxTokens}`,
+    );
   }
   const prompt = o.prompt ?? (o.system === 'base' ? preset.basePrompt : preset.thinkingPrompt);
   checkPromptSpec(prompt);
@@ -182,6 +189,7 @@ export async function runSystem(o: RunOptions): Promise<RunResult> {
     grader: dataset.graders[0].name,
     graders: dataset.graders.map((g) => g.name),
   };
+  const fresh = !existsSync(o.out);
   const store = RunStore.open(o.out, { config, dataset: dataset.info, shard: o.shard ?? null });
   try {
     store.setMeta('pair', preset.name);
@@ -203,6 +211,14 @@ export async function runSystem(o: RunOptions): Promise<RunResult> {
             seed: sampleSeed(sampling.seed, p.problem.id, p.sampleIndex),
           },
         }));
+        const longest = Math.max(...requests.map((r) => r.prompt.length));
+        if (longest + maxTokens > model.info.nCtxTrain) {
+          throw new ThinkwhenError(
+            'CONTEXT_TOO_LONG',
+            `a prompt of ${longest} tokens plus ${maxTokens} generated ones exceeds the ${model.info.nCtxTrain}-token context ${basename(modelPath)} was trained for`,
+            `lower --max-tokens to ${Math.max(1, model.info.nCtxTrain - longest)} or less`,
+          );
+        }
         const parallel = Math.max(1, Math.min(o.parallel ?? DEFAULT_PARALLEL, pending.length, 256));
         const ctx = model.createContext({
           nCtx: streamContextSize(requests, parallel),
@@ -255,6 +271,13 @@ export async function runSystem(o: RunOptions): Promise<RunResult> {
       interrupted: generated < pending.length,
       ...counts,
     };
+  } catch (err) {
+    // A store this call created and that holds nothing would only block the corrected rerun.
+    if (fresh && store.counts().generations === 0) {
+      store.close();
+      for (const suffix of ['', '-wal', '-shm']) rmSync(`${store.path}${suffix}`, { force: true });
+    }
+    throw err;
   } finally {
     store.close();
   }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -127,6 +127,32 @@ describe('thinkwhen run', () => {
       sampling: { ...sampling, temperature: 0 },
     });
     assert.equal(await codeOf(greedy), 'BAD_ARGUMENT');
+  });
+
+  it('refuses impossible settings before generating, leaving no store behind', async () => {
+    const out = join(tmp, 'refused.sqlite');
+    const long = await cli(['run', '--system', 'base', '--limit', '2', '--max-tokens', '600', '--out', out]);
+    assert.equal(long.code, 2);
+    assert.match(
+      long.err,
+      /exceeds the 512-token context base\.gguf was trained for \(fix: lower --max-tokens to \d+ or less\)/,
+    );
+    assert.equal(existsSync(out), false);
+    const fixed = await cli(['run', '--system', 'base', '--limit', '2', '--max-tokens', '300', '--out', out]);
+    assert.equal(fixed.code, 0, fixed.err);
+    for (const [args, message] of [
+      [['--samples', '5000', '--temperature', '1'], /--samples must be an integer from 1 to 1024/],
+      [['--limit', '20000'], /at most 10000 problems/],
+      [['--system', 'hybird'], /--system must be one of base, thinking/],
+      [['--preset', 'qwen3'], /no pair preset named 'qwen3'/],
+      [['--dataset', join(tmp, 'missing.jsonl')], /no such file/],
+      [['--preset', 'qwen2.5-math-1.5b'], /--dataset is required for this pair/],
+    ] as const) {
+      const r = await cli(['run', '--system', 'base', ...args, '--out', join(tmp, 'never.sqlite')]);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.match(r.err, message);
+    }
+    assert.equal(existsSync(join(tmp, 'never.sqlite')), false);
   });
 
   it("runs a custom pair with the paper's base prompt and the real Qwen2 tokenizer", async () => {
