@@ -167,6 +167,13 @@ export async function runSystem(o: RunOptions): Promise<RunResult> {
   }
   const prompt = o.prompt ?? (o.system === 'base' ? preset.basePrompt : preset.thinkingPrompt);
   checkPromptSpec(prompt);
+  if (!o.checked && !o.modelFile) {
+    throw new ThinkwhenError(
+      'BAD_ARGUMENT',
+      `a custom pair has no default ${o.system} model`,
+      `pass --${o.system} FILE, or --preset NAME`,
+    );
+  }
   const modelPath = presetModelPath(preset, o.system, o.modelFile, o.modelsDir);
   if (o.checked) checkModelFile(preset, o.system, modelPath);
   if (dataset.problems.length === 0) {

@@ -147,6 +147,10 @@ describe('thinkwhen run', () => {
       [['--preset', 'qwen3'], /no pair preset named 'qwen3'/],
       [['--dataset', join(tmp, 'missing.jsonl')], /no such file/],
       [['--preset', 'qwen2.5-math-1.5b'], /--dataset is required for this pair/],
+      [
+        ['--system', 'thinking', '--base', tinyQwen2(), '--dataset', 'organism'],
+        /custom pair has no default thinking model/,
+      ],
     ] as const) {
       const r = await cli(['run', '--system', 'base', ...args, '--out', join(tmp, 'never.sqlite')]);
       assert.equal(r.code, 2, args.join(' '));
