@@ -10,6 +10,7 @@ const registry: Record<string, () => Promise<Command>> = {
   merge: async () => (await import('./merge.ts')).command,
   organism: async () => (await import('./organism.ts')).command,
   report: async () => (await import('./report.ts')).command,
+  run: async () => (await import('./run.ts')).command,
   traces: async () => (await import('./traces.ts')).command,
   activations: async () => (await import('./activations.ts')).command,
   taxonomy: async () => (await import('./taxonomy.ts')).command,

@@ -121,7 +121,8 @@ describe('report', () => {
     ]) {
       assert.doesNotMatch(html, bad);
     }
-    assert.equal((html.match(/<tr>/g) ?? []).length, 1 + 4 + 1 + 1 + 1 + 6); // headers + rows of the three tables
+    // headers + rows of the runs, systems (greedy runs), gaps and pairs tables
+    assert.equal((html.match(/<tr>/g) ?? []).length, 1 + 4 + 1 + 3 + 1 + 1 + 1 + 6);
     const json = JSON.parse(readFileSync(files.json, 'utf8'));
     assert.equal(json.runs.length, 4);
     assert.equal(json.comparison.gaps[0].result.recovered, r.comparison.gaps[0].result.recovered);

@@ -35,7 +35,11 @@ function meanOver(m: Map<string, number>, ids: string[]): number {
 export function compareRuns(runs: RunData[]): Comparison {
   const warnings: string[] = [];
   const gaps: GapEntry[] = [];
-  const byRole = (r: string) => runs.filter((x) => x.summary.role === r);
+  // Greedy runs (one sample per problem) first: the gap is the paper's greedy comparison.
+  const byRole = (r: string) =>
+    runs
+      .filter((x) => x.summary.role === r)
+      .sort((a, b) => Number(a.summary.samplesPerProblem > 1) - Number(b.summary.samplesPerProblem > 1));
   const [bases, thinkings, hybrids] = [byRole('base'), byRole('thinking'), byRole('hybrid')];
   if (bases.length > 1)
     warnings.push(`${bases.length} runs have role 'base'; gap recovered uses ${bases[0].summary.name}`);

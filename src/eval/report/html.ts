@@ -3,10 +3,11 @@
 import { datasetLabel, pct, pValue, reportKs, runHeader, runRow } from './format.ts';
 import type { Report } from './index.ts';
 import { accuracyPlot, esc, gapPlot, passAtKPlot } from './svg.ts';
+import { categoryTable, systemsTable } from './systems.ts';
 
 const CSS = `
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1200px;padding:0 16px;color:#222}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
+h1{font-size:22px;margin:0 0 4px}h3{font-size:15px;margin:18px 0 6px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
 .sub{color:#666;margin:0 0 16px}table{border-collapse:collapse;margin:8px 0;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;white-space:nowrap}th{background:#f4f4f4}
 th.l,td.l{text-align:left}.warn{background:#fff6e0;border:1px solid #f0c36d;padding:8px 12px}
@@ -52,6 +53,24 @@ export function renderHtml(report: Report): string {
   );
   parts.push(accuracyPlot(runs));
 
+  const sys = report.systems;
+  if (sys?.rows.length) {
+    parts.push('<h2>Systems: base, thinking, hybrid and controls</h2>');
+    const t = systemsTable(sys);
+    parts.push(table(t.header, t.rows, 'systems', 2));
+    parts.push(
+      `<p class="sub">Greedy runs. Gap recovered against ${esc(sys.base ?? 'no base run')} and ${esc(sys.thinking ?? 'no thinking run')} ` +
+        "(the paper's clamped formula, on the problems all three share). Steered: the share of generated tokens where the " +
+        "hybrid steered, averaged per problem (the paper's headline) and over all tokens. McNemar: exact two-sided test " +
+        'of each run against the base run on the problems both answered; "only this / only base" count the discordant problems.</p>',
+    );
+    const c = categoryTable(sys);
+    if (c) {
+      parts.push('<h3>Steered tokens per category</h3>');
+      parts.push(table(c.header, c.rows, 'categories', 1));
+    }
+  }
+
   if (c.gaps.length) {
     parts.push('<h2>Gap recovered</h2>');
     parts.push(
@@ -94,8 +113,10 @@ export function renderHtml(report: Report): string {
   }
 
   if (runs.some((r) => r.passAtK.some((p) => p.k > 1))) {
+    // sampled runs at every k from 1 to n (the systems section's curves), the others at their ks
+    const full = new Map(sys?.passAtK.map((p) => [p.name, p.points]));
     parts.push('<h2>pass@k</h2>');
-    parts.push(passAtKPlot(runs));
+    parts.push(passAtKPlot(runs.map((r) => ({ ...r, passAtK: full.get(r.name) ?? r.passAtK }))));
   }
 
   if (c.pairs.length) {

@@ -6,12 +6,15 @@ import { type Comparison, compareRuns } from './compare.ts';
 import { renderHtml } from './html.ts';
 import { renderMarkdown } from './markdown.ts';
 import { type RunSummary, type SummarizeOptions, summarizeRun } from './summarize.ts';
+import { type SystemsSection, systemsSection } from './systems.ts';
 
 export interface Report {
   title: string;
   generatedAt: string;
   runs: RunSummary[];
   comparison: Comparison;
+  /** base, thinking, hybrid and controls side by side, category usage, pass@k curves (null: nothing to compare) */
+  systems: SystemsSection | null;
 }
 
 export interface BuildOptions extends SummarizeOptions {
@@ -56,11 +59,13 @@ export function buildReport(paths: string[], opts: BuildOptions = {}): Report {
     seen.set(d.summary.name, n);
     if (n > 1) d.summary.name = `${d.summary.name} (${n})`;
   }
+  const comparison = compareRuns(data);
   return {
     title: opts.title ?? 'thinkwhen evaluation',
     generatedAt: new Date().toISOString(),
     runs: data.map((d) => d.summary),
-    comparison: compareRuns(data),
+    comparison,
+    systems: systemsSection(data, comparison.gaps, { bootstrap: opts.bootstrap }),
   };
 }
 
@@ -86,3 +91,4 @@ export function writeReport(report: Report, outDir: string): WrittenReport {
 
 export { type Comparison, compareRuns } from './compare.ts';
 export { type RunSummary, summarizeRun } from './summarize.ts';
+export { type SystemsSection, systemsSection } from './systems.ts';

@@ -2,6 +2,7 @@
 
 import { pct, pValue, reportKs, runHeader, runRow } from './format.ts';
 import type { Report } from './index.ts';
+import { categoryTable, systemsTable } from './systems.ts';
 
 const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
@@ -26,6 +27,27 @@ export function renderMarkdown(report: Report): string {
       3,
     ),
   ];
+  const sys = report.systems;
+  if (sys?.rows.length) {
+    const t = systemsTable(sys);
+    out.push('', '## Systems: base, thinking, hybrid and controls', '', table(t.header, t.rows, 2));
+    const cat = categoryTable(sys);
+    if (cat) out.push('', '### Steered tokens per category', '', table(cat.header, cat.rows, 1));
+  }
+  if (sys?.passAtK.length) {
+    const n = Math.max(...sys.passAtK.map((p) => p.samples));
+    const ks = Array.from({ length: n }, (_, i) => i + 1);
+    out.push(
+      '',
+      '## pass@k (unbiased estimator)',
+      '',
+      table(
+        ['run', ...ks.map((k) => `k=${k}`)],
+        sys.passAtK.map((p) => [p.name, ...ks.map((k) => pct(p.points.find((x) => x.k === k)?.value))]),
+        1,
+      ),
+    );
+  }
   if (c.gaps.length) {
     out.push(
       '',

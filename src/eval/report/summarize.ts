@@ -45,10 +45,31 @@ export interface RunSummary {
   promptTokens: number;
   /** Steered tokens / generated tokens over generations that report steering; null when none do. */
   steeredFraction: number | null;
+  /** Per-generation steering and its categories, for runs that report steering (hybrids). */
+  steering: SteeringSummary | null;
   /** Fraction of generations that stopped at the token limit. */
   truncated: number;
   cost: number | null;
   timing: { generationMs: number; meanMs: number | null; wallMs: number | null; sessions: number };
+}
+
+export interface CategoryUsage {
+  /** SAE latent (null: tokens steered without a category, e.g. selection-only) */
+  latent: number | null;
+  title: string | null;
+  /** steered tokens in this category */
+  steered: number;
+}
+
+export interface SteeringSummary {
+  /** generations that report steering */
+  generations: number;
+  /** mean over generations of steered / generated tokens: the paper's headline (docs/method.md §2.7) */
+  perProblemMean: number;
+  /** all steered tokens / all generated tokens */
+  tokenWeighted: number;
+  /** steered tokens per category, most used first; empty when the run stored no per-token records */
+  categories: CategoryUsage[];
 }
 
 export interface SummarizeOptions {
@@ -66,6 +87,18 @@ export interface RunData {
   firstSample: Map<string, boolean>;
   /** The largest k pass@k can be computed for: the fewest graded samples of any problem (0 if none). */
   maxK: number;
+  /** graded samples and correct ones per problem, for pass@k at any k */
+  sampleCounts: SampleCount[];
+}
+
+/** Per-token records of a generation's annotations: an array of them, or `{records: [...]}`. */
+function tokenRecords(annotations: unknown): { steered?: unknown; latent?: unknown; title?: unknown }[] {
+  const list = Array.isArray(annotations)
+    ? annotations
+    : annotations && typeof annotations === 'object' && Array.isArray((annotations as { records?: unknown }).records)
+      ? (annotations as { records: unknown[] }).records
+      : [];
+  return list.filter((r): r is Record<string, unknown> => r !== null && typeof r === 'object');
 }
 
 function pickGrader(path: string, graders: string[], config: RunConfig, wanted?: string): string | null {
@@ -112,6 +145,8 @@ export function summarizeRun(path: string, opts: SummarizeOptions = {}): RunData
     let promptTokens = 0;
     let steered = 0;
     let steerable = 0;
+    const fractions: number[] = [];
+    const categories = new Map<string, CategoryUsage>();
     let truncated = 0;
     let generationMs = 0;
     let timed = 0;
@@ -120,9 +155,19 @@ export function summarizeRun(path: string, opts: SummarizeOptions = {}): RunData
     for (const g of store.generations()) {
       if (g.completionTokens !== null) completion.push(g.completionTokens);
       promptTokens += g.promptTokens ?? 0;
-      if (g.steeredTokens !== null && g.completionTokens) {
+      if (g.steeredTokens !== null && g.completionTokens !== null) {
         steered += g.steeredTokens;
         steerable += g.completionTokens;
+        fractions.push(g.completionTokens ? g.steeredTokens / g.completionTokens : 0);
+        for (const r of tokenRecords(g.annotations)) {
+          if (r.steered !== true) continue;
+          const latent = typeof r.latent === 'number' ? r.latent : null;
+          const title = typeof r.title === 'string' ? r.title : null;
+          const key = `${latent}\u0000${title}`;
+          const c = categories.get(key) ?? { latent, title, steered: 0 };
+          c.steered++;
+          categories.set(key, c);
+        }
       }
       if (g.finishReason === 'length') truncated++;
       if (g.durationMs !== null) {
@@ -159,6 +204,16 @@ export function summarizeRun(path: string, opts: SummarizeOptions = {}): RunData
       completionTokens: tokens,
       promptTokens,
       steeredFraction: steerable ? steered / steerable : null,
+      steering: fractions.length
+        ? {
+            generations: fractions.length,
+            perProblemMean: fractions.reduce((a, b) => a + b, 0) / fractions.length,
+            tokenWeighted: steerable ? steered / steerable : 0,
+            categories: [...categories.values()].sort(
+              (a, b) => b.steered - a.steered || (a.latent ?? -1) - (b.latent ?? -1),
+            ),
+          }
+        : null,
       truncated: counts.generations ? truncated / counts.generations : 0,
       cost: opts.price ? priceOf(promptTokens, tokens.total, opts.price) : null,
       timing: {
@@ -169,7 +224,7 @@ export function summarizeRun(path: string, opts: SummarizeOptions = {}): RunData
       },
     };
     const maxK = sampleCounts.length ? sampleCounts.reduce((m, x) => Math.min(m, x.n), Number.POSITIVE_INFINITY) : 0;
-    return { summary, perProblem, firstSample, maxK };
+    return { summary, perProblem, firstSample, maxK, sampleCounts };
   } finally {
     store.close();
   }
