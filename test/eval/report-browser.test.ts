@@ -1,21 +1,19 @@
-// Renders a sample report in headless Chromium (system binary, never downloaded) and checks
-// that it draws its plots and tables without console errors or network requests.
+// Renders a sample report in headless Chromium (test/helpers/browser.ts: never downloaded) and
+// checks that it draws its plots and tables without console errors or network requests.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
 import { buildReport, writeReport } from '../../src/eval/report/index.ts';
+import { openBrowser } from '../helpers/browser.ts';
 import { buildFakeRun, gsm8kProblems } from './fixtures.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const tmp = mkdtempSync(join(tmpdir(), 'thinkwhen-browser-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 it('a sample report renders in headless Chromium without console errors', { timeout: 60_000 }, async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
   const { problems, info } = await gsm8kProblems(30);
   const paths = [
     await buildFakeRun(
@@ -41,28 +39,9 @@ it('a sample report renders in headless Chromium without console errors', { time
   ];
   const files = writeReport(buildReport(paths, { bootstrap: 50 }), join(tmp, 'out'));
 
-  const context = await chromium.launchPersistentContext(join(tmp, 'profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const browser = await openBrowser();
   try {
-    const page = await context.newPage();
-    const errors: string[] = [];
-    const requests: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error' || m.type() === 'warning') errors.push(`${m.type()}: ${m.text()}`);
-    });
-    page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-    page.on('request', (r) => requests.push(r.url()));
+    const page = await browser.newPage();
     const url = pathToFileURL(files.html).href;
     await page.goto(url, { waitUntil: 'load' });
 
@@ -81,9 +60,9 @@ it('a sample report renders in headless Chromium without console errors', { time
       .evaluateAll((els) => els.map((e) => e.getBoundingClientRect().height))) {
       assert.ok(box > 50);
     }
-    assert.deepEqual(errors, []);
-    assert.deepEqual(requests, [url]);
+    assert.deepEqual(browser.errors, []);
+    assert.deepEqual(browser.requests, [url]);
   } finally {
-    await context.close();
+    await browser.close();
   }
 });

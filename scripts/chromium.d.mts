@@ -1,0 +1,2 @@
+export const CHROMIUM_ARGS: string[];
+export function findChromium(): { executablePath: string; source: string; env: Record<string, string> };
