@@ -164,24 +164,6 @@ async function timed<S>(
 /** Per-token time after the first token (prefill excluded). */
 const perToken = (at: number[]) => (at[at.length - 1] - at[0]) / (at.length - 1);
 
-/** First step where two streams differ, or -1. */
-function firstDifference(a: TokenRecord[], b: TokenRecord[]): number {
-  for (let i = 0; i < Math.max(a.length, b.length); i++) {
-    const x = a[i];
-    const y = b[i];
-    if (
-      !x ||
-      !y ||
-      x.token !== y.token ||
-      x.steered !== y.steered ||
-      x.coefficient !== y.coefficient ||
-      x.window !== y.window
-    )
-      return i;
-  }
-  return -1;
-}
-
 const disagreement = (r: TokenRecord[]) => r.filter((x) => x.gate === 'disagree').length / r.length;
 
 // ---------------------------------------------------------------------------------------------

@@ -95,6 +95,11 @@ export type ErrorCode =
   | 'ORGANISM_EVAL'
   | 'ORGANISM_MISSING'
   | 'ORGANISM_VOCAB'
+  // serve
+  | 'BUSY'
+  | 'LISTEN_FAILED'
+  | 'REQUEST_TOO_LONG'
+  | 'SERVER_CLOSING'
   // shared
   | 'ANNOTATION_MISMATCH'
   | 'BAD_ARGUMENT'

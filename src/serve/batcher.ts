@@ -276,7 +276,10 @@ function steeringHooks(rows: { lane: Lane; pos: number }[]): HookRequest[] {
     for (const op of r.lane.req.steering ?? []) {
       if (r.pos < op.from || r.pos >= op.to) continue;
       let h = byHook.get(op.hook);
-      if (!h) byHook.set(op.hook, (h = { rows: [], add: [] }));
+      if (!h) {
+        h = { rows: [], add: [] };
+        byHook.set(op.hook, h);
+      }
       if (h.rows[h.rows.length - 1] === i) {
         const sum = h.add[h.add.length - 1];
         for (let k = 0; k < sum.length; k++) sum[k] += op.vector[k];

@@ -86,7 +86,12 @@ export class PlainModel implements ServedModel {
 
   async generate(req: ParsedRequest, signal: AbortSignal, onText: (text: string) => void): Promise<Generation> {
     if (req.hybrid !== undefined && req.hybrid !== null) {
-      throw new RequestError(400, 'invalid_request_error', `'hybrid' applies to the hybrid model, not '${this.id}'`, 'hybrid');
+      throw new RequestError(
+        400,
+        'invalid_request_error',
+        `'hybrid' applies to the hybrid model, not '${this.id}'`,
+        'hybrid',
+      );
     }
     const prompt = this.tokenize(req);
     if (prompt.length === 0) throw new RequestError(400, 'invalid_request_error', 'the prompt is empty', 'prompt');

@@ -51,7 +51,8 @@ function common(body: Record<string, unknown>, maxTokensCap: number): CommonPara
   let stop: string[] = [];
   if (typeof body.stop === 'string') stop = [body.stop];
   else if (Array.isArray(body.stop)) stop = body.stop;
-  else if (body.stop !== undefined && body.stop !== null) throw bad('stop must be a string or an array of strings', 'stop');
+  else if (body.stop !== undefined && body.stop !== null)
+    throw bad('stop must be a string or an array of strings', 'stop');
   if (stop.length > 4 || !stop.every((s) => typeof s === 'string' && s.length > 0 && s.length <= 256)) {
     throw bad('stop takes at most 4 non-empty strings of at most 256 characters', 'stop');
   }

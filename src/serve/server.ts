@@ -50,7 +50,13 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > limit) {
-      reject(new RequestError(413, 'request_too_large', `the body has ${declared} bytes; this server takes at most ${limit}`));
+      reject(
+        new RequestError(
+          413,
+          'request_too_large',
+          `the body has ${declared} bytes; this server takes at most ${limit}`,
+        ),
+      );
       return;
     }
     const chunks: Buffer[] = [];
@@ -133,7 +139,9 @@ export function startServer(models: ServedModel[], opts: ServerOptions = {}): Pr
             object: 'chat.completion.chunk',
             created: stamp,
             model: parsed.model,
-            choices: [{ index: 0, delta: delta === null ? {} : { content: delta }, logprobs: null, finish_reason: finish }],
+            choices: [
+              { index: 0, delta: delta === null ? {} : { content: delta }, logprobs: null, finish_reason: finish },
+            ],
           }
         : {
             id,
@@ -149,9 +157,16 @@ export function startServer(models: ServedModel[], opts: ServerOptions = {}): Pr
     const start = () => {
       if (started) return;
       started = true;
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      res.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+      });
       if (kind === 'chat') {
-        sse({ ...chunk(null, null), choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
+        sse({
+          ...chunk(null, null),
+          choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }],
+        });
       }
     };
     try {
@@ -272,7 +287,13 @@ export function startServer(models: ServedModel[], opts: ServerOptions = {}): Pr
           : err.code === 'EACCES'
             ? 'ports below 1024 need privileges: pick --port ≥ 1024'
             : undefined;
-      reject(new ThinkwhenError('LISTEN_FAILED', `cannot listen on ${opts.host ?? '127.0.0.1'}:${opts.port ?? 8080}: ${err.message}`, fix));
+      reject(
+        new ThinkwhenError(
+          'LISTEN_FAILED',
+          `cannot listen on ${opts.host ?? '127.0.0.1'}:${opts.port ?? 8080}: ${err.message}`,
+          fix,
+        ),
+      );
     });
     server.listen(opts.port ?? 8080, opts.host ?? '127.0.0.1', () => {
       const a = server.address() as AddressInfo;

@@ -207,7 +207,10 @@ export function parseSteering(
         const { layer } = parseHook(hook);
         const d = cv.directions.get(layer);
         if (!d) {
-          throw bad(`the vector has no direction for layer ${layer} (it has ${[...cv.directions.keys()].join(', ')})`, at);
+          throw bad(
+            `the vector has no direction for layer ${layer} (it has ${[...cv.directions.keys()].join(', ')})`,
+            at,
+          );
         }
         vectors = [[hook, d]];
       } else {
