@@ -84,7 +84,11 @@ export class PlainModel implements ServedModel {
 
   async generate(req: ParsedRequest, signal: AbortSignal, onText: (text: string) => void): Promise<Generation> {
     if (req.hybrid !== undefined && req.hybrid !== null) {
-      throw badField('hybrid', `'hybrid' applies to the hybrid model, not '${this.id}'`, "send it with model 'hybrid', or leave it out");
+      throw badField(
+        'hybrid',
+        `'hybrid' applies to the hybrid model, not '${this.id}'`,
+        "send it with model 'hybrid', or leave it out",
+      );
     }
     const prompt = this.tokenize(req);
     const room = checkLength(this.id, prompt.length, req, this.ctxSize);
@@ -124,7 +128,7 @@ export function checkLength(model: string, promptTokens: number, req: ParsedRequ
       400,
       'REQUEST_TOO_LONG',
       `the prompt has ${promptTokens} tokens; model '${model}' holds ${ctxSize} per request`,
-      'shorten the prompt (or restart the server with a larger --ctx-size, up to the model\'s training context)',
+      "shorten the prompt (or restart the server with a larger --ctx-size, up to the model's training context)",
       param,
     );
   }

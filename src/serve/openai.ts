@@ -29,7 +29,11 @@ function num(body: Record<string, unknown>, key: string, min: number, max: numbe
   const v = body[key];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
-    throw badField(key, `${key} must be a number from ${min} to ${max}, got ${JSON.stringify(v)}`, `send ${key} within ${min}..${max} or leave it out`);
+    throw badField(
+      key,
+      `${key} must be a number from ${min} to ${max}, got ${JSON.stringify(v)}`,
+      `send ${key} within ${min}..${max} or leave it out`,
+    );
   }
   return v;
 }
@@ -38,7 +42,11 @@ function int(body: Record<string, unknown>, key: string, min: number, max: numbe
   const v = body[key];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw badField(key, `${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`, `send ${key} within ${min}..${max} or leave it out`);
+    throw badField(
+      key,
+      `${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`,
+      `send ${key} within ${min}..${max} or leave it out`,
+    );
   }
   return v;
 }
@@ -48,8 +56,7 @@ function common(body: Record<string, unknown>, maxTokensCap: number): CommonPara
     throw badField('model', 'model is required', 'send "model": one of the ids GET /v1/models lists');
   }
   int(body, 'n', 1, 1); // one choice per request
-  const maxTokens =
-    int(body, 'max_completion_tokens', 1, maxTokensCap) ?? int(body, 'max_tokens', 1, maxTokensCap);
+  const maxTokens = int(body, 'max_completion_tokens', 1, maxTokensCap) ?? int(body, 'max_tokens', 1, maxTokensCap);
   let stop: string[] = [];
   if (typeof body.stop === 'string') stop = [body.stop];
   else if (Array.isArray(body.stop)) stop = body.stop;
@@ -64,7 +71,11 @@ function common(body: Record<string, unknown>, maxTokensCap: number): CommonPara
   }
   const so = body.stream_options;
   if (so !== undefined && so !== null && (typeof so !== 'object' || Array.isArray(so))) {
-    throw badField('stream_options', 'stream_options must be an object', 'send {"include_usage": true} or leave it out');
+    throw badField(
+      'stream_options',
+      'stream_options must be an object',
+      'send {"include_usage": true} or leave it out',
+    );
   }
   const seed = int(body, 'seed', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
   const temperature = num(body, 'temperature', 0, 2);
@@ -97,7 +108,11 @@ function contentText(content: unknown, param: string): string {
           const t = (part as { text?: unknown }).text;
           if (typeof t === 'string') return t;
         }
-        throw badField(`${param}[${i}]`, 'only text content parts are served', 'send {"type": "text", "text": "..."} parts or a string');
+        throw badField(
+          `${param}[${i}]`,
+          'only text content parts are served',
+          'send {"type": "text", "text": "..."} parts or a string',
+        );
       })
       .join('');
   }
@@ -107,7 +122,11 @@ function contentText(content: unknown, param: string): string {
 export function parseChat(body: Record<string, unknown>, maxTokensCap: number): ParsedRequest {
   const c = common(body, maxTokensCap);
   if (!Array.isArray(body.messages) || body.messages.length === 0) {
-    throw badField('messages', 'messages must be a non-empty array', 'send "messages": [{"role": "user", "content": "..."}]');
+    throw badField(
+      'messages',
+      'messages must be a non-empty array',
+      'send "messages": [{"role": "user", "content": "..."}]',
+    );
   }
   const messages = body.messages.map((m, i) => {
     if (!m || typeof m !== 'object') {
@@ -115,7 +134,11 @@ export function parseChat(body: Record<string, unknown>, maxTokensCap: number): 
     }
     const { role, content } = m as { role?: unknown; content?: unknown };
     if (typeof role !== 'string' || !['system', 'developer', 'user', 'assistant'].includes(role)) {
-      throw badField(`messages[${i}].role`, `role ${JSON.stringify(role)} is not served`, 'use system, developer, user or assistant');
+      throw badField(
+        `messages[${i}].role`,
+        `role ${JSON.stringify(role)} is not served`,
+        'use system, developer, user or assistant',
+      );
     }
     return { role: role === 'developer' ? 'system' : role, content: contentText(content, `messages[${i}].content`) };
   });
@@ -127,7 +150,11 @@ export function parseCompletion(body: Record<string, unknown>, maxTokensCap: num
   let prompt = body.prompt;
   if (Array.isArray(prompt) && prompt.length === 1 && typeof prompt[0] === 'string') prompt = prompt[0];
   if (typeof prompt !== 'string' || prompt.length === 0) {
-    throw badField('prompt', 'prompt must be a non-empty string (one prompt per request)', 'send "prompt": "your text"; for several prompts send several requests');
+    throw badField(
+      'prompt',
+      'prompt must be a non-empty string (one prompt per request)',
+      'send "prompt": "your text"; for several prompts send several requests',
+    );
   }
   return { kind: 'completion', prompt, ...c };
 }

@@ -39,7 +39,11 @@ export const badField = (param: string | null, message: string, fix: string) =>
   new RequestError(400, 'BAD_REQUEST', message, fix, param);
 
 /** A ThinkwhenError raised while handling a request (a bad option, a bad vector) as a 400 with its code and fix. */
-export function requestErrorFrom(err: { code: ErrorCode; message: string; fix?: string }, param: string | null, fallbackFix: string) {
+export function requestErrorFrom(
+  err: { code: ErrorCode; message: string; fix?: string },
+  param: string | null,
+  fallbackFix: string,
+) {
   const message = err.fix ? err.message.slice(0, err.message.length - ` (fix: ${err.fix})`.length) : err.message;
   return new RequestError(400, err.code, message, err.fix ?? fallbackFix, param);
 }

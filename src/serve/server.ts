@@ -53,7 +53,12 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
 
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const tooLarge = (what: string) =>
-    new RequestError(413, 'BODY_TOO_LARGE', `the body ${what}; this server takes at most ${limit} bytes`, 'send a smaller body (or restart the server with a larger --max-body)');
+    new RequestError(
+      413,
+      'BODY_TOO_LARGE',
+      `the body ${what}; this server takes at most ${limit} bytes`,
+      'send a smaller body (or restart the server with a larger --max-body)',
+    );
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > limit) {
@@ -105,13 +110,30 @@ const CLIENT_CODES = new Set<ErrorCode>([
 function asRequestError(err: unknown): RequestError {
   if (err instanceof RequestError) return err;
   if (err instanceof ThinkwhenError) {
-    if (err.code === 'BUSY') return new RequestError(429, 'BUSY', `the server is busy: ${err.message.replace(/ \(fix: .*\)$/, '')}`, 'retry after the Retry-After seconds');
-    if (err.code === 'SERVER_CLOSING') return new RequestError(503, 'SERVER_CLOSING', 'the server is shutting down', 'retry on another instance, or once it is back');
+    if (err.code === 'BUSY')
+      return new RequestError(
+        429,
+        'BUSY',
+        `the server is busy: ${err.message.replace(/ \(fix: .*\)$/, '')}`,
+        'retry after the Retry-After seconds',
+      );
+    if (err.code === 'SERVER_CLOSING')
+      return new RequestError(
+        503,
+        'SERVER_CLOSING',
+        'the server is shutting down',
+        'retry on another instance, or once it is back',
+      );
     // What the engine and the hybrid refuse about a request's own values (an option, a vector).
     if (CLIENT_CODES.has(err.code)) return requestErrorFrom(err, null, 'check the request against docs/serve.md');
     return new RequestError(500, 'SERVER_ERROR', err.message, err.fix ?? 'see the server log');
   }
-  return new RequestError(500, 'SERVER_ERROR', `internal error: ${(err as Error)?.message ?? String(err)}`, 'this is a bug in thinkwhen: please report it with the request');
+  return new RequestError(
+    500,
+    'SERVER_ERROR',
+    `internal error: ${(err as Error)?.message ?? String(err)}`,
+    'this is a bug in thinkwhen: please report it with the request',
+  );
 }
 
 export function startServer(models: ServedModel[], opts: ServerOptions = {}): Promise<RunningServer> {
@@ -128,7 +150,12 @@ export function startServer(models: ServedModel[], opts: ServerOptions = {}): Pr
     try {
       body = JSON.parse(raw.toString('utf8'));
     } catch (err) {
-      throw new RequestError(400, 'MALFORMED_JSON', `the body is not JSON: ${(err as Error).message}`, 'send a JSON object with content-type application/json');
+      throw new RequestError(
+        400,
+        'MALFORMED_JSON',
+        `the body is not JSON: ${(err as Error).message}`,
+        'send a JSON object with content-type application/json',
+      );
     }
     if (!body || typeof body !== 'object' || Array.isArray(body)) {
       throw new RequestError(400, 'MALFORMED_JSON', 'the body must be a JSON object', 'send {"model": ..., ...}');
@@ -136,7 +163,13 @@ export function startServer(models: ServedModel[], opts: ServerOptions = {}): Pr
     const name = (body as { model?: unknown }).model;
     const model = typeof name === 'string' ? byId.get(name) : undefined;
     if (typeof name === 'string' && !model) {
-      throw new RequestError(404, 'UNKNOWN_MODEL', `model '${name}' does not exist`, `use one of ${[...byId.keys()].map((k) => `'${k}'`).join(', ')} (GET /v1/models)`, 'model');
+      throw new RequestError(
+        404,
+        'UNKNOWN_MODEL',
+        `model '${name}' does not exist`,
+        `use one of ${[...byId.keys()].map((k) => `'${k}'`).join(', ')} (GET /v1/models)`,
+        'model',
+      );
     }
     const cap = model?.maxTokens ?? 1;
     const parsed: ParsedRequest =
@@ -213,8 +246,18 @@ export function startServer(models: ServedModel[], opts: ServerOptions = {}): Pr
         if (reason === 'client') return; // nobody to answer
         const err =
           reason === 'timeout'
-            ? new RequestError(504, 'REQUEST_TIMEOUT', `the request ran longer than the server's ${timeoutMs / 1000} s timeout and was stopped`, 'lower max_tokens, or restart the server with a larger --timeout')
-            : new RequestError(503, 'SERVER_CLOSING', 'the server shut down before the request finished', 'retry once the server is back');
+            ? new RequestError(
+                504,
+                'REQUEST_TIMEOUT',
+                `the request ran longer than the server's ${timeoutMs / 1000} s timeout and was stopped`,
+                'lower max_tokens, or restart the server with a larger --timeout',
+              )
+            : new RequestError(
+                503,
+                'SERVER_CLOSING',
+                'the server shut down before the request finished',
+                'retry once the server is back',
+              );
         if (started) {
           sse(err.body());
           res.end('data: [DONE]\n\n');
@@ -260,7 +303,12 @@ export function startServer(models: ServedModel[], opts: ServerOptions = {}): Pr
       return;
     }
     if (!authorized(req, opts.apiKey)) {
-      throw new RequestError(401, 'UNAUTHORIZED', 'missing or wrong API key', 'send the header Authorization: Bearer <the key the server was started with>');
+      throw new RequestError(
+        401,
+        'UNAUTHORIZED',
+        'missing or wrong API key',
+        'send the header Authorization: Bearer <the key the server was started with>',
+      );
     }
     if (path === '/v1/models' && req.method === 'GET') {
       sendJson(res, 200, {
@@ -278,7 +326,14 @@ export function startServer(models: ServedModel[], opts: ServerOptions = {}): Pr
         id = one[1];
       }
       const m = byId.get(id);
-      if (!m) throw new RequestError(404, 'UNKNOWN_MODEL', `model '${id}' does not exist`, 'GET /v1/models lists the models', 'model');
+      if (!m)
+        throw new RequestError(
+          404,
+          'UNKNOWN_MODEL',
+          `model '${id}' does not exist`,
+          'GET /v1/models lists the models',
+          'model',
+        );
       sendJson(res, 200, { id: m.id, object: 'model', created, owned_by: 'thinkwhen', role: m.role });
       return;
     }
@@ -288,11 +343,22 @@ export function startServer(models: ServedModel[], opts: ServerOptions = {}): Pr
     };
     const kind = routes[path];
     if (kind) {
-      if (req.method !== 'POST') throw new RequestError(405, 'METHOD_NOT_ALLOWED', `${path} takes POST, not ${req.method}`, `send POST ${path} with a JSON body`);
+      if (req.method !== 'POST')
+        throw new RequestError(
+          405,
+          'METHOD_NOT_ALLOWED',
+          `${path} takes POST, not ${req.method}`,
+          `send POST ${path} with a JSON body`,
+        );
       await completion(req, res, kind);
       return;
     }
-    throw new RequestError(404, 'NO_ROUTE', `no route ${req.method} ${path}`, 'the routes are GET /v1/models, POST /v1/chat/completions, POST /v1/completions, GET /health');
+    throw new RequestError(
+      404,
+      'NO_ROUTE',
+      `no route ${req.method} ${path}`,
+      'the routes are GET /v1/models, POST /v1/chat/completions, POST /v1/completions, GET /health',
+    );
   }
 
   const server = createServer((req, res) => {
@@ -319,7 +385,11 @@ export function startServer(models: ServedModel[], opts: ServerOptions = {}): Pr
             ? 'ports below 1024 need privileges: pick --port ≥ 1024'
             : 'check --host and --port';
       reject(
-        new ThinkwhenError('LISTEN_FAILED', `cannot listen on ${opts.host ?? '127.0.0.1'}:${opts.port ?? 8080}: ${err.message}`, fix),
+        new ThinkwhenError(
+          'LISTEN_FAILED',
+          `cannot listen on ${opts.host ?? '127.0.0.1'}:${opts.port ?? 8080}: ${err.message}`,
+          fix,
+        ),
       );
     });
     server.listen(opts.port ?? 8080, opts.host ?? '127.0.0.1', () => {

@@ -56,16 +56,28 @@ export class VectorLibrary {
   /** A file inside one of the vector folders (never outside them: requests cannot read the server's disk). */
   byFile(file: string, param: string): ControlVector {
     if (this.dirs.length === 0) {
-      throw bad('this server has no vector folders', param, 'start it with --vector-dir DIR, or send the vector inline');
+      throw bad(
+        'this server has no vector folders',
+        param,
+        'start it with --vector-dir DIR, or send the vector inline',
+      );
     }
     if (isAbsolute(file) || normalize(file).split(sep).includes('..')) {
-      throw bad(`vector file '${file}' is outside the vector folders`, param, "name a file relative to a --vector-dir folder, without '..'");
+      throw bad(
+        `vector file '${file}' is outside the vector folders`,
+        param,
+        "name a file relative to a --vector-dir folder, without '..'",
+      );
     }
     for (const d of this.dirs) {
       const p = resolve(d, file);
       if (existsSync(p) && statSync(p).isFile()) return this.load(p, param);
     }
-    throw bad(`vector file '${file}' is not in the server's vector folders`, param, 'list the folders the server was started with (--vector-dir)');
+    throw bad(
+      `vector file '${file}' is not in the server's vector folders`,
+      param,
+      'list the folders the server was started with (--vector-dir)',
+    );
   }
 
   private load(file: string, param: string): ControlVector {
@@ -77,7 +89,11 @@ export class VectorLibrary {
       this.cache.set(file, { mtimeMs, cv });
       return cv;
     } catch (err) {
-      throw bad(`vector file is not a usable control vector: ${(err as Error).message}`, param, 'write it with `thinkwhen vectors train` or `vectors import`');
+      throw bad(
+        `vector file is not a usable control vector: ${(err as Error).message}`,
+        param,
+        'write it with `thinkwhen vectors train` or `vectors import`',
+      );
     }
   }
 }
@@ -107,7 +123,8 @@ function decodeVector(v: unknown, param: string): Float32Array {
   if (typeof v !== 'string') throw bad('vector must be a base64 string or an array of numbers', param, fix);
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(v)) throw bad('vector is not valid base64', param, fix);
   const bytes = Buffer.from(v, 'base64');
-  if (bytes.length % 4 !== 0) throw bad(`vector holds ${bytes.length} bytes, not a whole number of float32`, param, fix);
+  if (bytes.length % 4 !== 0)
+    throw bad(`vector holds ${bytes.length} bytes, not a whole number of float32`, param, fix);
   const out = new Float32Array(bytes.length / 4);
   for (let i = 0; i < out.length; i++) out[i] = bytes.readFloatLE(i * 4);
   return out;
@@ -155,7 +172,8 @@ export function parseSteering(
 ): SteeringOp[] {
   if (field === undefined || field === null) return [];
   const list = Array.isArray(field) ? field : [field];
-  if (list.length > 64) throw bad('at most 64 steering entries per request', 'steering', 'merge vectors into fewer entries');
+  if (list.length > 64)
+    throw bad('at most 64 steering entries per request', 'steering', 'merge vectors into fewer entries');
   const ops: SteeringOp[] = [];
   list.forEach((entry, i) => {
     const at = `steering[${i}]`;
@@ -166,10 +184,15 @@ export function parseSteering(
     if (sources.length !== 1) throw bad(`${at} needs exactly one of 'vector', 'name' or 'file'`, at, entryFix);
     for (const k of Object.keys(e)) {
       if (!['vector', 'name', 'file', 'layer', 'hook', 'coefficient', 'positions'].includes(k)) {
-        throw bad(`unknown key '${k}' in ${at}`, `${at}.${k}`, 'use vector, name, file, layer, hook, coefficient, positions');
+        throw bad(
+          `unknown key '${k}' in ${at}`,
+          `${at}.${k}`,
+          'use vector, name, file, layer, hook, coefficient, positions',
+        );
       }
     }
-    if (e.layer !== undefined && e.hook !== undefined) throw bad(`${at} has both 'layer' and 'hook'`, at, 'send one of them');
+    if (e.layer !== undefined && e.hook !== undefined)
+      throw bad(`${at} has both 'layer' and 'hook'`, at, 'send one of them');
     let hook: string | null = null;
     try {
       if (e.hook !== undefined) {
@@ -179,7 +202,11 @@ export function parseSteering(
         hook = hookName(parseHook(e.hook));
       } else if (e.layer !== undefined) {
         if (!Number.isInteger(e.layer)) {
-          throw bad(`${at}.layer must be an integer, got ${JSON.stringify(e.layer)}`, `${at}.layer`, `send a layer 1..${info.nLayer - 1}`);
+          throw bad(
+            `${at}.layer must be an integer, got ${JSON.stringify(e.layer)}`,
+            `${at}.layer`,
+            `send a layer 1..${info.nLayer - 1}`,
+          );
         }
         hook = `blocks.${e.layer}.hook_resid_post`;
       }
@@ -218,7 +245,11 @@ export function parseSteering(
         const { layer } = parseHook(hook);
         const d = cv.directions.get(layer);
         if (!d) {
-          throw bad(`the vector has no direction for layer ${layer}`, at, `use a layer it has: ${[...cv.directions.keys()].join(', ')}`);
+          throw bad(
+            `the vector has no direction for layer ${layer}`,
+            at,
+            `use a layer it has: ${[...cv.directions.keys()].join(', ')}`,
+          );
         }
         vectors = [[hook, d]];
       } else {
