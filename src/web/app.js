@@ -42,7 +42,7 @@ function colour(category) {
 }
 
 const visibleRuns = () =>
-  [...$('systems').querySelectorAll('input')].filter((i) => i.checked).map((i) => Number(i.value));
+  [...$('show-systems').querySelectorAll('input')].filter((i) => i.checked).map((i) => Number(i.value));
 
 function applyFilters() {
   const verdict = $('verdict').value;
@@ -212,7 +212,7 @@ async function start() {
   );
   const categories = [...new Set(data.problems.flatMap((p) => p.categories))].sort();
   $('category').append(...categories.map((c) => el('option', { value: c, text: c })));
-  $('systems').append(
+  $('show-systems').append(
     ...data.runs.map((r, k) =>
       el('label', {}, el('input', { type: 'checkbox', value: k, checked: true, name: 'system' }), ` ${r.name}`),
     ),

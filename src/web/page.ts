@@ -82,7 +82,7 @@ export function renderPage(title: string, report: Report, data: ViewerData): str
       <label>verdict <select id="verdict"><option value="all">all</option><option value="correct">correct</option><option value="incorrect">incorrect</option></select></label>
       <label>of <select id="verdict-run"></select></label>
       <label>category <select id="category"><option value="">any</option></select></label>
-      <fieldset id="systems"><legend>systems</legend></fieldset>
+      <fieldset id="show-systems"><legend>systems</legend></fieldset>
     </form>
     <p id="count" class="sub"></p>
     <ul id="problems" role="listbox" tabindex="0" aria-label="problems (↑/↓ or j/k to move)"></ul>
