@@ -182,7 +182,12 @@ export function startServer(models: ServedModel[], opts: ServerOptions = {}): Pr
     // Cancel when the client goes away, the request runs out of time or the server shuts down.
     const abort = new AbortController();
     let finished!: () => void;
-    live.set(abort, new Promise<void>((r) => (finished = r)));
+    live.set(
+      abort,
+      new Promise<void>((r) => {
+        finished = r;
+      }),
+    );
     const timer = setTimeout(() => abort.abort('timeout' satisfies AbortReason), timeoutMs);
     res.on('close', () => {
       if (!res.writableFinished) abort.abort('client' satisfies AbortReason);
