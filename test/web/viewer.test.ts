@@ -42,7 +42,7 @@ test('the systems table shows the report values; the summary has its plots', asy
   const want = systemsTable(report.systems!).rows;
   const shown = await page
     .locator('#systems tbody tr')
-    .evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+    .evaluateAll((trs) => trs.map((tr) => Array.from(tr.querySelectorAll('td'), (td) => td.textContent)));
   assert.deepEqual(
     shown.map((r) => r.slice(0, 4)),
     want.map((r) => r.slice(0, 4)),
