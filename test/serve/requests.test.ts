@@ -15,6 +15,8 @@ import { encodeVector } from '../../src/serve/steering.ts';
 import { post, questions, serve } from './fixtures.ts';
 
 const [q1] = questions(1);
+/** A prompt the organism answers with a run of ' 9' and no end-of-generation token: 400 tokens keep a slot busy. */
+const LONG = 'hi';
 const vectorDir = mkdtempSync(join(tmpdir(), 'tw-serve-vectors-'));
 const rng = new Rng(7);
 const direction = Float32Array.from({ length: 128 }, () => 3 * rng.normal());
@@ -130,7 +132,7 @@ test('a full queue answers 429 with Retry-After; a client that leaves frees its 
     const abort = new AbortController();
     // a long request holds the one slot; its first token shows it is running
     const long = await c.completions.create(
-      { model: 'base', prompt: q1, temperature: 1, max_tokens: 400, stream: true },
+      { model: 'base', prompt: LONG, temperature: 0, max_tokens: 400, stream: true },
       { signal: abort.signal },
     );
     const it = long[Symbol.asyncIterator]();
@@ -185,14 +187,14 @@ test('shutdown: running requests get a 503 or a stream error after the grace tim
   const c = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0 });
   const stream = await c.completions.create({
     model: 'base',
-    prompt: q1,
-    temperature: 1,
+    prompt: LONG,
+    temperature: 0,
     max_tokens: 400,
     stream: true,
   });
   const it = stream[Symbol.asyncIterator]();
   await it.next();
-  const plain = post(`${s.url}/v1/completions`, { model: 'base', prompt: q1, temperature: 1, max_tokens: 400 });
+  const plain = post(`${s.url}/v1/completions`, { model: 'base', prompt: LONG, temperature: 0, max_tokens: 400 });
   await new Promise((res) => setTimeout(res, 50));
   await s.close();
   const r = await plain;
