@@ -57,9 +57,10 @@ export function hashString(s: string): number {
   return h;
 }
 
-/** The per-problem random stream of random_firing. */
-export function problemRng(seed: number, problemId: string): Rng {
-  return new Rng((Math.imul(seed >>> 0, 0x9e3779b1) ^ hashString(problemId)) >>> 0);
+/** The random stream of random_firing for one (problem, sample). */
+export function problemRng(seed: number, problemId: string, sample = 0): Rng {
+  const key = sample === 0 ? problemId : `${problemId}\u0000${sample}`;
+  return new Rng((Math.imul(seed >>> 0, 0x9e3779b1) ^ hashString(key)) >>> 0);
 }
 
 function randomVector(n: number, seed: number, norm: number): Float32Array {
