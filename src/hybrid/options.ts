@@ -253,7 +253,7 @@ export function resolveOptions(o: HybridOptions = {}): ResolvedOptions {
     seed,
     pureCoefficient,
     pureWindow,
-    speculate: positiveInt(o.speculate ?? 1, 'speculate', 64),
+    speculate: positiveInt(o.speculate ?? 4, 'speculate', 64),
     batch: positiveInt(o.batch ?? 8, 'batch', 64),
     steeredPool:
       o.steeredPool === undefined ? 'auto' : o.steeredPool === 0 ? 0 : positiveInt(o.steeredPool, 'steeredPool', 4096),
