@@ -1,6 +1,6 @@
 // `thinkwhen hybrid`: a question, a question file into a resumable run store, and refusals.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -222,7 +222,7 @@ test('hostile command lines: exit 2, the problem and the fix, no stack trace, no
   refused(await cli([...org, ...q, '--max-tokens', 'NaN']), /--max-tokens expects an integer/);
   refused(await cli([...org, ...q, '--windows=0,1']), /--windows expects integers from -\d+ to 0/);
   refused(await cli([...org, ...q, '--coefficients', '0.1,x']), /--coefficients expects numbers/);
-  refused(await cli([...org, ...q, '--temperature', '-1']), /--temperature expects a number from 0 to 100/);
+  refused(await cli([...org, ...q, '--temperature=-1']), /--temperature expects a number from 0 to 100/);
   refused(await cli([...org, ...q, '--speculate', '0']), /--speculate expects an integer from 1 to 64/);
   refused(await cli([...org, ...q, '--sae-layer', '2.5']), /--sae-layer expects an integer/);
   refused(await cli([...org, '--dataset', 'x.jsonl', '--out', join(dir, 'x.sqlite'), '--samples', '3']), /identical/);
@@ -240,4 +240,13 @@ test('hostile command lines: exit 2, the problem and the fix, no stack trace, no
     /SAE layer 99 is not a layer of the \d+-layer thinking model/,
   );
   refused(await cli([...org, ...q, '--no-such-option']), /Unknown option '--no-such-option'/);
+  // --out at a file that is not a run store: refused, left as it was
+  const notes = join(dir, 'notes.txt');
+  writeFileSync(notes, 'my notes\n');
+  const qs = join(dir, 'q2.jsonl');
+  writeFileSync(qs, JSON.stringify({ id: 'p0', question: p1.question, answer: '1' }));
+  const r = await cli([...org, '--dataset', qs, '--out', notes, '--max-tokens', '5']);
+  assert.equal(r.code, 2, r.err);
+  assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
+  assert.equal(readFileSync(notes, 'utf8'), 'my notes\n');
 });
