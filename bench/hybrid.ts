@@ -23,6 +23,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generate, Model } from '../src/engine/index.ts';
+import { promptIds } from '../src/experiments/prompts.ts';
 import { QWEN25_05B_SHAPE, type TinyModelSpec, writeTinyModel } from '../src/gguf/tiny-model.ts';
 import {
   Bridge,
@@ -30,8 +31,8 @@ import {
   type HybridEvent,
   type HybridOptions,
   type HybridPair,
+  type HybridProblem,
   hybridRun,
-  promptIds,
   referenceGenerate,
   type TokenRecord,
 } from '../src/hybrid/index.ts';
@@ -99,10 +100,10 @@ async function diffPair(files: { base: string; thinking: string }, layer: number
 }
 
 /** Token-rows the reference decoded up to each step (both models, every candidate): its work. */
-function referenceRows(pair: HybridPair, records: TokenRecord[]): number[] {
+function referenceRows(pair: HybridPair, problem: HybridProblem, records: TokenRecord[]): number[] {
   const bridge = new Bridge(pair.base, pair.thinking, 'auto');
-  let b = promptIds(pair.base, '{question}', QUESTION).length;
-  let t = promptIds(pair.thinking, '{question}', QUESTION).length;
+  let b = problem.prompt.base.length;
+  let t = problem.prompt.thinking.length;
   let total = 0;
   return records.map((r) => {
     total += t + b * (1 + (r.candidates?.length ?? 0));
@@ -134,7 +135,13 @@ function freePair(p: HybridPair): void {
 
 const QUESTION =
   'Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?';
-const PROBLEM = [{ id: 'bench', question: QUESTION }];
+/** The bench question, prompted with a template on both sides. */
+const problem = (pair: Pick<HybridPair, 'base' | 'thinking'>, template: string): HybridProblem[] => [
+  {
+    id: 'bench',
+    prompt: { base: promptIds(pair.base, template, QUESTION), thinking: promptIds(pair.thinking, template, QUESTION) },
+  },
+];
 const PAPER_GRID = {
   coefficients: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
   windows: [0, -1, -15, -50, -100],
@@ -193,10 +200,9 @@ const common: HybridOptions = {
   grid: PAPER_GRID,
   maxTokens: TOKENS,
   batch: 1,
-  basePrompt: '{question}',
-  thinkingPrompt: '{question}',
   missingVector: 'bias', // latents that never fired on the vectors' text steer with the bias alone
 };
+const PROBLEM = problem(speedPair, '{question}');
 log(`reference, ${TOKENS} tokens…`);
 const ref = await timed(referenceGenerate(speedPair, PROBLEM, common));
 log(`fast, ${TOKENS} tokens…`);
@@ -204,7 +210,7 @@ const fastRun = hybridRun(speedPair, PROBLEM, { ...common, speculate: K });
 const fast = await timed(fastRun.events, () => ({ ...fastRun.counters }));
 const cmp = compareStreams([{ id: 'bench', records: ref.records }], [{ id: 'bench', records: fast.records }]);
 const diff = cmp.details[0].firstDifference;
-const refRows = referenceRows(speedPair, ref.records);
+const refRows = referenceRows(speedPair, PROBLEM[0], ref.records);
 const speedup: Record<string, number | null> = {};
 const rowRatio: Record<string, number | null> = {};
 for (const n of CHECKPOINTS) {
@@ -262,9 +268,8 @@ const qThinking = await Model.load(qwenFiles.thinking);
 const lockOpts: HybridOptions = {
   maxTokens: SPEC_TOKENS,
   batch: 1,
-  basePrompt: 'Question: {question}\nAnswer:',
-  thinkingPrompt: 'Question: {question}\nAnswer:',
 };
+const QWEN_PROBLEM = problem({ base: qBase, thinking: qThinking }, 'Question: {question}\nAnswer:');
 
 /** Per-token time of plain greedy generation (prefill excluded). */
 async function generateStep(m: Model): Promise<number> {
@@ -304,16 +309,16 @@ for (let r = 0; r < REPS; r++) {
   times.base.push(await generateStep(qBase));
   times.thinking.push(await generateStep(qThinking));
   // the thinking model is the base model itself: every step agrees
-  const u = await timed(hybridRun(same, PROBLEM, { ...lockOpts, speculate: 1 }).events);
+  const u = await timed(hybridRun(same, QWEN_PROBLEM, { ...lockOpts, speculate: 1 }).events);
   times.unsteered.push(perToken(u.at));
   unsteered = u;
   // oracle: a disagreement emits the thinking token, so only the lockstep is timed
-  const run = hybridRun(qpair, PROBLEM, { ...lockOpts, policy: 'oracle', speculate: K });
+  const run = hybridRun(qpair, QWEN_PROBLEM, { ...lockOpts, policy: 'oracle', speculate: K });
   const sp = await timed(run.events);
   times.spec.push(perToken(sp.at));
   spec = sp;
   specCounters = run.counters;
-  const pl = await timed(hybridRun(qpair, PROBLEM, { ...lockOpts, policy: 'oracle', speculate: 1 }).events);
+  const pl = await timed(hybridRun(qpair, QWEN_PROBLEM, { ...lockOpts, policy: 'oracle', speculate: 1 }).events);
   times.plain.push(perToken(pl.at));
 }
 qBase.free();

@@ -1,113 +1,39 @@
+// `thinkwhen hybrid`: the hybrid model on one question or on a problem set into a run store.
+// The CLI composes the stages: prompts (src/experiments/prompts.ts), problem sets and grading as
+// `thinkwhen run` does (src/experiments/datasets.ts, gradeAll), the hybrid loop (src/hybrid/).
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, isAbsolute, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
-import { gradeResponse } from '../eval/answer/index.ts';
-import { type DatasetInfo, loadDataset, type Problem } from '../eval/datasets.ts';
-import { RunStore } from '../eval/store.ts';
+import type { DatasetInfo, Problem } from '../eval/datasets.ts';
+import { type RunConfig, RunStore } from '../eval/store.ts';
+import { type Grader, loadRunDataset, NAMED_DATASETS, ORGANISM_TEST_COUNT } from '../experiments/datasets.ts';
+import { checkPromptSpec, promptIds } from '../experiments/prompts.ts';
+import { checkSampling, gradeAll, MAX_SAMPLES, type Sampling } from '../experiments/run.ts';
 import {
   collectResults,
   formatStats,
-  type Grid,
   type HybridEvent,
   type HybridOptions,
   type HybridPair,
+  type HybridProblem,
   type HybridResult,
   type HybridVectors,
   hybridGenerate,
   hybridStats,
   PAPER_GRID,
   POLICIES,
-  type PolicyName,
   referenceGenerate,
   type TokenRecord,
 } from '../hybrid/index.ts';
 import { organismModelPaths } from '../organism/index.ts';
 import { fileSha256, loadVectorSet } from '../steer/vector-set.ts';
 import { loadSae, type TopKSae } from '../taxonomy/sae.ts';
-import { readQuestionsJsonl } from '../traces/generate.ts';
-import { int, oneOf } from './args.ts';
-import type { Command } from './command.ts';
+import { choice, defineCommand, flag, int, ints, MAX_TOKENS, num, nums, text, threads } from './options.ts';
 
-const help = `thinkwhen hybrid --vectors DIR (--question TEXT | --dataset NAME | --questions FILE) [--out RUN.sqlite]
-
-The hybrid model (docs/hybrid.md, method.md §2.7): the base model generates
-greedily, the thinking model reads the same text; at every token where their
-greedy tokens differ, the base model is steered with c·(bias + v_k) at the
-vector set's layer for every (coefficient c, window w) of the grid, k the
-thinking model's SAE category, and the candidate the thinking model finds most
-likely is emitted. Exact and fast: KV caches, batched problems, speculative
-lockstep; --reference runs the paper's algorithm literally (same tokens, far
-slower) for checks.
-
-Inputs (defaults come from the vector set's manifest: its base model, and the
-taxonomy and thinking model it was trained from):
-  --vectors DIR          steering vectors (thinkwhen vectors train / import)
-  --base FILE            base model GGUF
-  --thinking FILE        thinking model GGUF
-  --taxonomy DIR         taxonomy whose selected SAE names the categories, or
-  --sae FILE             an SAE file, with --sae-layer L (thinking-model layer)
-  --organism             the shipped organism pair (both prompts: its ChatML template)
-
-Questions (one of):
-  --question TEXT        one question (printed with its steering, no store needed)
-  --dataset NAME         gsm8k, math500, math (--split, --data-dir, --path FILE)
-  --questions FILE       JSONL with "question" and optional "id" and "answer"
-  --start N, --limit N   slice (default: all); the paper: gsm8k first 500, math500 all
-
-The algorithm:
-  --policy P             ${POLICIES.join(', ')}
-                         (default paper; docs/hybrid.md "Policies")
-  --coefficients LIST    default ${PAPER_GRID.coefficients.join(',')} (the 1.5B/8B/14B grid)
-  --windows=LIST         default ${PAPER_GRID.windows.join(',')}; 0 = every position, -n = last n
-                         (write values that start with '-' after '=')
-  --coefficient C, --window=W   pure_steering's one cell (default: largest coefficient, window 0)
-  --missing-vector M     error (default) | bias: a latent without a vector steers with c·bias alone
-  --gate G               auto (ids when the vocabularies are identical, else token text) | ids | strings
-  --max-tokens N         generated-token cap (default 2000)
-  --base-prompt SPEC     paper (default: the paper's PROMPT(q)) | chat | a template with {question}
-                         or {chat} (the rendered chat template)
-  --thinking-prompt SPEC chat (default) | paper | a template, e.g. '{chat}<think>\\n'
-  --seed N               seed of the random policies (default 0)
-
-Speed (the tokens do not change):
-  --speculate K          base model drafts K tokens per thinking check (default 4; 1 = plain lockstep)
-  --batch N              problems decoded together (default 8)
-  --steered-pool N       window-0 steered sequences kept (default 16)
-  --threads N            CPU threads (default: THINKWHEN_THREADS or all cores)
-  --reference            the paper's algorithm literally: batch 1, no KV cache
-
-Output:
-  --out FILE             run store (SQLite): one generation per problem with its
-                         per-token records; resumable: a rerun skips finished problems
-  --name LABEL           run label (default "hybrid <policy>")
-  --trace                print every steered token (with --question)
-  --json                 the results and statistics as JSON
-
-Examples:
-  thinkwhen hybrid --vectors runs/vectors --question "Ann has 4 pens. She buys 5 more. How many?"
-  thinkwhen hybrid --vectors runs/vectors --dataset gsm8k --limit 500 --out runs/hybrid-gsm8k.sqlite
-  thinkwhen hybrid --organism --vectors runs/organism/vectors --dataset organism --out runs/h.sqlite
-  thinkwhen hybrid --vectors runs/vectors --dataset math500 --policy only_bias --out runs/only-bias.sqlite
-`;
-
-const list = (v: string | undefined, name: string): number[] | undefined => {
-  if (v === undefined) return undefined;
-  const xs = v.split(',').map((s) => Number(s.trim()));
-  if (!xs.length || xs.some((x) => !Number.isFinite(x))) {
-    throw new ThinkwhenError('BAD_ARGUMENT', `--${name} expects comma-separated numbers, got '${v}'`);
-  }
-  return xs;
-};
-
-const num = (v: string | undefined, name: string): number | undefined => {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (!Number.isFinite(x)) throw new ThinkwhenError('BAD_ARGUMENT', `--${name} expects a number, got '${v}'`);
-  return x;
-};
+/** Longest window a grid may hold (positions back from the end of the text). */
+const MAX_WINDOW = 1 << 20;
 
 /** A path from a manifest, relative to the manifest's directory when not absolute. */
 const fromManifest = (dir: string, p: unknown): string | undefined =>
@@ -130,56 +56,194 @@ function noVectors(): HybridVectors {
   };
 }
 
-export const command: Command = {
+/** One question, or a problem set with the graders `thinkwhen run` scores it by. */
+interface Problems {
+  items: Problem[];
+  dataset: DatasetInfo | null;
+  graders: Grader[];
+}
+
+export const command = defineCommand({
   name: 'hybrid',
   summary: 'the hybrid model: base model steered where the thinking model disagrees (token level)',
-  help: () => help,
-  async run(argv) {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        vectors: { type: 'string' },
-        base: { type: 'string' },
-        thinking: { type: 'string' },
-        taxonomy: { type: 'string' },
-        sae: { type: 'string' },
-        'sae-layer': { type: 'string' },
-        organism: { type: 'boolean', default: false },
-        question: { type: 'string' },
-        dataset: { type: 'string' },
-        questions: { type: 'string' },
-        path: { type: 'string' },
-        split: { type: 'string' },
-        'data-dir': { type: 'string' },
-        start: { type: 'string' },
-        limit: { type: 'string' },
-        policy: { type: 'string' },
-        coefficients: { type: 'string' },
-        windows: { type: 'string' },
-        coefficient: { type: 'string' },
-        window: { type: 'string' },
-        'missing-vector': { type: 'string' },
-        gate: { type: 'string' },
-        'max-tokens': { type: 'string' },
-        'base-prompt': { type: 'string' },
-        'thinking-prompt': { type: 'string' },
-        seed: { type: 'string' },
-        speculate: { type: 'string' },
-        batch: { type: 'string' },
-        'steered-pool': { type: 'string' },
-        threads: { type: 'string' },
-        reference: { type: 'boolean', default: false },
-        out: { type: 'string' },
-        name: { type: 'string' },
-        trace: { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-      },
-    });
-    const policy = oneOf(values.policy, 'policy', POLICIES) ?? 'paper';
+  usage: '--vectors DIR (--question TEXT | --dataset NAME|FILE --out RUN.sqlite) [options]',
+  description: `The hybrid model of "Base Models Know How to Reason, Thinking Models Learn When"
+(docs/hybrid.md). A base model writes the answer; a thinking model reads the same
+text and, at every token, says what it would write next:
+
+  agree     both models' greedy next tokens are the same: the base model's token is emitted.
+  disagree  the thinking model's SAE names the reasoning category k it is in (argmax of the
+            encoder on its residual stream), and the base model is re-run once per cell
+            (c, w) of a grid with c·(bias + v_k) added to its residual stream at the vector
+            set's layer, over window w (0 = every position, -n = the last n). Each steered
+            run proposes a token; the one the thinking model finds most likely is emitted
+            (the first in grid order on ties). Steering is not kept for later tokens.
+
+About 12 % of the tokens disagree in the paper (the "steered" share the command prints).
+--policy runs the paper's ablations and other controls instead (docs/hybrid.md "Policies").
+The fast loop emits the same tokens as the paper's algorithm taken literally (--reference,
+batch 1, no KV cache), only far faster: KV caches, many problems per decode, forked windows,
+speculative lockstep.
+
+Inputs: --vectors DIR alone is enough for a set from \`thinkwhen vectors train\`: its manifest
+names the base model, the thinking model, and the SAE with its layer. --organism takes the
+shipped organism pair, prompted on both sides with its ChatML template.
+
+Prompts: the base model gets the paper's plain-text prompt ("Task: Answer the question
+below. Explain your reasoning step by step. ... Step by step answer:"), the thinking model
+its chat template (as \`thinkwhen run\`).
+
+A problem set (--dataset) goes into a run store (--out, SQLite) graded as \`thinkwhen run\`
+grades (GSM8K: the flexible rule, the headline, and the strict one; otherwise 'math';
+docs/grader.md), one generation per problem and sample with its per-token records. It is
+resumable: rerunning the same command skips what is stored; Ctrl-C stores nothing half-done.
+Read it with \`thinkwhen report\`.
+
+Sampling (pass@k): --samples N --temperature T draws, where the paper's rule would take the
+base model's argmax, from softmax(logits / T): the token emitted at an agreement and each
+steered candidate. The gate still compares greedy tokens and the thinking model still picks
+the candidate. Sample i of a problem draws the same tokens in every run (--seed).`,
+  options: {
+    vectors: text({
+      arg: 'DIR',
+      help: 'steering vector set (thinkwhen vectors train / import); required except for --policy selection_only and oracle',
+    }),
+    base: text({ arg: 'FILE', help: "base model GGUF (default: the vector set manifest's model)" }),
+    thinking: text({ arg: 'FILE', help: "thinking model GGUF (default: the one the vector set's SAE was trained on)" }),
+    taxonomy: text({
+      arg: 'DIR',
+      help: "taxonomy whose selected SAE names the categories (default: the vector set's)",
+    }),
+    sae: text({ arg: 'FILE', help: 'an SAE file instead (.safetensors from thinkwhen taxonomy train)' }),
+    'sae-layer': int({
+      arg: 'L',
+      help: "thinking-model layer the SAE reads (default: the SAE's or the taxonomy's)",
+      min: 0,
+      max: 4095,
+    }),
+    organism: flag('the shipped organism pair; both models prompted with their ChatML template'),
+    question: text({ arg: 'TEXT', help: 'one question: prints the answer and the statistics (no store needed)' }),
+    dataset: text({
+      arg: 'NAME|FILE',
+      help: `gsm8k (first 500 of test, as the paper), math500, organism (its held-out test set, ${ORGANISM_TEST_COUNT} problems), or a JSONL/parquet file`,
+    }),
+    limit: int({ help: 'only the first N problems', min: 1, max: 1 << 24 }),
+    'data-dir': text({
+      arg: 'DIR',
+      help: 'local copies of gsm8k/test.jsonl, math500/test.jsonl (default $THINKWHEN_DATA_DIR, else downloaded once)',
+    }),
+    'question-field': text({ arg: 'F', help: 'question field of a custom file (default question)' }),
+    'answer-field': text({ arg: 'F', help: 'gold answer field of a custom file (default answer)' }),
+    'id-field': text({ arg: 'F', help: 'id field of a custom file (default id, else the row number)' }),
+    'answer-format': choice({
+      help: 'how the gold is read from the answer field: as is, after "####", or the last \\boxed{}',
+      choices: ['raw', 'gsm8k', 'boxed'],
+    }),
+    policy: choice({
+      arg: 'P',
+      help: "paper: the rule above. Controls: only_bias (c·bias alone), random_firing (a random category), random_vectors (random unit vectors, bias kept), norm_random (random vectors of the trained norms, bias kept), selection_only (no steering: the thinking model picks among the base model's top tokens), pure_steering (one cell, no guardrail), oracle (the thinking model's token: an upper bound)",
+      choices: POLICIES,
+      default: 'paper',
+    }),
+    coefficients: nums({
+      help: `coefficients c of the grid, the outer loop (default ${PAPER_GRID.coefficients.join(',')}: the paper's 1.5B/8B/14B grid)`,
+      min: -1e6,
+      max: 1e6,
+      example: '0.1,0.5,1',
+    }),
+    windows: ints({
+      help: `windows w of the grid, the inner loop: 0 = every position, prompt included; -n = the last n positions (default ${PAPER_GRID.windows.join(',')}; write --windows=-1,-15 when the list starts with -)`,
+      min: -MAX_WINDOW,
+      max: 0,
+      example: '0,-1,-15',
+    }),
+    coefficient: num({
+      arg: 'C',
+      help: "pure_steering: its one coefficient (default: the grid's largest)",
+      min: -1e6,
+      max: 1e6,
+    }),
+    window: int({
+      arg: 'W',
+      help: 'pure_steering: its one window (default 0; write --window=-15)',
+      min: -MAX_WINDOW,
+      max: 0,
+    }),
+    'missing-vector': choice({
+      help: "a category the SAE can pick but the set has no vector for: refuse to start (error), or steer with c·bias alone and mark those tokens (bias, the paper's silent fallback made visible)",
+      choices: ['error', 'bias'],
+      default: 'error',
+    }),
+    gate: choice({
+      help: "how the two greedy tokens are compared: ids when the vocabularies are proven identical, else their text (auto); the paper's raw ids (ids); text (strings)",
+      choices: ['auto', 'ids', 'strings'],
+      default: 'auto',
+    }),
+    'max-tokens': int({ help: 'generated-token cap', min: 1, max: MAX_TOKENS, default: 2000 }),
+    'base-prompt': text({
+      arg: 'SPEC',
+      help: 'paper (default; the organism: chat), chat (the chat template), or a template with {question} or {chat}',
+    }),
+    'thinking-prompt': text({ arg: 'SPEC', help: 'chat (default), paper, or a template, e.g. "{chat}<think>\\n"' }),
+    samples: int({
+      help: 'samples per problem, for pass@k (needs --temperature > 0)',
+      min: 1,
+      max: MAX_SAMPLES,
+      default: 1,
+    }),
+    temperature: num({ arg: 'T', help: '0 = greedy, the paper (see Sampling above)', min: 0, max: 100, default: 0 }),
+    'top-p': num({ arg: 'P', help: 'nucleus sampling of the draws (1 = off)', min: 1e-6, max: 1, default: 1 }),
+    seed: int({
+      help: 'seed of the draws and of the random policies',
+      min: 0,
+      max: 0xffffffff,
+      default: 0,
+    }),
+    speculate: int({
+      arg: 'K',
+      help: 'the base model drafts K tokens, the thinking model checks them in one decode (1 = plain lockstep; the tokens do not change)',
+      min: 1,
+      max: 64,
+      default: 4,
+    }),
+    batch: int({ help: 'problems decoded together', min: 1, max: 64, default: 8 }),
+    'steered-pool': int({
+      help: "window-0 steered sequences kept between steps (default: what fits in 1 GiB; 0 = re-decode the whole text per candidate, the paper's cost)",
+      min: 0,
+      max: 4096,
+    }),
+    threads: threads('CPU threads (default: THINKWHEN_THREADS, else all cores)'),
+    reference: flag(
+      "the paper's algorithm literally: batch 1, no KV cache, every step recomputed (same tokens, for checks)",
+    ),
+    out: text({ arg: 'FILE', help: 'run store (SQLite); required with --dataset unless --json' }),
+    name: text({ help: 'run name in reports (default "hybrid POLICY", plus -nN-tT when sampling)' }),
+    trace: flag('with --question: print every steered token (base token → emitted token [category, cell])'),
+    json: flag('print the results and statistics as JSON on stdout'),
+  },
+  examples: [
+    'thinkwhen hybrid --vectors runs/vectors --question "Ann has 4 pens. She buys 5 more. How many?" --trace',
+    'thinkwhen hybrid --vectors runs/vectors --dataset gsm8k --out runs/hybrid-gsm8k.sqlite',
+    'thinkwhen hybrid --vectors runs/vectors --dataset math500 --policy only_bias --out runs/only-bias.sqlite',
+    'thinkwhen hybrid --organism --vectors runs/organism/vectors --dataset organism --limit 50 --out runs/h.sqlite',
+    'thinkwhen hybrid --organism --vectors runs/organism/vectors --dataset organism --samples 8 --temperature 0.6 --out runs/h8.sqlite',
+    'thinkwhen hybrid --vectors runs/vectors --question "What is 7·8?" --coefficients 0.5,1 --windows=0,-15 --reference',
+    'thinkwhen report runs/hybrid-gsm8k.sqlite',
+  ],
+  epilogue: `Exit status: 0 done; 2 a bad option or input (nothing generated); 130 interrupted (finished
+problems are stored; rerun the same command to continue).`,
+  async run({ values }) {
+    const policy = values.policy;
     const needsVectors = policy !== 'selection_only' && policy !== 'oracle';
-    const sources = [values.question, values.dataset ?? values.path, values.questions].filter((x) => x !== undefined);
-    if (sources.length !== 1) {
-      throw new ThinkwhenError('BAD_ARGUMENT', 'give exactly one of --question, --dataset (or --path), --questions');
+    if ((values.question === undefined) === (values.dataset === undefined)) {
+      throw new ThinkwhenError(
+        'BAD_ARGUMENT',
+        'give exactly one of --question and --dataset',
+        '--question "..." for one question, --dataset gsm8k|math500|organism|FILE for a problem set',
+      );
+    }
+    if (values.question !== undefined && !values.question.trim()) {
+      throw new ThinkwhenError('BAD_ARGUMENT', '--question is empty', 'pass the question text');
     }
     if (!values.vectors && needsVectors) {
       throw new ThinkwhenError(
@@ -188,13 +252,27 @@ export const command: Command = {
         'pass the directory `thinkwhen vectors train` wrote',
       );
     }
-    if (values.question === undefined && !values.out && !values.json) {
+    if (values.dataset !== undefined && !values.out && !values.json) {
       throw new ThinkwhenError(
         'BAD_ARGUMENT',
         'a dataset run needs --out (a resumable run store) or --json',
         'add --out runs/hybrid.sqlite',
       );
     }
+    const sampling: Sampling = {
+      samples: values.samples,
+      temperature: values.temperature,
+      topP: values['top-p'],
+      seed: values.seed,
+    };
+    checkSampling(sampling);
+    if (values.question !== undefined && sampling.samples > 1) {
+      throw new ThinkwhenError('BAD_ARGUMENT', '--samples needs --dataset', 'sample one question with --temperature');
+    }
+    const basePrompt = values['base-prompt'] ?? (values.organism ? 'chat' : 'paper');
+    const thinkingPrompt = values['thinking-prompt'] ?? 'chat';
+    checkPromptSpec(basePrompt);
+    checkPromptSpec(thinkingPrompt);
 
     // models, SAE and vectors: explicit options first, then the vector set's manifest
     const manifest = values.vectors ? await peekManifest(values.vectors) : null;
@@ -204,19 +282,22 @@ export const command: Command = {
       values.base ?? organism?.base ?? (manifest ? fromManifest(values.vectors!, manifest.model?.file) : undefined);
     const thinkingPath =
       values.thinking ?? organism?.thinking ?? (setSae ? fromManifest(values.vectors!, setSae.thinking) : undefined);
-    if (!basePath)
+    if (!basePath) {
       throw new ThinkwhenError(
         'BAD_ARGUMENT',
         'no base model',
-        'pass --base FILE (or --vectors DIR whose manifest names it)',
+        'pass --base FILE (or --vectors DIR whose manifest names it, or --organism)',
       );
+    }
     if (!thinkingPath) {
       throw new ThinkwhenError(
         'BAD_ARGUMENT',
         'no thinking model',
-        'pass --thinking FILE (or --vectors DIR whose manifest names it)',
+        'pass --thinking FILE (or --vectors DIR whose manifest names it, or --organism)',
       );
     }
+    mustExist(basePath, 'base model', 'pass --base FILE');
+    mustExist(thinkingPath, 'thinking model', 'pass --thinking FILE');
     const { sae, saeLayer, saePath } = await resolveSae(values, setSae, values.vectors);
     if (typeof setSae?.k === 'number' && setSae.k !== sae.latents) {
       throw new ThinkwhenError(
@@ -228,30 +309,33 @@ export const command: Command = {
 
     const problems = await readProblems(values);
     const o: HybridOptions = {
-      policy: policy as PolicyName,
-      grid: grid(values),
-      maxTokens: int(values['max-tokens'], 'max-tokens', 1),
-      gate: oneOf(values.gate, 'gate', ['auto', 'ids', 'strings'] as const),
-      basePrompt: values['base-prompt'] ?? (organism ? 'chat' : undefined),
-      thinkingPrompt: values['thinking-prompt'] ?? (organism ? 'chat' : undefined),
-      missingVector: oneOf(values['missing-vector'], 'missing-vector', ['error', 'bias'] as const),
-      seed: int(values.seed, 'seed'),
-      pureCoefficient: num(values.coefficient, 'coefficient'),
-      pureWindow: num(values.window, 'window'),
-      speculate: int(values.speculate, 'speculate', 1) ?? 4,
-      batch: int(values.batch, 'batch', 1),
-      steeredPool: int(values['steered-pool'], 'steered-pool', 1),
-      threads: int(values.threads, 'threads', 1),
+      policy,
+      grid: {
+        coefficients: values.coefficients ?? PAPER_GRID.coefficients,
+        windows: values.windows ?? PAPER_GRID.windows,
+      },
+      maxTokens: values['max-tokens'],
+      gate: values.gate,
+      temperature: sampling.temperature,
+      topP: sampling.topP,
+      seed: sampling.seed,
+      missingVector: values['missing-vector'],
+      pureCoefficient: values.coefficient,
+      pureWindow: values.window,
+      speculate: values.speculate,
+      batch: values.batch,
+      steeredPool: values['steered-pool'],
+      threads: values.threads,
     };
 
-    const base = await Model.load(mustExist(basePath, 'base model', 'pass --base FILE'));
+    const base = await Model.load(basePath);
     let thinking: Model | null = null;
     let store: RunStore | null = null;
     const abort = new AbortController();
     const onSigint = () => abort.abort();
     process.once('SIGINT', onSigint);
     try {
-      thinking = await Model.load(mustExist(thinkingPath, 'thinking model', 'pass --thinking FILE'));
+      thinking = await Model.load(thinkingPath);
       let vectors: HybridVectors = noVectors();
       if (values.vectors) {
         const set = await loadVectorSet(values.vectors, base);
@@ -259,24 +343,42 @@ export const command: Command = {
         vectors = set;
       }
       const pair: HybridPair = { base, thinking, sae, saeLayer, vectors };
-      let todo = problems.items;
+      const encode = (p: { id: string; question: string }, sample: number): HybridProblem => ({
+        id: p.id,
+        sample,
+        prompt: {
+          base: promptIds(base, basePrompt, p.question),
+          thinking: promptIds(thinking!, thinkingPrompt, p.question),
+        },
+      });
+      let todo: HybridProblem[] = problems.items.map((p) => encode(p, 0));
       if (values.out) {
-        store = RunStore.open(values.out, {
-          config: await runConfig(values, o, { basePath, thinkingPath, saePath, saeLayer }),
-          dataset: problems.dataset ?? undefined,
+        const config = await runConfig(values, o, sampling, problems.graders, {
+          basePath,
+          thinkingPath,
+          saePath,
+          saeLayer,
+          basePrompt,
+          thinkingPrompt,
         });
-        const pending = new Set(store.pending(problems.items).map((p) => p.problem.id));
-        todo = problems.items.filter((p) => pending.has(p.id));
-        if (todo.length < problems.items.length) {
-          console.error(
-            `thinkwhen hybrid: ${problems.items.length - todo.length} of ${problems.items.length} problems already in ${values.out}`,
-          );
+        store = RunStore.open(values.out, { config, dataset: problems.dataset ?? undefined });
+        const byId = new Map(problems.items.map((p) => [p.id, p]));
+        const pending = store.pending(problems.items, sampling.samples);
+        const total = problems.items.length * sampling.samples;
+        todo = pending.map((x) => encode(byId.get(x.problem.id)!, x.sampleIndex));
+        if (todo.length < total) {
+          console.error(`thinkwhen hybrid: ${total - todo.length} of ${total} generations already in ${values.out}`);
         }
+      } else if (sampling.samples > 1) {
+        todo = problems.items.flatMap((p) => Array.from({ length: sampling.samples }, (_, s) => encode(p, s)));
       }
       const options = { ...o, signal: abort.signal };
       const events = values.reference ? referenceGenerate(pair, todo, options) : hybridGenerate(pair, todo, options);
-      const results = await consume(events, todo, {
+      const golds = new Map(problems.items.map((p) => [p.id, p.answer]));
+      const results = await consume(events, todo.length, {
         store,
+        golds,
+        graders: problems.graders,
         trace: values.trace && values.question !== undefined,
         pair,
       });
@@ -301,7 +403,7 @@ export const command: Command = {
       base.free();
     }
   },
-};
+});
 
 async function peekManifest(dir: string): Promise<{ model?: { file?: string }; sae?: unknown } | null> {
   const path = resolve(dir, 'manifest.json');
@@ -314,12 +416,12 @@ async function peekManifest(dir: string): Promise<{ model?: { file?: string }; s
 }
 
 async function resolveSae(
-  values: { taxonomy?: string; sae?: string; 'sae-layer'?: string },
+  values: { taxonomy?: string; sae?: string; 'sae-layer'?: number },
   setSae: Record<string, unknown> | null,
   vectorsDir: string | undefined,
 ): Promise<{ sae: TopKSae; saeLayer: number; saePath: string }> {
   let saePath: string | undefined;
-  let layer = int(values['sae-layer'], 'sae-layer');
+  let layer = values['sae-layer'];
   if (values.sae) saePath = values.sae;
   else if (values.taxonomy) {
     const { readSelection } = await import('../taxonomy/selection.ts');
@@ -343,63 +445,66 @@ async function resolveSae(
   return { sae, saeLayer: layer, saePath };
 }
 
-function grid(values: { coefficients?: string; windows?: string }): Grid {
-  return {
-    coefficients: list(values.coefficients, 'coefficients') ?? PAPER_GRID.coefficients,
-    windows: list(values.windows, 'windows') ?? PAPER_GRID.windows,
-  };
-}
-
 async function readProblems(values: {
   question?: string;
-  questions?: string;
   dataset?: string;
-  path?: string;
-  split?: string;
+  limit?: number;
   'data-dir'?: string;
-  start?: string;
-  limit?: string;
-}): Promise<{ items: Problem[]; dataset: DatasetInfo | null }> {
-  const start = int(values.start, 'start') ?? 0;
-  const limit = int(values.limit, 'limit');
+  'question-field'?: string;
+  'answer-field'?: string;
+  'id-field'?: string;
+  'answer-format'?: 'raw' | 'gsm8k' | 'boxed';
+}): Promise<Problems> {
   if (values.question !== undefined) {
-    if (!values.question.trim()) throw new ThinkwhenError('BAD_ARGUMENT', '--question is empty');
-    return { items: [{ id: 'question', question: values.question, answer: '', meta: {} }], dataset: null };
+    return { items: [{ id: 'question', question: values.question, answer: '', meta: {} }], dataset: null, graders: [] };
   }
-  if (values.questions) {
-    const qs = await readQuestionsJsonl(values.questions, {});
-    const items = qs.slice(start, limit === undefined ? undefined : start + limit).map((q) => ({
-      id: q.id,
-      question: q.question,
-      answer: typeof q.meta?.answer === 'string' ? q.meta.answer : '',
-      meta: q.meta ?? {},
-    }));
-    return { items, dataset: null };
+  const name = values.dataset!;
+  if (!(NAMED_DATASETS as readonly string[]).includes(name) && !existsSync(name)) {
+    throw new ThinkwhenError(
+      'FILE_NOT_FOUND',
+      `--dataset ${name} is neither ${NAMED_DATASETS.join(', ')} nor a file`,
+      'name a dataset or give the path of a JSONL/parquet file',
+    );
   }
-  const d = await loadDataset({
-    dataset: values.dataset,
-    path: values.path,
-    split: values.split,
+  const d = await loadRunDataset({
+    dataset: name,
+    limit: values.limit,
     dataDir: values['data-dir'],
-    start,
-    limit,
+    fields: { question: values['question-field'], answer: values['answer-field'], id: values['id-field'] },
+    answerFormat: values['answer-format'],
   });
-  return { items: d.problems, dataset: d.info };
+  if (d.problems.length === 0) {
+    throw new ThinkwhenError('NO_PROBLEMS', `the problem set ${d.info.name} is empty`, 'check the file or --limit');
+  }
+  return { items: d.problems, dataset: d.info, graders: d.graders };
 }
 
 /** What makes two hybrid runs comparable (speed options are left out: they do not change the tokens). */
 async function runConfig(
   values: { name?: string; vectors?: string },
   o: HybridOptions,
-  files: { basePath: string; thinkingPath: string; saePath: string; saeLayer: number },
-) {
+  sampling: Sampling,
+  graders: Grader[],
+  files: {
+    basePath: string;
+    thinkingPath: string;
+    saePath: string;
+    saeLayer: number;
+    basePrompt: string;
+    thinkingPrompt: string;
+  },
+): Promise<RunConfig> {
   const model = async (p: string) => ({ file: basename(p), sha256: await fileSha256(p) });
   const saeFile = `${files.saePath.replace(/\.(safetensors|json)$/, '')}.safetensors`;
+  const sampled = sampling.samples > 1 || sampling.temperature > 0;
   return {
-    name: values.name ?? `hybrid ${o.policy}`,
+    name: values.name ?? `hybrid ${o.policy}${sampled ? `-n${sampling.samples}-t${sampling.temperature}` : ''}`,
     role: 'hybrid',
-    samplesPerProblem: 1,
-    grader: 'math-verify',
+    system: 'hybrid',
+    samplesPerProblem: sampling.samples,
+    sampling: { temperature: sampling.temperature, topP: sampling.topP, seed: sampling.seed },
+    grader: graders[0]?.name ?? null,
+    graders: graders.map((g) => g.name),
     base: await model(files.basePath),
     thinking: await model(files.thinkingPath),
     sae: { file: basename(saeFile), sha256: await fileSha256(saeFile), layer: files.saeLayer },
@@ -408,25 +513,29 @@ async function runConfig(
       : null,
     policy: o.policy,
     grid: o.grid,
-    maxTokens: o.maxTokens ?? 2000,
-    gate: o.gate ?? 'auto',
-    basePrompt: o.basePrompt ?? 'paper',
-    thinkingPrompt: o.thinkingPrompt ?? 'chat',
-    missingVector: o.missingVector ?? 'error',
-    seed: o.seed ?? 0,
+    maxTokens: o.maxTokens,
+    gate: o.gate,
+    basePrompt: files.basePrompt,
+    thinkingPrompt: files.thinkingPrompt,
+    missingVector: o.missingVector,
     pure: o.policy === 'pure_steering' ? { coefficient: o.pureCoefficient ?? null, window: o.pureWindow ?? 0 } : null,
   };
 }
 
-/** Drains the events: progress on stderr, each finished problem into the store. */
+/** Drains the events: progress on stderr, each finished generation graded into the store. */
 async function consume(
   events: AsyncGenerator<HybridEvent>,
-  problems: Problem[],
-  ctx: { store: RunStore | null; trace: boolean; pair: HybridPair },
+  total: number,
+  ctx: {
+    store: RunStore | null;
+    golds: Map<string, string>;
+    graders: Grader[];
+    trace: boolean;
+    pair: HybridPair;
+  },
 ): Promise<HybridResult[]> {
-  const byId = new Map(problems.map((p) => [p.id, p]));
   let done = 0;
-  const results = await collectResults(
+  return collectResults(
     (async function* () {
       for await (const ev of events) {
         if (ev.type === 'token' && ctx.trace && ev.record.steered) {
@@ -440,14 +549,12 @@ async function consume(
         if (ev.type === 'done') {
           done++;
           const r = ev.result;
-          const p = byId.get(r.id)!;
           const steered = r.records.filter((x) => x.steered).length;
-          // an interrupted problem is not stored: the rerun generates it again
+          // an interrupted generation is not stored: the rerun generates it again
           if (ctx.store && r.finishReason !== 'aborted') {
-            const grade = p.answer ? gradeResponse(p.answer, r.text) : null;
             ctx.store.recordGeneration({
               problemId: r.id,
-              sampleIndex: 0,
+              sampleIndex: r.sample,
               text: r.text,
               promptTokens: r.promptTokens.base,
               completionTokens: r.records.length,
@@ -457,17 +564,17 @@ async function consume(
               finishReason: r.finishReason,
               startedAt: r.startedAt,
               finishedAt: r.finishedAt,
-              grades: grade ? [{ grader: 'math-verify', correct: grade.correct, extracted: grade.extracted }] : [],
+              grades: gradeAll(ctx.graders, ctx.golds.get(r.id) ?? '', r.text),
             });
           }
-          const line = `[${done}/${problems.length}] ${r.id}: ${r.records.length} tokens, ${steered} steered (${((100 * steered) / Math.max(1, r.records.length)).toFixed(1)} %), ${r.finishReason}, ${((r.finishedAt - r.startedAt) / 1000).toFixed(1)} s`;
-          if (problems.length > 1 || ctx.store) console.error(line);
+          const sample = r.sample > 0 ? ` sample ${r.sample}` : '';
+          const line = `[${done}/${total}] ${r.id}${sample}: ${r.records.length} tokens, ${steered} steered (${((100 * steered) / Math.max(1, r.records.length)).toFixed(1)} %), ${r.finishReason}, ${((r.finishedAt - r.startedAt) / 1000).toFixed(1)} s`;
+          if (total > 1 || ctx.store) console.error(line);
         }
         yield ev;
       }
     })(),
   );
-  return results;
 }
 
 function storedResults(store: RunStore): { id: string; records: TokenRecord[] }[] {

@@ -1,9 +1,8 @@
-// The two tokenizers of a hybrid pair: prompts, the gate's token comparison and the paper's
+// The two tokenizers of a hybrid pair: the gate's token comparison and the paper's
 // cross-tokenizer bridge (decode the emitted token, re-encode the text on both sides without
 // special tokens; docs/method.md §2.7 step 5, A12).
 import type { Model } from '../engine/index.ts';
-import { ThinkwhenError } from '../errors.ts';
-import { type GateMode, PAPER_BASE_PROMPT, type PromptSpec } from './options.ts';
+import type { GateMode } from './options.ts';
 
 /** What one emitted token appends: its text and the ids each model is fed. */
 export interface Bridged {
@@ -73,33 +72,4 @@ export class Bridge {
     const ids = this.fromBase(baseToken).thinkIds;
     return ids.length ? ids[0] : -1;
   }
-}
-
-/** Renders and encodes a prompt (see PromptSpec). */
-export function promptIds(model: Model, spec: PromptSpec, question: string): number[] {
-  const chat = () => model.applyChatTemplate([{ role: 'user', content: question }], { addGenerationPrompt: true });
-  let text: string;
-  let addSpecial: boolean;
-  if (spec === 'paper') {
-    text = PAPER_BASE_PROMPT.replaceAll('{question}', question);
-    addSpecial = true;
-  } else if (spec === 'chat') {
-    text = chat();
-    addSpecial = false;
-  } else {
-    if (!spec.includes('{question}') && !spec.includes('{chat}')) {
-      throw new ThinkwhenError(
-        'BAD_PROMPT',
-        `prompt template ${JSON.stringify(spec.slice(0, 60))} contains neither {question} nor {chat}`,
-        "use 'paper', 'chat', or a template with {question} (or {chat}, the rendered chat template)",
-      );
-    }
-    // one pass, so a question containing "{chat}" is not expanded again
-    text = spec.replace(/\{question\}|\{chat\}/g, (m) => (m === '{chat}' ? chat() : question));
-    addSpecial = !spec.includes('{chat}');
-  }
-  const ids = Array.from(model.tokenize(text, { addSpecial, parseSpecial: true }));
-  if (ids.length === 0)
-    throw new ThinkwhenError('EMPTY_PROMPT', `the prompt for ${JSON.stringify(question)} encodes to no tokens`);
-  return ids;
 }

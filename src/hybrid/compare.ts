@@ -35,13 +35,14 @@ export function sameStep(a: TokenRecord, b: TokenRecord): boolean {
   return a.latent === b.latent && a.coefficient === b.coefficient && a.window === b.window;
 }
 
-export function compareStreams(
-  reference: { id: string; records: TokenRecord[] }[],
-  other: { id: string; records: TokenRecord[] }[],
-): Comparison {
-  const byId = new Map(other.map((r) => [r.id, r]));
+type Stream = { id: string; sample?: number; records: TokenRecord[] };
+const key = (s: Stream) => `${s.id}\u0000${s.sample ?? 0}`;
+
+/** Compares the streams of each (problem id, sample) of `reference` with those of `other`. */
+export function compareStreams(reference: Stream[], other: Stream[]): Comparison {
+  const byKey = new Map(other.map((r) => [key(r), r]));
   const details = reference.map((ref): StreamComparison => {
-    const o = byId.get(ref.id);
+    const o = byKey.get(key(ref));
     const b = o?.records ?? [];
     const n = Math.max(ref.records.length, b.length);
     for (let i = 0; i < n; i++) {

@@ -15,10 +15,11 @@
 //    scores the thinking model's top log-probability no later candidate can win.
 import type { Sequence } from '../engine/index.ts';
 import type { Rng } from '../rng.ts';
-import { Bridge, promptIds } from './bridge.ts';
+import { Bridge } from './bridge.ts';
 import { ElasticContext, feed, SteeredPool } from './kv.ts';
 import {
   type Candidate,
+  checkProblems,
   type FinishReason,
   type HybridEvent,
   type HybridOptions,
@@ -30,6 +31,7 @@ import {
   type TokenRecord,
 } from './options.ts';
 import { makePolicy, problemRng, windowStart } from './policies.ts';
+import { BASE_SLOT, cellSlot, Draws } from './sampling.ts';
 import { argmaxMargin, chooseCandidate, scoreCandidate, ThinkingScores, topTokens } from './step.ts';
 
 /** Memory the window-0 pool may take by default (KV cells and attention buffers). */
@@ -55,6 +57,7 @@ interface Lane {
   uid: number;
   problem: number;
   id: string;
+  sample: number;
   rng: Rng;
   /** every id the base / thinking model has been given or will be given next (prompt included) */
   B: number[];
@@ -73,6 +76,9 @@ interface Lane {
 
 /** A base token produced ahead of the thinking model's check. */
 interface Draft {
+  /** the base model's greedy token (the gate's) */
+  greedy: number;
+  /** the token emitted if the thinking model agrees: the greedy one, or a draw at temperature > 0 */
   token: number;
   logits: Float32Array;
   /** B.length when its logits were computed */
@@ -82,6 +88,8 @@ interface Draft {
 /** A step to settle: the base model's greedy token, the thinking model's view of the same text. */
 interface Step {
   lane: Lane;
+  /** index of the token to generate (keys its draws) */
+  step: number;
   baseGreedy: number;
   baseLogits: Float32Array;
   thinkLogits: Float32Array;
@@ -106,7 +114,9 @@ export function hybridRun(pair: HybridPair, problems: HybridProblem[], options: 
     rejected: 0,
     contextsGrown: 0,
   };
-  return { events: run(pair, problems, resolveOptions(options), counters), counters };
+  const opts = resolveOptions(options);
+  checkProblems(pair, problems);
+  return { events: run(pair, problems, opts, counters), counters };
 }
 
 /**
@@ -129,11 +139,9 @@ async function* run(
 ): AsyncGenerator<HybridEvent> {
   const policy = makePolicy(pair, opts);
   const bridge = new Bridge(pair.base, pair.thinking, opts.gate);
+  const draws = new Draws(opts);
   const { base, thinking } = pair;
-  const prompts = problems.map((p) => ({
-    B: promptIds(base, opts.basePrompt, p.question),
-    T: promptIds(thinking, opts.thinkingPrompt, p.question),
-  }));
+  const prompts = problems.map((p) => ({ B: p.prompt.base, T: p.prompt.thinking }));
   const lanesMax = Math.min(opts.batch, problems.length);
   if (lanesMax === 0) return;
   // KV cells to start with, per problem: the prompt and up to 512 generated tokens, plus the base
@@ -170,11 +178,13 @@ async function* run(
     while (lanes.length < lanesMax && next < problems.length) {
       const p = next++;
       const { B, T } = prompts[p];
+      const sample = problems[p].sample ?? 0;
       lanes.push({
         uid: uid++,
         problem: p,
         id: problems[p].id,
-        rng: problemRng(opts.seed, problems[p].id),
+        sample,
+        rng: problemRng(opts.seed, problems[p].id, sample),
         B: [...B],
         T: [...T],
         baseSeq: baseKv.ctx.sequence(),
@@ -276,9 +286,10 @@ async function* run(
       const still: Lane[] = [];
       drafting.forEach((l, i) => {
         const logits = out.logits[i][0];
-        const token = argmaxMargin(logits).id;
         const d = drafts.get(l)!;
-        d.push({ token, logits, baseLen: l.B.length });
+        const greedy = argmaxMargin(logits).id;
+        const token = draws.greedy ? greedy : draws.pick(logits, l, l.records.length + d.length, BASE_SLOT);
+        d.push({ greedy, token, logits, baseLen: l.B.length });
         const room = l.records.length + d.length < opts.maxTokens;
         if (j + 1 < opts.speculate && token !== base.info.eos && room) {
           l.B.push(...bridge.fromBase(token).baseIds);
@@ -354,7 +365,7 @@ async function* run(
         const draft = p.drafts[j];
         const { logits, resid } = stateOf(j);
         const t = argmaxMargin(logits).id;
-        if (!bridge.agree(draft.token, t)) {
+        if (!bridge.agree(draft.greedy, t)) {
           // roll both models back to the text this draft was predicted from
           counters.rejected += p.drafts.length - 1 - j;
           l.B.length = draft.baseLen;
@@ -363,10 +374,18 @@ async function* run(
           l.thinkSeq.truncate(p.lengthAt[j]);
           l.thinkLogits = logits;
           l.thinkResid = resid;
-          steps.push({ lane: l, baseGreedy: draft.token, baseLogits: draft.logits, thinkLogits: logits, resid });
+          steps.push({
+            lane: l,
+            step: l.records.length,
+            baseGreedy: draft.greedy,
+            baseLogits: draft.logits,
+            thinkLogits: logits,
+            resid,
+          });
           break;
         }
-        const rec = record(l, draft.token, t, resid, null);
+        const rec = record(l, draft.greedy, t, resid, null);
+        rec.token = draft.token;
         if (j + 1 < p.drafts.length)
           accept(l, rec, events); // already in both texts
         else emit(l, rec, events);
@@ -444,17 +463,25 @@ async function* run(
     } else if (policy.kind === 'pure') {
       const c = opts.pureCoefficient;
       const w = opts.pureWindow;
-      const tokens = await steeredTokens(searches.map((x) => ({ lane: x.s.lane, latent: x.latent, c, window: w })));
+      const logits = await steeredLogits(searches.map((x) => ({ lane: x.s.lane, latent: x.latent, c, window: w })));
       searches.forEach((x, i) => {
-        x.cands = [scoreCandidate(bridge, x.scores, c, w, tokens[i])];
+        x.cands = [scoreCandidate(bridge, x.scores, c, w, draws.pick(logits[i], x.s.lane, x.s.step, cellSlot(0)))];
       });
     } else {
       // the grid, coefficient by coefficient, with the early exit
       const { windows } = opts.grid;
-      for (const c of opts.grid.coefficients) {
+      for (const [ci, c] of opts.grid.coefficients.entries()) {
         const open = searches.filter((x) => !x.done);
         if (!open.length) break;
-        const found = open.map(() => new Map<number, number>()); // window start → candidate token
+        // window start → steered logits (windows that start alike are decoded once)
+        const found = open.map(() => new Map<number, Float32Array>());
+        const token = (i: number, wi: number) =>
+          draws.pick(
+            found[i].get(windowStart(windows[wi], open[i].s.lane.B.length))!,
+            open[i].s.lane,
+            open[i].s.step,
+            cellSlot(ci * windows.length + wi),
+          );
         const addJobs = async (which: number[], ws: number[]) => {
           const jobs: { lane: Lane; latent: number; c: number; window: number }[] = [];
           const owners: { x: number; start: number }[] = [];
@@ -467,9 +494,9 @@ async function* run(
               owners.push({ x: i, start });
             }
           }
-          const tokens = await steeredTokens(jobs);
+          const logits = await steeredLogits(jobs);
           owners.forEach((o, j) => {
-            found[o.x].set(o.start, tokens[j]);
+            found[o.x].set(o.start, logits[j]);
           });
         };
         const all = open.map((_, i) => i);
@@ -477,13 +504,12 @@ async function* run(
         let rest = all;
         if (windows[0] === 0 && opts.earlyExit) {
           await addJobs(all, [0]);
-          rest = all.filter((i) => !hits(open[i], found[i]));
+          rest = all.filter((i) => open[i].scores.logp(bridge.scoreToken(token(i, 0))) !== open[i].scores.max);
         }
         if (rest.length) await addJobs(rest, windows);
         open.forEach((x, i) => {
-          for (const w of windows) {
-            const token = found[i].get(windowStart(w, x.s.lane.B.length))!;
-            const cand = scoreCandidate(bridge, x.scores, c, w, token);
+          for (const [wi, w] of windows.entries()) {
+            const cand = scoreCandidate(bridge, x.scores, c, w, token(i, wi));
             x.cands.push(cand);
             if (opts.earlyExit && cand.logp === x.scores.max) {
               x.done = true;
@@ -514,20 +540,16 @@ async function* run(
     }
   }
 
-  /** Does this coefficient's window-0 candidate already score the thinking model's top log-prob? */
-  function hits(x: { scores: ThinkingScores }, found: Map<number, number>): boolean {
-    const token = found.get(0);
-    return token !== undefined && x.scores.logp(bridge.scoreToken(token)) === x.scores.max;
-  }
-
   /**
-   * Greedy tokens of the base model steered with c·(bias + v_latent) over each job's window:
+   * Next-token logits of the base model steered with c·(bias + v_latent) over each job's window:
    * window 0 (or any window that covers the whole text) through the steered pool, the others
    * through forks of the base sequence, all problems' forks in one decode (several when the
    * context's 256 sequences or nBatch rows run out).
    */
-  async function steeredTokens(jobs: { lane: Lane; latent: number; c: number; window: number }[]): Promise<number[]> {
-    const tokens = new Array<number>(jobs.length);
+  async function steeredLogits(
+    jobs: { lane: Lane; latent: number; c: number; window: number }[],
+  ): Promise<Float32Array[]> {
+    const logits = new Array<Float32Array>(jobs.length);
     const forks: number[] = [];
     for (let i = 0; i < jobs.length; i++) {
       const { lane, latent, c, window } = jobs[i];
@@ -537,8 +559,7 @@ async function* run(
         continue;
       }
       counters.decodes++;
-      const logits = await pool!.logits(`${lane.uid}:${c}:${latent}`, lane.B, policy.addVector(latent, c), policy.hook);
-      tokens[i] = argmaxMargin(logits).id;
+      logits[i] = await pool!.logits(`${lane.uid}:${c}:${latent}`, lane.B, policy.addVector(latent, c), policy.hook);
     }
     while (forks.length) {
       const free = baseKv.ctx.nSeqMax - baseKv.ctx.sequences;
@@ -558,13 +579,13 @@ async function* run(
         counters.windowRows += items.reduce((s, it) => s + it.ids.length, 0);
         const out = await decodeFeed(baseKv.ctx, items, { addHook: policy.hook });
         wave.forEach((i, j) => {
-          tokens[i] = argmaxMargin(out.logits[j][0]).id;
+          logits[i] = out.logits[j][0];
         });
       } finally {
         for (const it of items) it.seq.dispose();
       }
     }
-    return tokens;
+    return logits;
   }
 }
 
@@ -572,6 +593,7 @@ function result(l: Lane): HybridResult {
   return {
     problem: l.problem,
     id: l.id,
+    sample: l.sample,
     tokens: l.B.slice(l.promptTokens.base),
     text: l.text,
     records: l.records,

@@ -34,9 +34,18 @@ export interface HybridPair {
   vectors: HybridVectors;
 }
 
+/**
+ * One generation to run: a problem's prompts, already encoded for each model (the prompts are the
+ * caller's: `promptIds` of src/experiments/prompts.ts builds the paper's), and which sample of the
+ * problem it is.
+ */
 export interface HybridProblem {
+  /** the problem's id: names the events, and keys the random draws with `sample` */
   id: string;
-  question: string;
+  /** prompt token ids: the base model's and the thinking model's (each non-empty) */
+  prompt: { base: number[]; thinking: number[] };
+  /** sample index (default 0): the draws of sample i of a problem are the same in every run (pass@k) */
+  sample?: number;
 }
 
 export const POLICIES = [
@@ -69,33 +78,26 @@ export const PAPER_GRID: Grid = {
 /** The grid of the Qwen2.5-32B pairs. */
 export const PAPER_GRID_32B: Grid = { coefficients: [0.5, 0.6, 0.7, 0.8, 0.9, 1.0], windows: [0] };
 
-/** The paper's base prompt PROMPT(q) (docs/method.md §5). */
-export const PAPER_BASE_PROMPT =
-  'Task: Answer the question below. Explain your reasoning step by step.\n\n\n\nQuestion:\n{question}\n\nStep by step answer:\n';
-
-/**
- * A prompt: 'paper' (PAPER_BASE_PROMPT, encoded with the tokenizer's own special tokens, e.g. BOS),
- * 'chat' (the model's chat template, one user turn, generation prompt, encoded without adding
- * special tokens: the template writes them), or a template string where {question} is the question
- * and {chat} the rendered chat template (encoded like 'chat' when it holds {chat}, like 'paper' otherwise).
- */
-export type PromptSpec = 'paper' | 'chat' | string;
-
 export interface HybridOptions {
   policy?: PolicyName;
   grid?: Grid;
   /** generated-token cap (default 2000, the paper's) */
   maxTokens?: number;
   gate?: GateMode;
-  /** default 'paper' for the base model, 'chat' for the thinking model (docs/method.md §5) */
-  basePrompt?: PromptSpec;
-  thinkingPrompt?: PromptSpec;
+  /**
+   * 0 (default): greedy, the paper's setting. T > 0: the token the base model emits at an agreement
+   * and every steered candidate are drawn from softmax(logits / T) (the paper's `sample(ℓ, T)`);
+   * the gate still compares greedy tokens and the guardrail still takes the best-scored candidate.
+   */
+  temperature?: number;
+  /** nucleus sampling of those draws (1 = off, the default) */
+  topP?: number;
   /**
    * A latent the SAE can pick but the vector set lacks: 'error' (default) refuses to start;
    * 'bias' steers with c·bias and marks those tokens (the paper's silent fallback, made visible).
    */
   missingVector?: 'error' | 'bias';
-  /** seed of random_firing, random_vectors and norm_random */
+  /** seed of the draws (temperature > 0) and of random_firing, random_vectors and norm_random */
   seed?: number;
   /** pure_steering: the one coefficient and window (default: the grid's largest coefficient, window 0) */
   pureCoefficient?: number;
@@ -164,8 +166,10 @@ export interface TokenRecord {
 export type FinishReason = 'eos' | 'length' | 'aborted';
 
 export interface HybridResult {
+  /** index into the problems given */
   problem: number;
   id: string;
+  sample: number;
   /** token ids fed to the base model after the prompt (the base-side re-encodings, in order) */
   tokens: number[];
   text: string;
@@ -186,8 +190,8 @@ export interface ResolvedOptions {
   grid: Grid;
   maxTokens: number;
   gate: GateMode;
-  basePrompt: PromptSpec;
-  thinkingPrompt: PromptSpec;
+  temperature: number;
+  topP: number;
   missingVector: 'error' | 'bias';
   seed: number;
   pureCoefficient: number;
@@ -224,6 +228,16 @@ export function resolveOptions(o: HybridOptions = {}): ResolvedOptions {
   if (!['auto', 'ids', 'strings'].includes(gate)) throw badOption(`gate must be auto, ids or strings, got '${gate}'`);
   const missingVector = o.missingVector ?? 'error';
   if (missingVector !== 'error' && missingVector !== 'bias') throw badOption(`missingVector must be error or bias`);
+  const temperature = o.temperature ?? 0;
+  if (!(Number.isFinite(temperature) && temperature >= 0 && temperature <= 100)) {
+    throw badOption(`temperature must be a number from 0 to 100, got ${temperature}`, '0 = greedy (the paper)');
+  }
+  const topP = o.topP ?? 1;
+  if (!(topP > 0 && topP <= 1)) throw badOption(`topP must be in (0, 1], got ${topP}`, '1 = off');
+  const seed = o.seed ?? 0;
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+    throw badOption(`seed must be an integer from 0 to 4294967295, got ${seed}`);
+  }
   const pureWindow = o.pureWindow ?? 0;
   if (!Number.isInteger(pureWindow) || pureWindow > 0) throw badOption(`pureWindow ${pureWindow} is not 0 or −n`);
   const pureCoefficient = o.pureCoefficient ?? Math.max(...grid.coefficients);
@@ -233,13 +247,13 @@ export function resolveOptions(o: HybridOptions = {}): ResolvedOptions {
     grid: { coefficients: [...grid.coefficients], windows: [...grid.windows] },
     maxTokens: positiveInt(o.maxTokens ?? 2000, 'maxTokens', 1 << 20),
     gate,
-    basePrompt: o.basePrompt ?? 'paper',
-    thinkingPrompt: o.thinkingPrompt ?? 'chat',
+    temperature,
+    topP,
     missingVector,
-    seed: o.seed ?? 0,
+    seed,
     pureCoefficient,
     pureWindow,
-    speculate: positiveInt(o.speculate ?? 1, 'speculate', 64),
+    speculate: positiveInt(o.speculate ?? 4, 'speculate', 64),
     batch: positiveInt(o.batch ?? 8, 'batch', 64),
     steeredPool:
       o.steeredPool === undefined ? 'auto' : o.steeredPool === 0 ? 0 : positiveInt(o.steeredPool, 'steeredPool', 4096),
@@ -247,4 +261,32 @@ export function resolveOptions(o: HybridOptions = {}): ResolvedOptions {
     threads: o.threads,
     signal: o.signal,
   };
+}
+
+/** Refuses prompts a model cannot read (empty, or ids outside its vocabulary) before any decode. */
+export function checkProblems(pair: Pick<HybridPair, 'base' | 'thinking'>, problems: HybridProblem[]): void {
+  for (const p of problems) {
+    const sample = p.sample ?? 0;
+    if (!Number.isInteger(sample) || sample < 0) {
+      throw badOption(`problem ${p.id}: sample must be an integer ≥ 0, got ${sample}`);
+    }
+    for (const side of ['base', 'thinking'] as const) {
+      const ids = p.prompt?.[side];
+      const nVocab = pair[side].info.nVocab;
+      if (!Array.isArray(ids) || ids.length === 0) {
+        throw new ThinkwhenError(
+          'EMPTY_PROMPT',
+          `problem ${p.id}: the ${side} prompt has no tokens`,
+          'encode it with promptIds (src/experiments/prompts.ts)',
+        );
+      }
+      const wrong = ids.find((t) => !Number.isInteger(t) || t < 0 || t >= nVocab);
+      if (wrong !== undefined) {
+        throw badOption(
+          `problem ${p.id}: the ${side} prompt holds token ${wrong}, outside the ${side} model's vocabulary of ${nVocab}`,
+          `encode the ${side} prompt with the ${side} model's tokenizer`,
+        );
+      }
+    }
+  }
 }

@@ -57,9 +57,10 @@ export function hashString(s: string): number {
   return h;
 }
 
-/** The per-problem random stream of random_firing. */
-export function problemRng(seed: number, problemId: string): Rng {
-  return new Rng((Math.imul(seed >>> 0, 0x9e3779b1) ^ hashString(problemId)) >>> 0);
+/** The random stream of random_firing for one (problem, sample). */
+export function problemRng(seed: number, problemId: string, sample = 0): Rng {
+  const key = sample === 0 ? problemId : `${problemId}\u0000${sample}`;
+  return new Rng((Math.imul(seed >>> 0, 0x9e3779b1) ^ hashString(key)) >>> 0);
 }
 
 function randomVector(n: number, seed: number, norm: number): Float32Array {
@@ -94,7 +95,10 @@ export function makePolicy(pair: HybridPair, opts: ResolvedOptions): Policy {
     );
   }
   if (!Number.isInteger(saeLayer) || saeLayer < 0 || saeLayer >= thinking.info.nLayer) {
-    throw bad(`SAE layer ${saeLayer} is not a layer of the ${thinking.info.nLayer}-layer thinking model`);
+    throw bad(
+      `SAE layer ${saeLayer} is not a layer of the ${thinking.info.nLayer}-layer thinking model`,
+      `give the layer the SAE was trained on (--sae-layer 0..${thinking.info.nLayer - 1}), or the SAE of this thinking model`,
+    );
   }
   hookTensor(vectors.applyHook, base.info.nLayer); // throws on a bad hook or layer
   const files = new Map((vectors.manifest?.categories ?? []).map((c) => [c.latent, c.file]));
@@ -115,7 +119,9 @@ export function makePolicy(pair: HybridPair, opts: ResolvedOptions): Policy {
       'train the set with its bias vector',
     );
   }
-  if (name === 'random_firing' && vectors.vectors.size === 0) throw bad('policy random_firing needs category vectors');
+  if (name === 'random_firing' && vectors.vectors.size === 0) {
+    throw bad('policy random_firing needs category vectors, and the vector set has none', 'train the category vectors');
+  }
   if (usesCategoryVectors(name)) {
     const missing = [...Array(sae.latents).keys()].filter((k) => !vectors.vectors.has(k));
     if (missing.length && opts.missingVector === 'error') {
@@ -126,7 +132,10 @@ export function makePolicy(pair: HybridPair, opts: ResolvedOptions): Policy {
       );
     }
     if (missing.length && !vectors.bias) {
-      throw bad(`latent(s) ${missing.join(', ')} have no vector and the set has no bias to fall back to`);
+      throw bad(
+        `latent(s) ${missing.join(', ')} have no vector and the set has no bias to fall back to`,
+        'train the missing vectors (or the bias vector)',
+      );
     }
   }
 

@@ -4,9 +4,10 @@
 // it is the yardstick the fast loop (hybrid.ts) must match token for token, and the speed ratio's
 // denominator (bench/hybrid.ts, `thinkwhen hybrid --reference`).
 import type { Context, Model, Sequence } from '../engine/index.ts';
-import { Bridge, promptIds } from './bridge.ts';
+import { Bridge } from './bridge.ts';
 import {
   type Candidate,
+  checkProblems,
   type FinishReason,
   type HybridEvent,
   type HybridOptions,
@@ -16,6 +17,7 @@ import {
   type TokenRecord,
 } from './options.ts';
 import { makePolicy, problemRng, windowStart } from './policies.ts';
+import { BASE_SLOT, cellSlot, Draws } from './sampling.ts';
 import { argmaxMargin, chooseCandidate, guardrailMargin, scoreCandidate, ThinkingScores, topTokens } from './step.ts';
 
 /** One full forward from an empty KV cache; the context grows when a text outgrows it. */
@@ -67,7 +69,7 @@ class FullForward {
  * The paper's algorithm, one problem after the other; yields the same events as
  * `hybridGenerate`. Each record carries `margin`: the smallest top-2 gap of any decision of
  * its step (greedy tokens, SAE argmax, candidate argmaxes, guardrail), which says where fp32
- * rounding could flip a decision.
+ * rounding could flip a decision (at temperature > 0 the draws themselves are not covered).
  */
 export async function* referenceGenerate(
   pair: HybridPair,
@@ -75,7 +77,9 @@ export async function* referenceGenerate(
   options: HybridOptions = {},
 ): AsyncGenerator<HybridEvent> {
   const opts = resolveOptions(options);
+  checkProblems(pair, problems);
   const policy = makePolicy(pair, opts);
+  const draws = new Draws(opts);
   const bridge = new Bridge(pair.base, pair.thinking, opts.gate);
   const { base, thinking, sae } = pair;
   const saeHook = `blocks.${pair.saeLayer}.hook_resid_post`;
@@ -83,12 +87,14 @@ export async function* referenceGenerate(
   const thinkRun = new FullForward(thinking, opts.threads);
   try {
     for (let p = 0; p < problems.length; p++) {
-      const { id, question } = problems[p];
+      const { id } = problems[p];
+      const sample = problems[p].sample ?? 0;
+      const key = { id, sample };
       const startedAt = Date.now();
-      const B = promptIds(base, opts.basePrompt, question);
-      const T = promptIds(thinking, opts.thinkingPrompt, question);
+      const B = [...problems[p].prompt.base];
+      const T = [...problems[p].prompt.thinking];
       const promptTokens = { base: B.length, thinking: T.length };
-      const rng = problemRng(opts.seed, id);
+      const rng = problemRng(opts.seed, id, sample);
       const records: TokenRecord[] = [];
       let text = '';
       let finishReason: FinishReason = 'length';
@@ -108,7 +114,7 @@ export async function* referenceGenerate(
         const latent = agree ? zk.id : policy.latent(z, rng);
         const rec: TokenRecord = {
           step,
-          token: b.id,
+          token: draws.pick(bl.logits, key, step, BASE_SLOT),
           source: 'base',
           text: '',
           baseGreedy: b.id,
@@ -127,13 +133,12 @@ export async function* referenceGenerate(
               policy.kind === 'pure'
                 ? [[opts.pureCoefficient, opts.pureWindow]]
                 : opts.grid.coefficients.flatMap((c) => opts.grid.windows.map((w) => [c, w]));
-            for (const [c, w] of cells) {
+            for (const [i, [c, w]] of cells.entries()) {
               const r = await baseRun.run(B, {
                 add: { hook: policy.hook, vector: policy.addVector(latent, c), from: windowStart(w, B.length) },
               });
-              const s = argmaxMargin(r.logits);
-              margin = Math.min(margin, s.margin);
-              cands.push(scoreCandidate(bridge, scores, c, w, s.id));
+              if (draws.greedy) margin = Math.min(margin, argmaxMargin(r.logits).margin);
+              cands.push(scoreCandidate(bridge, scores, c, w, draws.pick(r.logits, key, step, cellSlot(i))));
             }
           } else if (policy.kind === 'selection') {
             cands = topTokens(bl.logits, policy.candidates).map((tok) => scoreCandidate(bridge, scores, 0, 0, tok));
@@ -183,6 +188,7 @@ export async function* referenceGenerate(
         result: {
           problem: p,
           id,
+          sample,
           tokens: B.slice(promptTokens.base),
           text,
           records,

@@ -4,14 +4,13 @@
 // run at once, each with its own KV caches; `queue` more wait; beyond that, BUSY (429).
 // The hybrid decodes greedily (the paper's algorithm): a request asking to sample is refused.
 import { ThinkwhenError } from '../errors.ts';
+import { type PromptSpec, promptIds } from '../experiments/prompts.ts';
 import {
   type HybridOptions,
   type HybridPair,
   type HybridResult,
   hybridGenerate,
   POLICIES,
-  type PromptSpec,
-  promptIds,
   resolveOptions,
 } from '../hybrid/index.ts';
 import { checkLength, type Generation, type ServedModel } from './models.ts';
@@ -204,15 +203,18 @@ export class HybridModel implements ServedModel {
       thinkingPrompt = this.opts.thinkingPrompt;
     }
     const options = parseHybridField(req.hybrid, this.opts.defaults);
-    const promptLen = (m: 'base' | 'thinking') =>
-      promptIds(this.pair[m], m === 'base' ? basePrompt : thinkingPrompt, question).length;
     let room: number;
     let promptTokens: number;
+    let prompt: { base: number[]; thinking: number[] };
     try {
-      promptTokens = promptLen('base');
+      prompt = {
+        base: promptIds(this.pair.base, basePrompt, question),
+        thinking: promptIds(this.pair.thinking, thinkingPrompt, question),
+      };
+      promptTokens = prompt.base.length;
       room = Math.min(
         checkLength(this.id, promptTokens, req, this.ctxSize),
-        checkLength(this.id, promptLen('thinking'), req, this.ctxSize),
+        checkLength(this.id, prompt.thinking.length, req, this.ctxSize),
       );
     } catch (err) {
       if (err instanceof ThinkwhenError)
@@ -222,13 +224,7 @@ export class HybridModel implements ServedModel {
     if (!(await this.slots.acquire(signal))) {
       return { promptTokens, completionTokens: 0, text: '', finishReason: 'aborted' };
     }
-    const run = this.runOne(
-      question,
-      { ...options, basePrompt, thinkingPrompt, maxTokens: req.maxTokens ?? room },
-      req.stop,
-      signal,
-      onText,
-    );
+    const run = this.runOne(prompt, { ...options, maxTokens: req.maxTokens ?? room }, req.stop, signal, onText);
     this.running.add(run);
     try {
       return await run;
@@ -239,7 +235,7 @@ export class HybridModel implements ServedModel {
   }
 
   private async runOne(
-    question: string,
+    prompt: { base: number[]; thinking: number[] },
     options: HybridOptions,
     stop: string[],
     signal: AbortSignal,
@@ -255,7 +251,7 @@ export class HybridModel implements ServedModel {
     let stopped = false;
     let result: HybridResult | null = null;
     try {
-      const events = hybridGenerate(this.pair, [{ id: 'request', question }], {
+      const events = hybridGenerate(this.pair, [{ id: 'request', prompt }], {
         ...options,
         batch: 1,
         signal: ctl.signal,

@@ -1,6 +1,6 @@
 // `thinkwhen hybrid`: a question, a question file into a resumable run store, and refusals.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -78,7 +78,7 @@ test('a question: the text, the steered tokens, the statistics; --reference give
   assert.equal(ref.out, fast.out);
 });
 
-test('a question file into a run store: records, grades, resume without redoing', async () => {
+test('a problem file into a run store: records, graded as `thinkwhen run` grades, resume without redoing', async () => {
   const questions = join(dir, 'q.jsonl');
   writeFileSync(
     questions,
@@ -90,7 +90,7 @@ test('a question file into a run store: records, grades, resume without redoing'
     '--organism',
     '--vectors',
     vectors,
-    '--questions',
+    '--dataset',
     questions,
     '--out',
     out,
@@ -117,12 +117,17 @@ test('a question file into a run store: records, grades, resume without redoing'
         .replace(/<\|im_end\|>$/, ''),
     );
   }
-  assert.equal(store.grades().length, 2);
+  // the graders of `thinkwhen run` for a custom file: 'rules-math'
+  assert.deepEqual(
+    store.grades().map((g) => g.grader),
+    ['rules-math', 'rules-math'],
+  );
   assert.equal(store.config.role, 'hybrid');
+  assert.equal(store.config.grader, 'rules-math');
   store.close();
   const again = await cli(args);
   assert.equal(again.code, 0, again.err);
-  assert.match(again.err, /2 of 2 problems already in/);
+  assert.match(again.err, /2 of 2 generations already in/);
   const s2 = RunStore.openReadonly(out);
   assert.equal(s2.counts().generations, 2);
   s2.close();
@@ -160,4 +165,88 @@ test('refusals name the problem and the fix', async () => {
   // the oracle needs no vectors
   r = await cli(['hybrid', '--organism', '--sae', saePath, '--sae-layer', '2', '--policy', 'oracle', ...q]);
   assert.equal(r.code, 0, r.err);
+});
+
+test('pass@k: --samples 2 --temperature 0.8 stores two graded samples per problem, reproducibly', async () => {
+  const questions = join(dir, 'q1.jsonl');
+  writeFileSync(questions, JSON.stringify({ id: 'p0', question: p1.question, answer: String(p1.answer) }));
+  const args = (out: string) => [
+    'hybrid',
+    '--organism',
+    '--vectors',
+    vectors,
+    '--dataset',
+    questions,
+    '--out',
+    out,
+    '--max-tokens',
+    '40',
+    '--samples',
+    '2',
+    '--temperature',
+    '0.8',
+    '--seed',
+    '4',
+    ...GRID,
+  ];
+  const texts = async (out: string) => {
+    const r = await cli(args(out));
+    assert.equal(r.code, 0, r.err);
+    const store = RunStore.openReadonly(out);
+    const gens = [...store.generations()].sort((a, b) => a.sampleIndex - b.sampleIndex);
+    assert.deepEqual(
+      gens.map((g) => g.sampleIndex),
+      [0, 1],
+    );
+    assert.equal(store.grades().length, 2);
+    assert.equal(store.config.samplesPerProblem, 2);
+    store.close();
+    return gens.map((g) => g.text);
+  };
+  const a = await texts(join(dir, 'k1.sqlite'));
+  const b = await texts(join(dir, 'k2.sqlite'));
+  assert.deepEqual(a, b, 'the same seed draws the same samples');
+  assert.notEqual(a[0], a[1], 'two samples, one text');
+});
+
+test('hostile command lines: exit 2, the problem and the fix, no stack trace, nothing run', async () => {
+  const refused = (r: { code: number; err: string }, message: RegExp) => {
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, message);
+    assert.match(r.err, /\(fix: /);
+    assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
+  };
+  const q = ['--question', p1.question];
+  const org = ['hybrid', '--organism', '--vectors', vectors];
+  refused(await cli([...org, ...q, '--max-tokens', '1e9']), /--max-tokens expects an integer from 1 to/);
+  refused(await cli([...org, ...q, '--max-tokens', 'NaN']), /--max-tokens expects an integer/);
+  refused(await cli([...org, ...q, '--windows=0,1']), /--windows expects integers from -\d+ to 0/);
+  refused(await cli([...org, ...q, '--coefficients', '0.1,x']), /--coefficients expects numbers/);
+  refused(await cli([...org, ...q, '--temperature=-1']), /--temperature expects a number from 0 to 100/);
+  refused(await cli([...org, ...q, '--speculate', '0']), /--speculate expects an integer from 1 to 64/);
+  refused(await cli([...org, ...q, '--sae-layer', '2.5']), /--sae-layer expects an integer/);
+  refused(await cli([...org, '--dataset', 'x.jsonl', '--out', join(dir, 'x.sqlite'), '--samples', '3']), /identical/);
+  refused(await cli([...org, ...q, '--dataset', 'gsm8k']), /exactly one of --question and --dataset/);
+  refused(await cli([...org, ...q, '--base-prompt', 'no placeholder']), /neither 'paper' nor 'chat'/);
+  refused(
+    await cli([...org, '--dataset', join(dir, 'missing.jsonl'), '--json']),
+    /neither gsm8k, math500, organism nor a file/,
+  );
+  refused(await cli([...org, ...q, '--base', join(dir, 'missing.gguf')]), /base model not found/);
+  refused(await cli([...org, ...q, '--sae', join(dir, 'missing')]), /SAE not found/);
+  // a layer the thinking model does not have: refused before any decode
+  refused(
+    await cli([...org, ...q, '--sae-layer', '99']),
+    /SAE layer 99 is not a layer of the \d+-layer thinking model/,
+  );
+  refused(await cli([...org, ...q, '--no-such-option']), /Unknown option '--no-such-option'/);
+  // --out at a file that is not a run store: refused, left as it was
+  const notes = join(dir, 'notes.txt');
+  writeFileSync(notes, 'my notes\n');
+  const qs = join(dir, 'q2.jsonl');
+  writeFileSync(qs, JSON.stringify({ id: 'p0', question: p1.question, answer: '1' }));
+  const r = await cli([...org, '--dataset', qs, '--out', notes, '--max-tokens', '5']);
+  assert.equal(r.code, 2, r.err);
+  assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
+  assert.equal(readFileSync(notes, 'utf8'), 'my notes\n');
 });

@@ -12,7 +12,7 @@ import {
   POLICIES,
   referenceGenerate,
 } from '../../src/hybrid/index.ts';
-import { crossTokenizerPair, ORGANISM_PROMPTS, organismPair, organismProblems } from './fixtures.ts';
+import { crossTokenizerPair, encodeProblems, organismPair, organismProblems } from './fixtures.ts';
 
 // Window −200 is longer than any text here: it must behave as window 0.
 const GRID = { coefficients: [0.5, 2], windows: [0, -1, -15, -200] };
@@ -55,7 +55,7 @@ async function check(
 
 test('organism, paper policy: fast = reference, with and without speculation and batching', async (t) => {
   const pair = await organismPair();
-  const { ref, out } = await check(t, pair, organismProblems(2), { ...ORGANISM_PROMPTS, grid: GRID, maxTokens: 90 });
+  const { ref, out } = await check(t, pair, organismProblems(pair, 2), { grid: GRID, maxTokens: 90 });
   const steered = ref.flatMap((r) => r.records.filter((x) => x.steered));
   assert.ok(steered.length >= 3, `only ${steered.length} disagreements: the test would not exercise the grid`);
   assert.ok(
@@ -75,8 +75,8 @@ test('every policy: fast = reference on the organism', async (t) => {
     await check(
       t,
       pair,
-      organismProblems(1, 11),
-      { ...ORGANISM_PROMPTS, grid: GRID, maxTokens: 45, policy, missingVector: 'bias', seed: 3 },
+      organismProblems(pair, 1, 11),
+      { grid: GRID, maxTokens: 45, policy, missingVector: 'bias', seed: 3 },
       [{ speculate: 3, batch: 1 }],
     );
   }
@@ -84,7 +84,7 @@ test('every policy: fast = reference on the organism', async (t) => {
 
 test('different tokenizers (SPM base, Qwen2 BPE thinking): fast = reference through the text bridge', async (t) => {
   const pair = await crossTokenizerPair();
-  const problems = [{ id: 'a', question: 'What is 12 + 30?' }];
+  const problems = encodeProblems(pair, [{ id: 'a', question: 'What is 12 + 30?' }]);
   const { ref } = await check(t, pair, problems, {
     grid: { coefficients: [1, 3], windows: [0, -1, -15] },
     maxTokens: 16,
@@ -92,5 +92,27 @@ test('different tokenizers (SPM base, Qwen2 BPE thinking): fast = reference thro
   const recs = ref[0].records;
   // unrelated random models disagree at almost every token; the bridge re-encodes across vocabularies
   assert.ok(recs.filter((r) => r.gate === 'disagree').length >= 8);
-  assert.ok(ref[0].tokens.length > recs.length, 'byte-fallback pieces re-encode to several base tokens (A12)');
+});
+
+test('sampling (temperature 0.9): fast = reference; each (problem, sample) draws alike in any batch', async (t) => {
+  const pair = await organismPair();
+  const [p] = organismProblems(pair, 1, 13);
+  const problems = [0, 1, 2].map((sample) => ({ ...p, sample }));
+  const o: HybridOptions = { grid: GRID, maxTokens: 60, temperature: 0.9, seed: 7 };
+  const { ref } = await check(t, pair, problems, o);
+  assert.deepEqual(
+    ref.map((r) => r.sample),
+    [0, 1, 2],
+  );
+  assert.ok(new Set(ref.map((r) => r.text)).size >= 2, 'three samples, one text: nothing was drawn');
+  const records = ref.flatMap((r) => r.records);
+  // the gate compares greedy tokens; an agreement emits the draw, which may differ from them
+  for (const r of records) assert.equal(r.gate === 'agree', r.baseGreedy === r.thinkingGreedy);
+  assert.ok(records.some((r) => r.gate === 'agree' && r.token !== r.baseGreedy));
+  assert.ok(records.some((r) => r.steered));
+  // sample 2 run alone, and in another run with another seed
+  const [alone] = await collectResults(hybridRun(pair, [problems[2]], { ...o, speculate: 3 }).events);
+  assert.equal(alone.text, ref[2].text);
+  const [other] = await collectResults(hybridRun(pair, [problems[2]], { ...o, seed: 8 }).events);
+  assert.notEqual(other.text, ref[2].text, 'the seed changes the draws');
 });

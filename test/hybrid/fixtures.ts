@@ -2,6 +2,7 @@
 // with different tokenizers (a small SPM vocabulary and the real Qwen2 BPE one). The SAE and the
 // steering vectors are random (synthetic.ts): the tests check the algorithm, not the vectors.
 import { Model } from '../../src/engine/index.ts';
+import { type PromptSpec, promptIds } from '../../src/experiments/prompts.ts';
 import type { HybridPair, HybridProblem } from '../../src/hybrid/index.ts';
 import { randomSae, randomVectors } from '../../src/hybrid/synthetic.ts';
 import { generateProblems, organismModelPaths } from '../../src/organism/index.ts';
@@ -26,12 +27,26 @@ export async function organismPair(overrides: Partial<HybridPair> = {}): Promise
   };
 }
 
-export function organismProblems(n: number, seed = 5): HybridProblem[] {
-  return generateProblems('test', n, seed).map((p, i) => ({ id: `org-${seed}-${i}`, question: p.question }));
+/** Problems with prompts encoded for a pair (`promptIds` of src/experiments/prompts.ts, as the CLI does). */
+export function encodeProblems(
+  pair: Pick<HybridPair, 'base' | 'thinking'>,
+  questions: { id: string; question: string }[],
+  spec: { base: PromptSpec; thinking: PromptSpec } = { base: 'paper', thinking: 'chat' },
+): HybridProblem[] {
+  return questions.map((q) => ({
+    id: q.id,
+    prompt: {
+      base: promptIds(pair.base, spec.base, q.question),
+      thinking: promptIds(pair.thinking, spec.thinking, q.question),
+    },
+  }));
 }
 
-/** Both organism models speak ChatML: the organism's own prompt for both sides. */
-export const ORGANISM_PROMPTS = { basePrompt: 'chat', thinkingPrompt: 'chat' } as const;
+/** Organism problems; both organism models speak ChatML: their own chat prompt on both sides. */
+export function organismProblems(pair: HybridPair, n: number, seed = 5): HybridProblem[] {
+  const qs = generateProblems('test', n, seed).map((p, i) => ({ id: `org-${seed}-${i}`, question: p.question }));
+  return encodeProblems(pair, qs, { base: 'chat', thinking: 'chat' });
+}
 
 let cross: Promise<{ base: Model; thinking: Model }> | null = null;
 

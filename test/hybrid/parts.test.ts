@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ThinkwhenError } from '../../src/errors.ts';
+import { promptIds } from '../../src/experiments/prompts.ts';
 import {
   Bridge,
   collectResults,
@@ -12,7 +13,6 @@ import {
   identicalVocabularies,
   makePolicy,
   PAPER_GRID,
-  promptIds,
   referenceGenerate,
   resolveOptions,
   type TokenRecord,
@@ -21,7 +21,7 @@ import { ElasticContext, feed } from '../../src/hybrid/kv.ts';
 import { randomSae, randomVectors } from '../../src/hybrid/synthetic.ts';
 import { promptText } from '../../src/organism/index.ts';
 import { TopKSae } from '../../src/taxonomy/sae.ts';
-import { crossTokenizerPair, ORGANISM_PROMPTS, organismPair, organismProblems } from './fixtures.ts';
+import { crossTokenizerPair, organismPair, organismProblems } from './fixtures.ts';
 
 const GRID = { coefficients: [0.5, 2], windows: [0, -1, -15] };
 
@@ -34,7 +34,7 @@ const codeOf = (f: () => unknown) => {
   return 'no error';
 };
 
-test('bridge: vocabularies proven identical or not; gate by ids or by token text; prompts', async () => {
+test('bridge: vocabularies proven identical or not; gate by ids or by token text; the prompts the CLI encodes', async () => {
   const org = await organismPair();
   const cross = await crossTokenizerPair();
   assert.equal(identicalVocabularies(org.base, org.thinking), true);
@@ -54,6 +54,9 @@ test('bridge: vocabularies proven identical or not; gate by ids or by token text
   assert.deepEqual(x.baseIds, [a]);
   assert.deepEqual(x.thinkIds, [t]);
   assert.equal(b.scoreToken(a), t);
+  // some pieces re-encode to several tokens (byte-fallback pieces decode to U+FFFD, A12)
+  const ids = [...Array(cross.base.info.nVocab).keys()];
+  assert.ok(ids.some((id) => b.fromBase(id).baseIds.length > 1));
 
   const q = 'Ben has 73 beads. He sells 29. How many beads does Ben have now?';
   assert.deepEqual(promptIds(org.base, 'chat', q), Array.from(org.base.tokenize(promptText(q))));
@@ -145,8 +148,8 @@ test('policies: the pair is checked before any decode; c·(bias + v) sums as lla
 
 test('records: grid order, first-max choice, early exit, missing vectors, policies', async () => {
   const pair = await organismPair();
-  const problems = organismProblems(1);
-  const o = { ...ORGANISM_PROMPTS, grid: GRID, maxTokens: 90 };
+  const problems = organismProblems(pair, 1);
+  const o = { grid: GRID, maxTokens: 90 };
   const [ref] = await collectResults(referenceGenerate(pair, problems, o));
   const [fast] = await collectResults(hybridRun(pair, problems, o).events);
   const steered = ref.records.filter((r) => r.steered);
@@ -215,8 +218,8 @@ test('records: grid order, first-max choice, early exit, missing vectors, polici
 
 test('speed options never change the stream: no early exit, no window-0 pool, batch sizes', async () => {
   const pair = await organismPair();
-  const problems = organismProblems(2, 7);
-  const o = { ...ORGANISM_PROMPTS, grid: GRID, maxTokens: 60 };
+  const problems = organismProblems(pair, 2, 7);
+  const o = { grid: GRID, maxTokens: 60 };
   const a = await collectResults(hybridRun(pair, problems, { ...o, speculate: 2 }).events);
   const b = await collectResults(
     hybridRun(pair, problems, { ...o, earlyExit: false, steeredPool: 0, batch: 1, speculate: 1 }).events,

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import OpenAI from 'openai';
 import { generate } from '../../src/engine/index.ts';
+import { promptIds } from '../../src/experiments/prompts.ts';
 import { collectResults, hybridGenerate } from '../../src/hybrid/index.ts';
 import type { RunningServer } from '../../src/serve/server.ts';
 import { HYBRID_DEFAULTS, hybridPair, organism, questions, serve } from './fixtures.ts';
@@ -134,12 +135,14 @@ test('concurrent requests share one batch and give the texts they give alone', a
 test('hybrid: the text the hybrid library generates, with its steered tokens; streamed the same', async () => {
   const pair = await hybridPair();
   const [want] = await collectResults(
-    hybridGenerate(pair, [{ id: 'q', question: q1 }], {
-      ...HYBRID_DEFAULTS,
-      basePrompt: 'chat',
-      thinkingPrompt: 'chat',
-      maxTokens: 80,
-    }),
+    hybridGenerate(
+      pair,
+      [{ id: 'q', prompt: { base: promptIds(pair.base, 'chat', q1), thinking: promptIds(pair.thinking, 'chat', q1) } }],
+      {
+        ...HYBRID_DEFAULTS,
+        maxTokens: 80,
+      },
+    ),
   );
   const messages = [{ role: 'user' as const, content: q1 }];
   const r = await client.chat.completions.create({ model: 'hybrid', messages, max_tokens: 80 });
@@ -160,13 +163,23 @@ test('hybrid: the request picks the policy (only_bias) and the grid', async () =
   const pair = await hybridPair();
   const options = { policy: 'only_bias' as const, grid: { coefficients: [1], windows: [0] } };
   const [want] = await collectResults(
-    hybridGenerate(pair, [{ id: 'q', question: q2 }], {
-      ...HYBRID_DEFAULTS,
-      ...options,
-      basePrompt: '{question}',
-      thinkingPrompt: '{question}',
-      maxTokens: 60,
-    }),
+    hybridGenerate(
+      pair,
+      [
+        {
+          id: 'q',
+          prompt: {
+            base: promptIds(pair.base, '{question}', q2),
+            thinking: promptIds(pair.thinking, '{question}', q2),
+          },
+        },
+      ],
+      {
+        ...HYBRID_DEFAULTS,
+        ...options,
+        maxTokens: 60,
+      },
+    ),
   );
   const body = {
     model: 'hybrid',

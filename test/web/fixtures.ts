@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { generate, Model } from '../../src/engine/index.ts';
 import { gradeResponse } from '../../src/eval/answer/index.ts';
 import { RunStore } from '../../src/eval/store.ts';
+import { promptIds } from '../../src/experiments/prompts.ts';
 import { collectResults, type HybridResult, hybridGenerate } from '../../src/hybrid/index.ts';
 import { randomSae, randomVectors } from '../../src/hybrid/synthetic.ts';
 import { generateProblems, organismModelPaths } from '../../src/organism/index.ts';
@@ -83,12 +84,17 @@ export async function viewerRuns(): Promise<ViewerRuns> {
     vectors: randomVectors(128, 2, 6, { biasNorm: 2, norm: 8 }),
   };
   const hybrid = await collectResults(
-    hybridGenerate(pair, problems, {
-      grid: { coefficients: [0.5, 2], windows: [0, -1, -15] },
-      basePrompt: 'chat',
-      thinkingPrompt: 'chat',
-      maxTokens: MAX_TOKENS,
-    }),
+    hybridGenerate(
+      pair,
+      problems.map((p) => ({
+        id: p.id,
+        prompt: { base: promptIds(base, 'chat', p.question), thinking: promptIds(thinking, 'chat', p.question) },
+      })),
+      {
+        grid: { coefficients: [0.5, 2], windows: [0, -1, -15] },
+        maxTokens: MAX_TOKENS,
+      },
+    ),
   );
   const s = store('hybrid <paper>', 'hybrid');
   for (const r of hybrid) {
