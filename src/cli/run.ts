@@ -15,8 +15,7 @@ import {
   type Sampling,
 } from '../experiments/run.ts';
 import { POLICIES, type PolicyName } from '../hybrid/index.ts';
-import { MAX_TOKENS } from './options.ts';
-import { choice, defineCommand, flag, int, ints, num, nums, text, threads } from './options.ts';
+import { choice, defineCommand, flag, int, ints, MAX_TOKENS, num, nums, text, threads } from './options.ts';
 
 export const RUN_SYSTEMS = ['base', 'thinking', 'hybrid'] as const;
 
@@ -84,10 +83,24 @@ const options = {
     arg: 'DIR',
     help: 'hybrid: the vector set (`thinkwhen vectors train`; the organism ships src/organism/models/vectors); not needed by selection_only and oracle',
   }),
-  taxonomy: text({ arg: 'DIR', help: "hybrid: taxonomy folder whose selection.json names the SAE (default: the SAE the vectors' manifest names)" }),
+  taxonomy: text({
+    arg: 'DIR',
+    help: "hybrid: taxonomy folder whose selection.json names the SAE (default: the SAE the vectors' manifest names)",
+  }),
   sae: text({ arg: 'FILE', help: 'hybrid: an SAE .safetensors instead of --taxonomy' }),
-  'sae-layer': int({ arg: 'L', help: "hybrid: the thinking-model layer the SAE reads (default: the SAE's or the taxonomy's)", min: 0, max: 1024 }),
-  coefficients: nums({ arg: 'LIST', help: "hybrid: grid coefficients, outer loop (default: the preset's)", min: -1e6, max: 1e6, example: '1,2,4,8' }),
+  'sae-layer': int({
+    arg: 'L',
+    help: "hybrid: the thinking-model layer the SAE reads (default: the SAE's or the taxonomy's)",
+    min: 0,
+    max: 1024,
+  }),
+  coefficients: nums({
+    arg: 'LIST',
+    help: "hybrid: grid coefficients, outer loop (default: the preset's)",
+    min: -1e6,
+    max: 1e6,
+    example: '1,2,4,8',
+  }),
   windows: ints({
     arg: 'LIST',
     help: "hybrid: grid windows, inner loop: 0 = every position, -n = the last n; write --windows=0,-1,-15 (default: the preset's)",
@@ -95,7 +108,12 @@ const options = {
     max: 0,
     example: '0,-1,-15',
   }),
-  coefficient: num({ arg: 'C', help: "pure_steering's one coefficient (default: the grid's largest)", min: -1e6, max: 1e6 }),
+  coefficient: num({
+    arg: 'C',
+    help: "pure_steering's one coefficient (default: the grid's largest)",
+    min: -1e6,
+    max: 1e6,
+  }),
   window: int({ arg: 'W', help: "pure_steering's one window (default 0; write --window=-1)", min: -1_000_000, max: 0 }),
   'missing-vector': choice({
     arg: 'M',
@@ -115,17 +133,36 @@ const options = {
   'question-field': text({ arg: 'F', help: 'question field of a custom file (default question)' }),
   'answer-field': text({ arg: 'F', help: 'answer field of a custom file (default answer)' }),
   'id-field': text({ arg: 'F', help: 'id field of a custom file (default id)' }),
-  'answer-format': choice({ arg: 'F', help: 'answer format of a custom file (default raw)', choices: ['raw', 'gsm8k', 'boxed'] }),
+  'answer-format': choice({
+    arg: 'F',
+    help: 'answer format of a custom file (default raw)',
+    choices: ['raw', 'gsm8k', 'boxed'],
+  }),
   out: text({ arg: 'FILE', help: 'run store (default runs/PAIR/DATASET[-N]/NAME.sqlite)' }),
-  name: text({ arg: 'NAME', help: 'run name in reports (default: the system, hybrid-POLICY for hybrids, plus -nN-tT when sampling)' }),
+  name: text({
+    arg: 'NAME',
+    help: 'run name in reports (default: the system, hybrid-POLICY for hybrids, plus -nN-tT when sampling)',
+  }),
   samples: int({ help: 'samples per problem, for pass@k', min: 1, max: MAX_SAMPLES, default: 1 }),
   temperature: num({ arg: 'T', help: '0 = greedy', min: 0, max: 100, default: 0 }),
   'top-p': num({ arg: 'P', help: 'nucleus sampling (1 = off)', min: 0, max: 1, default: 1 }),
   seed: int({ help: 'seed of the sampling and of the random hybrid policies', min: 0, max: 2 ** 32 - 1, default: 0 }),
-  'max-tokens': int({ help: "generated-token cap (default: the preset's: 2000 for the paper's pairs, 320 for the organism)", min: 1, max: MAX_TOKENS }),
-  prompt: text({ arg: 'SPEC', help: "base/thinking: paper, chat, or a template with {question} or {chat} (default: the preset's)" }),
+  'max-tokens': int({
+    help: "generated-token cap (default: the preset's: 2000 for the paper's pairs, 320 for the organism)",
+    min: 1,
+    max: MAX_TOKENS,
+  }),
+  prompt: text({
+    arg: 'SPEC',
+    help: "base/thinking: paper, chat, or a template with {question} or {chat} (default: the preset's)",
+  }),
   parallel: int({ help: `problems decoded together (default ${DEFAULT_PARALLEL})`, min: 1, max: 256 }),
-  speculate: int({ help: 'hybrid, speed only: tokens the base model drafts per thinking check (1 = plain lockstep)', min: 1, max: 64, default: 4 }),
+  speculate: int({
+    help: 'hybrid, speed only: tokens the base model drafts per thinking check (1 = plain lockstep)',
+    min: 1,
+    max: 64,
+    default: 4,
+  }),
   threads: threads('CPU threads (default: THINKWHEN_THREADS or all cores)'),
   shard: text({ arg: 'i/n', help: 'run shard i of n (by a hash of the problem id); `thinkwhen merge` combines them' }),
   json: flag('print the result as JSON on stdout'),
@@ -195,7 +232,10 @@ layers, width, tokenizer) before anything runs. --base/--thinking without
         }
       }
     } else if (values.prompt !== undefined) {
-      throw new ThinkwhenError('BAD_ARGUMENT', "--prompt is for base/thinking; the hybrid uses the preset's two prompts");
+      throw new ThinkwhenError(
+        'BAD_ARGUMENT',
+        "--prompt is for base/thinking; the hybrid uses the preset's two prompts",
+      );
     }
     const { preset, checked } = resolvePair(values);
     const organismPair = preset.modelsDir !== null;
@@ -250,7 +290,10 @@ layers, width, tokenizer) before anything runs. --base/--thinking without
     try {
       const grid =
         values.coefficients || values.windows
-          ? { coefficients: values.coefficients ?? preset.grid.coefficients, windows: values.windows ?? preset.grid.windows }
+          ? {
+              coefficients: values.coefficients ?? preset.grid.coefficients,
+              windows: values.windows ?? preset.grid.windows,
+            }
           : undefined;
       const r =
         system === 'hybrid'
@@ -294,7 +337,11 @@ layers, width, tokenizer) before anything runs. --base/--thinking without
 /** runs/PAIR/DATASET[-N]/NAME[.i-of-n].sqlite */
 function defaultOut(preset: PairPreset, dataset: RunDataset, datasetName: string, name: string, shard: Shard | null) {
   const defaultCount =
-    datasetName === 'gsm8k' || datasetName === 'math500' ? 500 : datasetName === 'organism' ? ORGANISM_TEST_COUNT : null;
+    datasetName === 'gsm8k' || datasetName === 'math500'
+      ? 500
+      : datasetName === 'organism'
+        ? ORGANISM_TEST_COUNT
+        : null;
   const out = defaultRunPath(preset.name, dataset, name, defaultCount);
   return shard ? out.replace(/\.sqlite$/, `.${shard.index}-of-${shard.count}.sqlite`) : out;
 }

@@ -64,7 +64,12 @@ function readJson(path: string, what: string): Record<string, unknown> {
 }
 
 /** The SAE: --sae, else the taxonomy's selection, else the one the vector set's manifest names. */
-export async function resolveSae(o: { sae?: string; saeLayer?: number; taxonomy?: string; vectors?: string }): Promise<ResolvedSae> {
+export async function resolveSae(o: {
+  sae?: string;
+  saeLayer?: number;
+  taxonomy?: string;
+  vectors?: string;
+}): Promise<ResolvedSae> {
   let path: string | undefined;
   let layer = o.saeLayer;
   if (o.sae) path = o.sae;
@@ -82,7 +87,10 @@ export async function resolveSae(o: { sae?: string; saeLayer?: number; taxonomy?
     path = fromDir(o.taxonomy, sel.sae);
     if (typeof sel.layer === 'number') layer ??= sel.layer;
   } else if (o.vectors && existsSync(resolve(o.vectors, 'manifest.json'))) {
-    const sae = readJson(resolve(o.vectors, 'manifest.json'), 'the vector manifest').sae as Record<string, unknown> | null;
+    const sae = readJson(resolve(o.vectors, 'manifest.json'), 'the vector manifest').sae as Record<
+      string,
+      unknown
+    > | null;
     if (sae && typeof sae.sae === 'string') {
       path = fromDir(o.vectors, sae.sae);
       if (typeof sae.layer === 'number') layer ??= sae.layer;
@@ -97,18 +105,33 @@ export async function resolveSae(o: { sae?: string; saeLayer?: number; taxonomy?
   }
   const base = path.replace(/\.(safetensors|json)$/, '');
   if (!existsSync(`${base}.safetensors`)) {
-    throw new ThinkwhenError('FILE_NOT_FOUND', `SAE not found: ${base}.safetensors`, 'pass --sae FILE or --taxonomy DIR');
+    throw new ThinkwhenError(
+      'FILE_NOT_FOUND',
+      `SAE not found: ${base}.safetensors`,
+      'pass --sae FILE or --taxonomy DIR',
+    );
   }
   const sae = await loadSae(base);
   layer ??= typeof sae.config.layer === 'number' ? sae.config.layer : undefined;
   if (layer === undefined) {
-    throw new ThinkwhenError('BAD_ARGUMENT', `${base}.safetensors does not say which layer it reads`, 'pass --sae-layer L');
+    throw new ThinkwhenError(
+      'BAD_ARGUMENT',
+      `${base}.safetensors does not say which layer it reads`,
+      'pass --sae-layer L',
+    );
   }
   return { sae, layer, path: `${base}.safetensors` };
 }
 
 function noVectors(): HybridVectors {
-  return { layer: 0, applyHook: 'blocks.0.hook_resid_post', bias: null, vectors: new Map(), titles: new Map(), skipped: new Map() };
+  return {
+    layer: 0,
+    applyHook: 'blocks.0.hook_resid_post',
+    bias: null,
+    vectors: new Map(),
+    titles: new Map(),
+    skipped: new Map(),
+  };
 }
 
 export async function runHybrid(o: HybridRunOptions): Promise<RunResult> {
@@ -125,7 +148,10 @@ export async function runHybrid(o: HybridRunOptions): Promise<RunResult> {
   }
   const maxTokens = o.maxTokens ?? preset.maxTokens;
   if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > MAX_TOKENS) {
-    throw new ThinkwhenError('BAD_ARGUMENT', `--max-tokens must be an integer from 1 to ${MAX_TOKENS}, got ${maxTokens}`);
+    throw new ThinkwhenError(
+      'BAD_ARGUMENT',
+      `--max-tokens must be an integer from 1 to ${MAX_TOKENS}, got ${maxTokens}`,
+    );
   }
   checkPromptSpec(preset.basePrompt);
   checkPromptSpec(preset.thinkingPrompt);
@@ -138,10 +164,18 @@ export async function runHybrid(o: HybridRunOptions): Promise<RunResult> {
     );
   }
   if (o.vectors && !existsSync(resolve(o.vectors, 'manifest.json'))) {
-    throw new ThinkwhenError('NO_VECTOR_SET', `${o.vectors} has no manifest.json`, 'pass a folder `thinkwhen vectors train` wrote');
+    throw new ThinkwhenError(
+      'NO_VECTOR_SET',
+      `${o.vectors} has no manifest.json`,
+      'pass a folder `thinkwhen vectors train` wrote',
+    );
   }
   if (!o.checked && (!o.baseFile || !o.thinkingFile)) {
-    throw new ThinkwhenError('BAD_ARGUMENT', 'a custom pair needs both models', 'pass --base FILE and --thinking FILE, or --preset NAME');
+    throw new ThinkwhenError(
+      'BAD_ARGUMENT',
+      'a custom pair needs both models',
+      'pass --base FILE and --thinking FILE, or --preset NAME',
+    );
   }
   const basePath = presetModelPath(preset, 'base', o.baseFile, o.modelsDir);
   const thinkingPath = presetModelPath(preset, 'thinking', o.thinkingFile, o.modelsDir);
@@ -151,7 +185,11 @@ export async function runHybrid(o: HybridRunOptions): Promise<RunResult> {
   }
   checkPairTokenizers(readModelHeader(basePath), readModelHeader(thinkingPath));
   if (dataset.problems.length === 0) {
-    throw new ThinkwhenError('NO_PROBLEMS', `the problem set ${dataset.info.name} is empty`, 'check the file or --limit');
+    throw new ThinkwhenError(
+      'NO_PROBLEMS',
+      `the problem set ${dataset.info.name} is empty`,
+      'check the file or --limit',
+    );
   }
   const sae = await resolveSae(o);
   const grid = o.grid ?? preset.grid;
@@ -164,8 +202,7 @@ export async function runHybrid(o: HybridRunOptions): Promise<RunResult> {
     base: { file: basename(basePath), sha256: await fileSha256(basePath) },
     thinking: { file: basename(thinkingPath), sha256: await fileSha256(thinkingPath) },
     sae: { file: basename(sae.path), sha256: await fileSha256(sae.path), layer: sae.layer },
-    vectors:
-      needsVectors && o.vectors ? { manifest: await fileSha256(resolve(o.vectors, 'manifest.json')) } : null,
+    vectors: needsVectors && o.vectors ? { manifest: await fileSha256(resolve(o.vectors, 'manifest.json')) } : null,
     grid,
     prompts: { base: preset.basePrompt, thinking: preset.thinkingPrompt },
     maxTokens,
@@ -183,7 +220,13 @@ export async function runHybrid(o: HybridRunOptions): Promise<RunResult> {
     const problems = selectShard(dataset.problems, o.shard);
     const pending = store.pending(problems);
     const total = problems.length;
-    o.onStart?.({ path: store.path, name, total, done: total - pending.length, model: `${basePath} + ${thinkingPath}` });
+    o.onStart?.({
+      path: store.path,
+      name,
+      total,
+      done: total - pending.length,
+      model: `${basePath} + ${thinkingPath}`,
+    });
     let generated = 0;
     let tokens = 0;
     if (pending.length) {
@@ -263,4 +306,3 @@ export async function runHybrid(o: HybridRunOptions): Promise<RunResult> {
     store.close();
   }
 }
-

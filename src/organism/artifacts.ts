@@ -7,8 +7,17 @@
 // to TRAIN-split problems (ARTIFACT_SEED), never the held-out test problems that `organism eval`,
 // `thinkwhen run --dataset organism` and the demo evaluate on.
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { basename, join, relative, resolve } from 'node:path';
 import { Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
 import { latentsOf, readSelectionFile, readSources } from '../steer/sources.ts';
@@ -17,7 +26,7 @@ import { type VectorSetManifest, writeManifest } from '../steer/vector-set.ts';
 import { annotateTraces } from '../taxonomy/annotate.ts';
 import { readSelection, type Selection } from '../taxonomy/selection.ts';
 import { readTraces } from '../traces/generate.ts';
-import { organismModelPaths } from './index.ts';
+import { type OrganismModelPaths, organismModelPaths } from './index.ts';
 import { runOrganismChain } from './taxonomy.ts';
 import { promptText } from './vocab.ts';
 
@@ -69,21 +78,30 @@ export function organismSettings(method: VectorTrainSettings['method']): VectorT
 /** The organism's vectors act at larger coefficients than the paper's grid (docs/vectors.md). */
 export const ORGANISM_COEFS = [1, 2, 4, 8];
 
+/** The organism's two pairs: the default base model, or base-latent; both with the one thinking model. */
+export type OrganismPair = 'default' | 'latent';
+
 export interface ArtifactPaths {
-  /** the models folder the artifacts sit in */
+  /** the folder the artifacts sit in */
   dir: string;
-  /** the SAE folder: selection.json + sae.safetensors (a taxonomy folder for `--taxonomy`) */
+  /** the SAE folder: selection.json + sae.safetensors (a taxonomy folder for `--taxonomy`); shared by both pairs */
   sae: string;
-  /** the vector set (`--vectors`) */
+  /** the pair's vector set (`--vectors`): vectors/ or vectors-latent/ */
   vectors: string;
-  /** provenance and file hashes */
+  /** provenance and file hashes: artifacts.json or artifacts-latent.json */
   record: string;
 }
 
-/** Where the artifacts of the organism's models in `modelsDir` live (default: the shipped ones). */
-export function organismArtifactPaths(modelsDir?: string): ArtifactPaths {
-  const dir = modelsDir ?? resolve(organismModelPaths().base, '..');
-  return { dir, sae: join(dir, 'sae'), vectors: join(dir, 'vectors'), record: join(dir, 'artifacts.json') };
+/** Where a pair's artifacts live in `dir` (default: beside the shipped models). */
+export function organismArtifactPaths(dir?: string, pair: OrganismPair = 'default'): ArtifactPaths {
+  const d = dir ?? resolve(organismModelPaths().base, '..');
+  const tail = pair === 'latent' ? '-latent' : '';
+  return { dir: d, sae: join(d, 'sae'), vectors: join(d, `vectors${tail}`), record: join(d, `artifacts${tail}.json`) };
+}
+
+/** The base model of a pair. */
+export function pairBaseModel(models: OrganismModelPaths, pair: OrganismPair): string {
+  return pair === 'latent' ? models.baseLatent : models.base;
 }
 
 /** What `artifacts.json` records: the inputs (models, seeds) and a hash of every artifact file. */
@@ -104,10 +122,7 @@ export interface ArtifactRecord {
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
 /** Why the artifacts in `paths` do not belong to the models in `models` (null: they do). */
-export function artifactsMismatch(
-  paths: ArtifactPaths = organismArtifactPaths(),
-  models = organismModelPaths(paths.dir),
-): string | null {
+export function artifactsMismatch(paths: ArtifactPaths, models: { base: string; thinking: string }): string | null {
   if (!existsSync(paths.record)) return `no ${paths.record}`;
   let rec: ArtifactRecord;
   try {
@@ -118,7 +133,8 @@ export function artifactsMismatch(
   if (rec.format !== ARTIFACTS_FORMAT) return `${paths.record} is not a ${ARTIFACTS_FORMAT} record`;
   for (const role of ['base', 'thinking'] as const) {
     if (!existsSync(models[role])) return `no ${role} model at ${models[role]}`;
-    if (sha256(models[role]) !== rec.models[role]) return `${basename(models[role])} is not the model they were made from`;
+    if (sha256(models[role]) !== rec.models[role])
+      return `${basename(models[role])} is not the model they were made from`;
   }
   for (const [file, hash] of Object.entries(rec.files)) {
     const p = join(paths.dir, file);
@@ -129,8 +145,10 @@ export function artifactsMismatch(
 }
 
 export interface BuildArtifactsOptions {
-  /** the folder with base.gguf and thinking.gguf (default: the shipped models) */
+  /** the folder with the models (default: the shipped models) */
   models?: string;
+  /** whose vectors: the default base model's or base-latent's (default 'default') */
+  pair?: OrganismPair;
   /** where sae/, vectors/ and artifacts.json go (default: the models folder) */
   out?: string;
   /** workspace: traces, activations, the SAE grid, annotations, vectors (reruns resume) */
@@ -165,17 +183,19 @@ function replaceable(dir: string, marker: string): void {
  */
 export async function buildOrganismArtifacts(o: BuildArtifactsOptions): Promise<BuiltArtifacts> {
   const t0 = performance.now();
-  const models = organismModelPaths(o.models);
-  for (const role of ['base', 'thinking'] as const) {
-    if (!existsSync(models[role])) {
+  const all = organismModelPaths(o.models);
+  const pair = o.pair ?? 'default';
+  const models = { base: pairBaseModel(all, pair), thinking: all.thinking };
+  for (const path of [models.base, models.thinking]) {
+    if (!existsSync(path)) {
       throw new ThinkwhenError(
         'ORGANISM_MISSING',
-        `organism ${role} model not found: ${models[role]}`,
+        `organism model not found: ${path}`,
         'run `thinkwhen organism build`',
       );
     }
   }
-  const paths = organismArtifactPaths(o.out ?? resolve(models.base, '..'));
+  const paths = organismArtifactPaths(o.out ?? resolve(all.base, '..'), pair);
   replaceable(paths.sae, 'selection.json');
   replaceable(paths.vectors, 'manifest.json');
   const log = o.onProgress ?? (() => {});
@@ -211,7 +231,7 @@ export async function buildOrganismArtifacts(o: BuildArtifactsOptions): Promise<
     }
   }
   const sources = await readSources(tracesPath, annotatedPath, 'generated');
-  const vectorsWork = join(o.work, 'vectors');
+  const vectorsWork = join(o.work, pair === 'latent' ? 'vectors-latent' : 'vectors');
   const manifest = await trainVectorSet(
     {
       modelPath: models.base,
@@ -225,37 +245,54 @@ export async function buildOrganismArtifacts(o: BuildArtifactsOptions): Promise<
   );
 
   // Assemble the shipped folders next to the final ones, then swap them in.
-  const stage = `${paths.dir}/.artifacts-tmp-${process.pid}`;
+  mkdirSync(paths.dir, { recursive: true });
+  const stage = join(paths.dir, `.artifacts-tmp-${process.pid}`);
   rmSync(stage, { recursive: true, force: true });
   mkdirSync(join(stage, 'sae'), { recursive: true });
-  mkdirSync(join(stage, 'vectors'), { recursive: true });
-  copyFileSync(`${selection.sae.replace(/\.(safetensors|json)$/, '')}.safetensors`, join(stage, 'sae', 'sae.safetensors'));
+  const stageVectors = join(stage, basename(paths.vectors));
+  mkdirSync(stageVectors, { recursive: true });
+  copyFileSync(
+    `${selection.sae.replace(/\.(safetensors|json)$/, '')}.safetensors`,
+    join(stage, 'sae', 'sae.safetensors'),
+  );
   const shippedSelection: Selection = { ...selection, activations: '', sae: 'sae' };
   writeFileSync(join(stage, 'sae', 'selection.json'), `${JSON.stringify(shippedSelection, null, 2)}\n`);
   const files = [manifest.bias?.file, ...manifest.categories.map((c) => c.file)].filter((f): f is string => !!f);
-  for (const f of files) copyFileSync(join(vectorsWork, f), join(stage, 'vectors', f));
+  for (const f of files) copyFileSync(join(vectorsWork, f), join(stageVectors, f));
+  // Paths relative to the vector folder, so the folder works wherever the repository is.
   const shipped: VectorSetManifest = {
     ...manifest,
-    model: { ...manifest.model, file: '../base.gguf' },
-    sae: { sae: '../sae/sae', layer: selection.layer, k: selection.k, thinking: '../thinking.gguf' },
+    model: { ...manifest.model, file: relative(paths.vectors, models.base) },
+    sae: {
+      sae: '../sae/sae',
+      layer: selection.layer,
+      k: selection.k,
+      thinking: relative(paths.vectors, models.thinking),
+    },
   };
-  writeManifest(join(stage, 'vectors'), shipped);
+  writeManifest(stageVectors, shipped);
   const record: ArtifactRecord = {
     format: ARTIFACTS_FORMAT,
     models: { base: sha256(models.base), thinking: sha256(models.thinking) },
-    seeds: { problems: ARTIFACT_SEED, split: 'train', count: ARTIFACT_PROBLEMS, ks: ARTIFACT_KS, train: ARTIFACT_TRAIN_SEED },
+    seeds: {
+      problems: ARTIFACT_SEED,
+      split: 'train',
+      count: ARTIFACT_PROBLEMS,
+      ks: ARTIFACT_KS,
+      train: ARTIFACT_TRAIN_SEED,
+    },
     layer: selection.layer,
     k: selection.k,
     metrics: { ari: chain.ari, nmi: chain.nmi, purity: chain.purity },
     files: Object.fromEntries([
       ['sae/sae.safetensors', sha256(join(stage, 'sae', 'sae.safetensors'))],
-      ...files.map((f) => [`vectors/${f}`, sha256(join(stage, 'vectors', f))]),
+      ...files.map((f) => [`${basename(paths.vectors)}/${f}`, sha256(join(stageVectors, f))]),
     ]),
     skipped: manifest.skipped.map((s) => ({ latent: s.latent, reason: String(s.reason) })),
   };
-  for (const d of ['sae', 'vectors'] as const) {
-    rmSync(paths[d], { recursive: true, force: true });
-    renameSync(join(stage, d), paths[d]);
+  for (const d of [paths.sae, paths.vectors]) {
+    rmSync(d, { recursive: true, force: true });
+    renameSync(join(stage, basename(d)), d);
   }
   rmSync(stage, { recursive: true, force: true });
   writeFileSync(paths.record, `${JSON.stringify(record, null, 2)}\n`);
