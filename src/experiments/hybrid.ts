@@ -53,7 +53,16 @@ interface ResolvedSae {
   path: string;
 }
 
-const fromDir = (dir: string, p: string) => (isAbsolute(p) ? p : resolve(dir, p));
+/**
+ * A path a file in `dir` names: relative to `dir` (shipped, movable folders), else as written
+ * (a taxonomy selection records its SAE relative to where `taxonomy score` ran).
+ */
+function fromDir(dir: string, p: string): string {
+  if (isAbsolute(p)) return p;
+  const inDir = resolve(dir, p);
+  const sae = (x: string) => `${x.replace(/\.(safetensors|json)$/, '')}.safetensors`;
+  return existsSync(sae(inDir)) || !existsSync(sae(p)) ? inDir : p;
+}
 
 function readJson(path: string, what: string): Record<string, unknown> {
   try {
