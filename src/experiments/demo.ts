@@ -2,7 +2,7 @@
 // steering vectors (shipped, or regenerated from seeds when they do not match the models) → base,
 // thinking, the hybrid and every control on held-out problems → pass@k of sampled runs → one
 // report. Every step writes into the workspace and resumes there.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ThinkwhenError } from '../errors.ts';
 import { buildReport, type Report, type WrittenReport, writeReport } from '../eval/report/index.ts';
@@ -17,6 +17,7 @@ import {
   pairBaseModel,
 } from '../organism/artifacts.ts';
 import { organismModelPaths } from '../organism/index.ts';
+import { MANIFEST, type VectorSetManifest } from '../steer/vector-set.ts';
 import { organismDataset, type RunDataset } from './datasets.ts';
 import { runHybrid } from './hybrid.ts';
 import { getPreset } from './presets.ts';
@@ -114,6 +115,15 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     }
   }
   const artifacts = await demoArtifacts(o, models);
+  // A latent the vectors could not be trained for (too few examples) steers with c·bias alone:
+  // said here, and marked on every such token's record.
+  const manifest: VectorSetManifest = JSON.parse(readFileSync(join(artifacts.paths.vectors, MANIFEST), 'utf8'));
+  const skipped = manifest.skipped ?? [];
+  if (skipped.length) {
+    o.onLog?.(
+      `demo: latent(s) ${skipped.map((s) => `${s.latent} (${s.reason})`).join(', ')} have no vector; their tokens steer with c·bias alone`,
+    );
+  }
   const preset = getPreset(o.pair === 'latent' ? 'organism-latent' : 'organism');
   const dataset = organismDataset(o.problems);
   const runsDir = join(o.out, 'runs');
@@ -151,6 +161,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
         policy: policy as PolicyName,
         vectors: artifacts.paths.vectors,
         taxonomy: artifacts.paths.sae,
+        missingVector: skipped.length ? 'bias' : 'error',
       }),
     );
   }
