@@ -54,7 +54,7 @@ describe('thinkwhen demo', () => {
     copyFileSync(paths.base, join(models, 'base.gguf'));
     copyFileSync(paths.thinking, join(models, 'thinking.gguf'));
     const r = await cli(['demo', '--pair', 'latent', '--models', models, ...quick, '--out', join(tmp, 'latent')]);
-    assert.equal(r.code, 1);
+    assert.notEqual(r.code, 0);
     assert.match(r.err, /base-latent organism model .*base-latent\.gguf is not there/);
     assert.match(r.err, /thinkwhen organism build/);
     assert.equal(existsSync(join(tmp, 'latent', 'runs')), false);
