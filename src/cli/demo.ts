@@ -4,7 +4,7 @@ import { formatDuration, type ProgressBar, progressBar } from '../experiments/pr
 import { choice, defineCommand, flag, int, num, text, threads } from './options.ts';
 import { resultLine, stopOnSigint } from './run.ts';
 
-/** Defaults sized to finish in ≤ 15 minutes on 2 shared cores (docs/demo.md has the measurements). */
+/** Defaults: ≥ 300 held-out problems (the issue's floor for meaningful intervals); costs in docs/demo.md. */
 export const DEMO_DEFAULTS = { problems: 300, passProblems: 100, samples: 8, temperature: 0.8 };
 
 export const command = defineCommand({
@@ -75,7 +75,7 @@ to continue (Ctrl-C stops cleanly). Progress bars on stderr.`,
   },
   epilogue: 'Exit status: 0 done, 1 error, 2 bad usage, 130 interrupted (rerun to continue).',
   examples: [
-    'thinkwhen demo                        # ≤ 15 minutes on 2 cores; prints the report path',
+    'thinkwhen demo                        # prints the table and the report path',
     'thinkwhen demo --json',
     'thinkwhen demo --pair latent --json   # steering or selection?',
     'thinkwhen demo --problems 50 --pass-problems 0 --out runs/demo-quick   # a quick look',
