@@ -33,7 +33,10 @@ describe('shipped organism artifacts', () => {
     assert.ok(Object.keys(r.files).includes('sae/sae.safetensors'));
     assert.ok(Object.keys(r.files).includes('vectors/bias.gguf'));
     // a changed model or file is noticed
-    assert.match(artifactsMismatch(shipped, { base: models.thinking, thinking: models.thinking }) ?? '', /is not the model/);
+    assert.match(
+      artifactsMismatch(shipped, { base: models.thinking, thinking: models.thinking }) ?? '',
+      /is not the model/,
+    );
   });
 
   it('learn from train-split problems, never from the held-out test problems the evaluation uses', () => {
@@ -66,7 +69,10 @@ describe('shipped organism artifacts', () => {
 
   it(
     'regenerated from seeds, are byte for byte the committed files (slow: THINKWHEN_REGENERATE_ARTIFACTS=1)',
-    { skip: process.env.THINKWHEN_REGENERATE_ARTIFACTS !== '1' && 'minutes of CPU; set THINKWHEN_REGENERATE_ARTIFACTS=1' },
+    {
+      skip:
+        process.env.THINKWHEN_REGENERATE_ARTIFACTS !== '1' && 'minutes of CPU; set THINKWHEN_REGENERATE_ARTIFACTS=1',
+    },
     async () => {
       const out = join(tmp, 'out');
       const built = await buildOrganismArtifacts({ out, work: join(tmp, 'work'), threads: 1 });

@@ -52,11 +52,13 @@ describe('thinkwhen run --system hybrid', () => {
       const vectors = await loadVectorSet(shipped.vectors, base);
       const preset = getPreset('organism');
       const results = await collectResults(
-        hybridGenerate(
-          { base, thinking, sae: sae.sae, saeLayer: sae.layer, vectors },
-          organismDataset(3).problems,
-          { grid: preset.grid, maxTokens: 120, basePrompt: 'chat', thinkingPrompt: 'chat', threads: 1 },
-        ),
+        hybridGenerate({ base, thinking, sae: sae.sae, saeLayer: sae.layer, vectors }, organismDataset(3).problems, {
+          grid: preset.grid,
+          maxTokens: 120,
+          basePrompt: 'chat',
+          thinkingPrompt: 'chat',
+          threads: 1,
+        }),
       );
       assert.equal(gens.length, 3);
       for (const [i, g] of gens.entries()) {
@@ -83,7 +85,18 @@ describe('thinkwhen run --system hybrid', () => {
 
   it("runs the controls: the oracle emits the thinking model's tokens, selection-only needs no vectors", async () => {
     const oracle = join(tmp, 'oracle.sqlite');
-    const o = await cli(['run', '--system', 'hybrid', '--policy', 'oracle', '--taxonomy', shipped.sae, ...common, '--out', oracle]);
+    const o = await cli([
+      'run',
+      '--system',
+      'hybrid',
+      '--policy',
+      'oracle',
+      '--taxonomy',
+      shipped.sae,
+      ...common,
+      '--out',
+      oracle,
+    ]);
     assert.equal(o.code, 0, o.err);
     const thinkingOut = join(tmp, 'thinking.sqlite');
     assert.equal((await cli(['run', '--system', 'thinking', ...common, '--out', thinkingOut])).code, 0);
@@ -92,7 +105,18 @@ describe('thinkwhen run --system hybrid', () => {
       stored(oracle).gens.map((g) => g.text),
       stored(thinkingOut).gens.map((g) => g.text),
     );
-    const sel = await cli(['run', '--system', 'hybrid', '--policy', 'selection_only', '--taxonomy', shipped.sae, ...common, '--out', join(tmp, 'sel.sqlite')]);
+    const sel = await cli([
+      'run',
+      '--system',
+      'hybrid',
+      '--policy',
+      'selection_only',
+      '--taxonomy',
+      shipped.sae,
+      ...common,
+      '--out',
+      join(tmp, 'sel.sqlite'),
+    ]);
     assert.equal(sel.code, 0, sel.err);
     assert.equal(stored(join(tmp, 'sel.sqlite')).config.vectors, null);
   });
@@ -103,8 +127,14 @@ describe('thinkwhen run --system hybrid', () => {
       [['--system', 'hybrid', '--policy', 'oracle', '--vectors', tmp], /has no manifest\.json/],
       [['--system', 'base', '--vectors', shipped.vectors], /--vectors is a hybrid option/],
       [['--system', 'hybrid', '--policy', 'dance'], /--policy must be one of paper, only_bias/],
-      [['--system', 'hybrid', '--vectors', shipped.vectors, '--samples', '4', '--temperature', '1'], /the hybrid decodes greedily/],
-      [['--system', 'hybrid', '--vectors', shipped.vectors, '--windows', '3'], /--windows expects integers from -1000000 to 0/],
+      [
+        ['--system', 'hybrid', '--vectors', shipped.vectors, '--samples', '4', '--temperature', '1'],
+        /the hybrid decodes greedily/,
+      ],
+      [
+        ['--system', 'hybrid', '--vectors', shipped.vectors, '--windows', '3'],
+        /--windows expects integers from -1000000 to 0/,
+      ],
     ] as const) {
       const r = await cli(['run', ...args, '--limit', '2', '--out', join(tmp, 'never.sqlite')]);
       assert.notEqual(r.code, 0, args.join(' '));
