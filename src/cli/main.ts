@@ -3,6 +3,7 @@ import type { Command } from './command.ts';
 
 // Commands load lazily so that `thinkwhen grade` does not pay for the native engine.
 const registry: Record<string, () => Promise<Command>> = {
+  demo: async () => (await import('./demo.ts')).command,
   doctor: async () => (await import('./doctor.ts')).command,
   gradcheck: async () => (await import('./gradcheck.ts')).command,
   grade: async () => (await import('./grade.ts')).command,

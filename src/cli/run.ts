@@ -1,79 +1,23 @@
-import { parseArgs } from 'node:util';
 import { ThinkwhenError } from '../errors.ts';
-import type { AnswerFormat } from '../eval/datasets.ts';
 import { wilson } from '../eval/metrics.ts';
 import { parseShard, type Shard } from '../eval/store.ts';
-import { loadRunDataset, NAMED_DATASETS, ORGANISM_TEST_COUNT } from '../experiments/datasets.ts';
+import { loadRunDataset, NAMED_DATASETS, ORGANISM_TEST_COUNT, type RunDataset } from '../experiments/datasets.ts';
+import { runHybrid } from '../experiments/hybrid.ts';
 import { getPreset, type PairPreset, PRESETS } from '../experiments/presets.ts';
 import { type ProgressBar, progressBar } from '../experiments/progress.ts';
-import { defaultRunName, defaultRunPath, runSystem, SYSTEMS, type SystemName } from '../experiments/run.ts';
-import { int, oneOf } from './args.ts';
-import type { Command } from './command.ts';
+import {
+  DEFAULT_PARALLEL,
+  defaultRunName,
+  defaultRunPath,
+  MAX_SAMPLES,
+  type RunResult,
+  runSystem,
+  type Sampling,
+} from '../experiments/run.ts';
+import { POLICIES, type PolicyName } from '../hybrid/index.ts';
+import { choice, defineCommand, flag, int, ints, MAX_TOKENS, num, nums, text, threads } from './options.ts';
 
-const help = `thinkwhen run --system base|thinking [--preset NAME] --dataset NAME|FILE [options]
-
-Generate and grade one system of a model pair on one problem set, into a run
-store (SQLite; read it with \`thinkwhen report\`). docs/experiments.md.
-
-  base      the base model on the pair's base prompt (the paper's plain-text
-            "Task: Answer the question below..." prompt; the organism's chat prompt)
-  thinking  the thinking model on its own chat template
-
-Greedy by default, capped at the pair's token limit (the paper: 2,000). With
---samples N --temperature T every problem is sampled N times, each sample
-seeded by (--seed, problem id, sample index), so pass@k is reproducible and a
-resumed or sharded run samples exactly what an uninterrupted one would.
-Answers are graded by the rule-based grader (docs/grader.md): GSM8K with the
-flexible rule (the headline) and the strict one, everything else with 'math'.
-
-Resumable: each problem is stored as soon as it finishes; rerunning the same
-command continues (Ctrl-C stops cleanly). A store refuses to resume with other
-settings. Shardable: --shard i/n runs one n-th of the problems (by a hash of
-the problem id); \`thinkwhen merge\` combines the shards.
-
-Pair (--preset, default organism): the pair's models, prompts, token cap and the
-hybrid's settings. The paper's five pairs name the GGUF files to download or
-convert; point at them with --base/--thinking, or put them in --models DIR under
-the preset's file names. The files are checked against the preset (architecture,
-layers, width, tokenizer) before anything runs. --base/--thinking without
---preset run a custom pair, unchecked, with the paper's prompts.
-  ${PRESETS.map((p) => `${p.name.padEnd(18)} ${p.summary}`).join('\n  ')}
-
-Options:
-  --system NAME        base or thinking (required)
-  --preset NAME        model pair (default organism; see above)
-  --base FILE          base model GGUF (default: the preset's file)
-  --thinking FILE      thinking model GGUF (default: the preset's file)
-  --models DIR         folder with the preset's files (default $THINKWHEN_MODELS_DIR, then ./models)
-  --dataset NAME|FILE  gsm8k (first 500 of test, as the paper), math500, organism
-                       (the organism's held-out test set, ${ORGANISM_TEST_COUNT} problems), or a JSONL/parquet
-                       file (default: organism for the organism pairs)
-  --limit N            only the first N problems (a quick look; its own default --out)
-  --data-dir DIR       local copies of gsm8k/test.jsonl, math500/test.jsonl
-                       (default $THINKWHEN_DATA_DIR, else downloaded from the hub once)
-  --question-field F, --answer-field F, --id-field F, --answer-format raw|gsm8k|boxed
-                       field mapping of a custom file (defaults question, answer, id, raw)
-  --out FILE           run store (default runs/PAIR/DATASET[-N]/NAME.sqlite)
-  --name NAME          run name in reports (default: the system, plus -nN-tT when sampling)
-  --samples N          samples per problem (default 1)
-  --temperature T      0 = greedy (default)
-  --top-p P            nucleus sampling (default 1 = off)
-  --seed N             sampling seed (default 0)
-  --max-tokens N       generated-token cap (default: the preset's: 2000 for the paper's pairs)
-  --prompt SPEC        paper, chat, or a template with {question} or {chat} (default: the preset's)
-  --parallel N         problems decoded together (default 8)
-  --threads N          CPU threads (default: THINKWHEN_THREADS or all cores)
-  --shard i/n          run shard i of n
-  --json               print the result as JSON on stdout
-
-Examples:
-  thinkwhen run --system base                       # the organism's base model, 500 held-out problems
-  thinkwhen run --system thinking --limit 50
-  thinkwhen run --system thinking --samples 16 --temperature 0.6    # for pass@1..16
-  thinkwhen run --system base --preset qwen2.5-math-1.5b --base Qwen2.5-Math-1.5B.gguf --dataset gsm8k
-  thinkwhen run --system thinking --preset qwen2.5-math-1.5b --models ~/gguf --dataset math500 --shard 2/4
-  thinkwhen report runs/organism/organism/base.sqlite runs/organism/organism/thinking.sqlite
-`;
+export const RUN_SYSTEMS = ['base', 'thinking', 'hybrid'] as const;
 
 /** The pair named by the options: a preset, checked; or a custom pair from explicit files. */
 export function resolvePair(values: { preset?: string; base?: string; thinking?: string }): {
@@ -82,60 +26,217 @@ export function resolvePair(values: { preset?: string; base?: string; thinking?:
 } {
   if (values.preset) return { preset: getPreset(values.preset), checked: true };
   if (values.base || values.thinking) {
-    // A custom pair: the paper's prompts and cap, no shape check.
+    // A custom pair: the paper's prompts, cap and grid, no shape check.
     const paper = getPreset('qwen2.5-math-1.5b');
     return { preset: { ...paper, name: 'custom', summary: 'a custom pair', modelsDir: null }, checked: false };
   }
   return { preset: getPreset('organism'), checked: true };
 }
 
-function number(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) {
-    throw new ThinkwhenError('BAD_ARGUMENT', `--${name} expects a number, got '${v}'`);
-  }
-  return n;
+/** Ctrl-C: stop after the current decode, keep what is stored. */
+export function stopOnSigint(): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const onSigint = () => {
+    process.stderr.write('\nstopping after the current decode (Ctrl-C again to kill)…\n');
+    controller.abort();
+    process.off('SIGINT', onSigint);
+  };
+  process.on('SIGINT', onSigint);
+  return { signal: controller.signal, dispose: () => process.off('SIGINT', onSigint) };
 }
 
-export const command: Command = {
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+
+/** One line of a finished run: accuracy with its interval, what was generated, where it is. */
+export function resultLine(r: RunResult, grader: string): string {
+  const acc = wilson(r.correct, r.graded);
+  return (
+    `${r.name}: ${r.graded}/${r.total} graded, accuracy ${r.graded ? `${pct(acc.p)} [${pct(acc.lo)}, ${pct(acc.hi)}]` : 'n/a'} (${grader}); ` +
+    `${r.generated} generated now (${r.tokens} tokens, ${r.seconds.toFixed(1)} s), ${r.skipped} from before → ${r.path}`
+  );
+}
+
+const options = {
+  system: choice({
+    arg: 'NAME',
+    help: 'base, thinking or hybrid (required; see above)',
+    choices: RUN_SYSTEMS,
+  }),
+  policy: choice({
+    arg: 'P',
+    help: `the hybrid's rule at a disagreement: ${POLICIES.join(', ')} (docs/hybrid.md "Policies"); with --system hybrid`,
+    choices: POLICIES,
+    default: 'paper',
+  }),
+  preset: choice({
+    arg: 'NAME',
+    help: 'model pair (default organism; listed above)',
+    choices: PRESETS.map((p) => p.name),
+  }),
+  base: text({ arg: 'FILE', help: "base model GGUF (default: the preset's file)" }),
+  thinking: text({ arg: 'FILE', help: "thinking model GGUF (default: the preset's file)" }),
+  models: text({
+    arg: 'DIR',
+    help: "folder with the preset's files (default $THINKWHEN_MODELS_DIR, then ./models; the organism's are shipped)",
+  }),
+  vectors: text({
+    arg: 'DIR',
+    help: 'hybrid: the vector set (`thinkwhen vectors train`; the organism ships src/organism/models/vectors); not needed by selection_only and oracle',
+  }),
+  taxonomy: text({
+    arg: 'DIR',
+    help: "hybrid: taxonomy folder whose selection.json names the SAE (default: the SAE the vectors' manifest names)",
+  }),
+  sae: text({ arg: 'FILE', help: 'hybrid: an SAE .safetensors instead of --taxonomy' }),
+  'sae-layer': int({
+    arg: 'L',
+    help: "hybrid: the thinking-model layer the SAE reads (default: the SAE's or the taxonomy's)",
+    min: 0,
+    max: 1024,
+  }),
+  coefficients: nums({
+    arg: 'LIST',
+    help: "hybrid: grid coefficients, outer loop (default: the preset's)",
+    min: -1e6,
+    max: 1e6,
+    example: '1,2,4,8',
+  }),
+  windows: ints({
+    arg: 'LIST',
+    help: "hybrid: grid windows, inner loop: 0 = every position, -n = the last n; write --windows=0,-1,-15 (default: the preset's)",
+    min: -1_000_000,
+    max: 0,
+    example: '0,-1,-15',
+  }),
+  coefficient: num({
+    arg: 'C',
+    help: "pure_steering's one coefficient (default: the grid's largest)",
+    min: -1e6,
+    max: 1e6,
+  }),
+  window: int({ arg: 'W', help: "pure_steering's one window (default 0; write --window=-1)", min: -1_000_000, max: 0 }),
+  'missing-vector': choice({
+    arg: 'M',
+    help: 'hybrid: a latent without a vector is an error, or steers with c·bias alone (marked in the record)',
+    choices: ['error', 'bias'],
+    default: 'error',
+  }),
+  dataset: text({
+    arg: 'NAME|FILE',
+    help: `gsm8k (first 500 of test, as the paper), math500, organism (the organism's held-out test set, ${ORGANISM_TEST_COUNT} problems), or a JSONL/parquet file (default: organism for the organism pairs)`,
+  }),
+  limit: int({ help: 'only the first N problems (a quick look; its own default --out)', min: 1, max: 10_000_000 }),
+  'data-dir': text({
+    arg: 'DIR',
+    help: 'local copies of gsm8k/test.jsonl, math500/test.jsonl (default $THINKWHEN_DATA_DIR, else downloaded from the hub once)',
+  }),
+  'question-field': text({ arg: 'F', help: 'question field of a custom file (default question)' }),
+  'answer-field': text({ arg: 'F', help: 'answer field of a custom file (default answer)' }),
+  'id-field': text({ arg: 'F', help: 'id field of a custom file (default id)' }),
+  'answer-format': choice({
+    arg: 'F',
+    help: 'answer format of a custom file (default raw)',
+    choices: ['raw', 'gsm8k', 'boxed'],
+  }),
+  out: text({ arg: 'FILE', help: 'run store (default runs/PAIR/DATASET[-N]/NAME.sqlite)' }),
+  name: text({
+    arg: 'NAME',
+    help: 'run name in reports (default: the system, hybrid-POLICY for hybrids, plus -nN-tT when sampling)',
+  }),
+  samples: int({ help: 'samples per problem, for pass@k', min: 1, max: MAX_SAMPLES, default: 1 }),
+  temperature: num({ arg: 'T', help: '0 = greedy', min: 0, max: 100, default: 0 }),
+  'top-p': num({ arg: 'P', help: 'nucleus sampling (1 = off)', min: 0, max: 1, default: 1 }),
+  seed: int({ help: 'seed of the sampling and of the random hybrid policies', min: 0, max: 2 ** 32 - 1, default: 0 }),
+  'max-tokens': int({
+    help: "generated-token cap (default: the preset's: 2000 for the paper's pairs, 320 for the organism)",
+    min: 1,
+    max: MAX_TOKENS,
+  }),
+  prompt: text({
+    arg: 'SPEC',
+    help: "base/thinking: paper, chat, or a template with {question} or {chat} (default: the preset's)",
+  }),
+  parallel: int({ help: `problems decoded together (default ${DEFAULT_PARALLEL})`, min: 1, max: 256 }),
+  speculate: int({
+    help: 'hybrid, speed only: tokens the base model drafts per thinking check (1 = plain lockstep)',
+    min: 1,
+    max: 64,
+    default: 4,
+  }),
+  threads: threads('CPU threads (default: THINKWHEN_THREADS or all cores)'),
+  shard: text({ arg: 'i/n', help: 'run shard i of n (by a hash of the problem id); `thinkwhen merge` combines them' }),
+  json: flag('print the result as JSON on stdout'),
+};
+
+export const command = defineCommand({
   name: 'run',
-  summary: 'generate and grade base or thinking on a dataset into a run store (resumable, shardable)',
-  help: () => help,
-  async run(argv) {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        system: { type: 'string' },
-        preset: { type: 'string' },
-        base: { type: 'string' },
-        thinking: { type: 'string' },
-        models: { type: 'string' },
-        dataset: { type: 'string' },
-        limit: { type: 'string' },
-        'data-dir': { type: 'string' },
-        'question-field': { type: 'string' },
-        'answer-field': { type: 'string' },
-        'id-field': { type: 'string' },
-        'answer-format': { type: 'string' },
-        out: { type: 'string' },
-        name: { type: 'string' },
-        samples: { type: 'string' },
-        temperature: { type: 'string' },
-        'top-p': { type: 'string' },
-        seed: { type: 'string' },
-        'max-tokens': { type: 'string' },
-        prompt: { type: 'string' },
-        parallel: { type: 'string' },
-        threads: { type: 'string' },
-        shard: { type: 'string' },
-        json: { type: 'boolean', default: false },
-      },
-    });
+  summary: 'generate and grade base, thinking or a hybrid policy on a dataset into a run store (resumable, shardable)',
+  usage: '--system base|thinking|hybrid [--policy P] [--preset NAME] [--dataset NAME|FILE] [options]',
+  description: `Generate and grade one system of a model pair on one problem set, into a run
+store (SQLite; read it with \`thinkwhen report\`). docs/experiments.md.
+
+  base      the base model on the pair's base prompt (the paper's plain-text
+            "Task: Answer the question below..." prompt; the organism's chat prompt)
+  thinking  the thinking model on its own chat template
+  hybrid    the base model generates, the thinking model reads along; where their
+            greedy tokens differ, --policy decides (docs/hybrid.md): paper = steer
+            with c·(bias + v_k) over the grid and emit the candidate the thinking
+            model likes best; only_bias, random_firing, random_vectors, norm_random
+            = the paper's ablations; selection_only = no steering, pick among the
+            base model's own top tokens; pure_steering = no guardrail; oracle = emit
+            the thinking model's token (upper bound). Needs --vectors DIR (not
+            selection_only/oracle) and the SAE (--taxonomy DIR, --sae FILE, or the
+            one the vectors' manifest names). Every token's record (gate, latent,
+            coefficient, window, candidates) goes into the store.
+
+Greedy by default, capped at the pair's token limit (the paper: 2,000). With
+--samples N --temperature T every problem is sampled N times, each sample
+seeded by (--seed, problem id, sample index), so pass@k is reproducible and a
+resumed or sharded run samples exactly what an uninterrupted one would. Answers
+are graded by the rule-based grader (docs/grader.md): GSM8K with the flexible
+rule (the headline) and the strict one, everything else with 'math'.
+
+Resumable: each problem is stored as soon as it finishes; rerunning the same
+command continues (Ctrl-C stops cleanly). A store refuses to resume with other
+settings. Shardable: --shard i/n runs one n-th of the problems; \`thinkwhen merge\`
+combines the shards.
+
+Pair (--preset, default organism): the pair's models, prompts, token cap and the
+hybrid's grid. The paper's five pairs name the GGUF files to download or convert;
+point at them with --base/--thinking, or put them in --models DIR under the
+preset's file names. The files are checked against the preset (architecture,
+layers, width, tokenizer) before anything runs. --base/--thinking without
+--preset run a custom pair, unchecked, with the paper's prompts.
+  ${PRESETS.map((p) => `${p.name.padEnd(18)} ${p.summary}`).join('\n  ')}`,
+  options,
+  epilogue: `Exit status: 0 done, 1 error, 2 bad usage, 130 interrupted (rerun to continue).`,
+  examples: [
+    'thinkwhen run --system base                       # the organism base model, 500 held-out problems',
+    'thinkwhen run --system thinking --limit 50',
+    'thinkwhen run --system thinking --samples 16 --temperature 0.6    # for pass@1..16',
+    'thinkwhen run --system hybrid --vectors src/organism/models/vectors              # the paper policy',
+    'thinkwhen run --system hybrid --policy selection_only --vectors src/organism/models/vectors',
+    'thinkwhen run --system base --preset qwen2.5-math-1.5b --base Qwen2.5-Math-1.5B.gguf --dataset gsm8k',
+    'thinkwhen run --system hybrid --preset qwen2.5-math-1.5b --models ~/gguf --vectors runs/vectors --dataset gsm8k --shard 2/4',
+    'thinkwhen report runs/organism/organism/*.sqlite',
+  ],
+  async run({ values }) {
     if (!values.system) {
-      throw new ThinkwhenError('BAD_ARGUMENT', '--system is required', `pass --system ${SYSTEMS.join(' or ')}`);
+      throw new ThinkwhenError('BAD_ARGUMENT', '--system is required', `pass --system ${RUN_SYSTEMS.join(', ')}`);
     }
-    const system = oneOf(values.system, 'system', SYSTEMS) as SystemName;
+    const system = values.system;
+    if (system !== 'hybrid') {
+      for (const o of ['vectors', 'taxonomy', 'sae', 'coefficients', 'windows', 'coefficient', 'window'] as const) {
+        if (values[o] !== undefined) {
+          throw new ThinkwhenError('BAD_ARGUMENT', `--${o} is a hybrid option`, 'drop it, or pass --system hybrid');
+        }
+      }
+    } else if (values.prompt !== undefined) {
+      throw new ThinkwhenError(
+        'BAD_ARGUMENT',
+        "--prompt is for base/thinking; the hybrid uses the preset's two prompts",
+      );
+    }
     const { preset, checked } = resolvePair(values);
     const organismPair = preset.modelsDir !== null;
     const datasetName = values.dataset ?? (organismPair ? 'organism' : undefined);
@@ -146,88 +247,101 @@ export const command: Command = {
         `pass --dataset ${NAMED_DATASETS.join('|')} or a JSONL file`,
       );
     }
-    const limit = int(values.limit, 'limit', 1);
     const dataset = await loadRunDataset({
       dataset: datasetName,
-      limit,
+      limit: values.limit,
       dataDir: values['data-dir'],
-      fields: {
-        question: values['question-field'],
-        answer: values['answer-field'],
-        id: values['id-field'],
-      },
-      answerFormat: oneOf(values['answer-format'], 'answer-format', ['raw', 'gsm8k', 'boxed'] as const) as
-        | AnswerFormat
-        | undefined,
+      fields: { question: values['question-field'], answer: values['answer-field'], id: values['id-field'] },
+      answerFormat: values['answer-format'],
     });
-    const sampling = {
-      samples: int(values.samples, 'samples', 1) ?? 1,
-      temperature: number(values.temperature, 'temperature') ?? 0,
-      topP: number(values['top-p'], 'top-p') ?? 1,
-      seed: int(values.seed, 'seed', 0) ?? 0,
+    const sampling: Sampling = {
+      samples: values.samples,
+      temperature: values.temperature,
+      topP: values['top-p'],
+      seed: values.seed,
     };
     const shard: Shard | null = values.shard ? parseShard(values.shard) : null;
-    const name = values.name ?? defaultRunName(system, sampling);
-    const defaultCount =
-      datasetName === 'gsm8k' || datasetName === 'math500'
-        ? 500
-        : datasetName === 'organism'
-          ? ORGANISM_TEST_COUNT
-          : null;
-    let out = values.out ?? defaultRunPath(preset.name, dataset, name, defaultCount);
-    if (!values.out && shard) out = out.replace(/\.sqlite$/, `.${shard.index}-of-${shard.count}.sqlite`);
+    const name = values.name ?? defaultRunName(system === 'hybrid' ? `hybrid-${values.policy}` : system, sampling);
+    const out = values.out ?? defaultOut(preset, dataset, datasetName, name, shard);
 
-    const controller = new AbortController();
-    const onSigint = () => {
-      process.stderr.write('\nstopping after the current decode (Ctrl-C again to kill)…\n');
-      controller.abort();
-      process.off('SIGINT', onSigint);
-    };
-    process.on('SIGINT', onSigint);
+    const stop = stopOnSigint();
     let bar: ProgressBar | null = null;
+    const common = {
+      preset,
+      checked,
+      modelsDir: values.models,
+      dataset,
+      out,
+      name,
+      sampling,
+      maxTokens: values['max-tokens'],
+      parallel: values.parallel,
+      threads: values.threads,
+      shard,
+      signal: stop.signal,
+      onStart: (s: { path: string; name: string; total: number; done: number; model: string }) => {
+        process.stderr.write(
+          `run ${s.name}: ${s.model} on ${dataset.info.name} (${s.total} generations, ${s.done} stored) → ${s.path}\n`,
+        );
+        bar = progressBar(s.name, s.total, s.done);
+      },
+      onAdvance: (units: number, tokens: number) => bar?.advance(units, tokens),
+    };
     try {
-      const r = await runSystem({
-        system,
-        preset,
-        checked,
-        modelFile: system === 'base' ? values.base : values.thinking,
-        modelsDir: values.models,
-        dataset,
-        out,
-        name,
-        sampling,
-        maxTokens: int(values['max-tokens'], 'max-tokens', 1),
-        prompt: values.prompt,
-        parallel: int(values.parallel, 'parallel', 1),
-        threads: int(values.threads, 'threads', 1),
-        shard,
-        signal: controller.signal,
-        onStart: (s) => {
-          process.stderr.write(
-            `run ${s.name}: ${s.model} on ${dataset.info.name} (${s.total} generations, ${s.done} stored) → ${s.path}\n`,
-          );
-          bar = progressBar(s.name, s.total, s.done);
-        },
-        onAdvance: (units, tokens) => bar?.advance(units, tokens),
-      });
+      const grid =
+        values.coefficients || values.windows
+          ? {
+              coefficients: values.coefficients ?? preset.grid.coefficients,
+              windows: values.windows ?? preset.grid.windows,
+            }
+          : undefined;
+      const r =
+        system === 'hybrid'
+          ? await runHybrid({
+              ...common,
+              policy: values.policy as PolicyName,
+              baseFile: values.base,
+              thinkingFile: values.thinking,
+              vectors: values.vectors,
+              taxonomy: values.taxonomy,
+              sae: values.sae,
+              saeLayer: values['sae-layer'],
+              grid,
+              seed: values.seed,
+              pureCoefficient: values.coefficient,
+              pureWindow: values.window,
+              missingVector: values['missing-vector'],
+              speculate: values.speculate,
+            })
+          : await runSystem({
+              ...common,
+              system,
+              modelFile: system === 'base' ? values.base : values.thinking,
+              prompt: values.prompt,
+            });
       (bar as ProgressBar | null)?.finish();
       const acc = wilson(r.correct, r.graded);
-      const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
-      if (values.json) {
-        console.log(JSON.stringify({ ...r, accuracy: r.graded ? acc : null }, null, 2));
-      } else {
-        console.log(
-          `${r.name}: ${r.graded}/${r.total} graded, accuracy ${r.graded ? `${pct(acc.p)} [${pct(acc.lo)}, ${pct(acc.hi)}]` : 'n/a'} (${dataset.graders[0].name}); ` +
-            `${r.generated} generated now (${r.tokens} tokens, ${r.seconds.toFixed(1)} s), ${r.skipped} from before → ${r.path}`,
-        );
-      }
+      if (values.json) console.log(JSON.stringify({ ...r, accuracy: r.graded ? acc : null }, null, 2));
+      else console.log(resultLine(r, dataset.graders[0].name));
       if (r.interrupted) {
         console.error(`interrupted: ${r.generated} new generations stored; run the same command again to continue`);
         return 130;
       }
       return 0;
     } finally {
-      process.off('SIGINT', onSigint);
+      stop.dispose();
     }
   },
-};
+});
+
+/** runs/PAIR/DATASET[-N]/NAME[.i-of-n].sqlite */
+function defaultOut(preset: PairPreset, dataset: RunDataset, datasetName: string, name: string, shard: Shard | null) {
+  const defaultCount =
+    datasetName === 'gsm8k' || datasetName === 'math500'
+      ? 500
+      : datasetName === 'organism'
+        ? ORGANISM_TEST_COUNT
+        : null;
+  const out = defaultRunPath(preset.name, dataset, name, defaultCount);
+  return shard ? out.replace(/\.sqlite$/, `.${shard.index}-of-${shard.count}.sqlite`) : out;
+}

@@ -6,11 +6,10 @@ import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
-import { parseSentence, promptText, requireOrganismModels } from '../organism/index.ts';
+import { parseSentence, requireOrganismModels } from '../organism/index.ts';
 import { runOrganismChain } from '../organism/taxonomy.ts';
 import type { ExampleSource } from '../steer/examples.ts';
 import { latentsOf, readSelectionFile, readSources, type TaxonomySelection } from '../steer/sources.ts';
-import { PAPER_TRAIN_SETTINGS, type VectorTrainSettings } from '../steer/train.ts';
 import { annotateTraces } from '../taxonomy/annotate.ts';
 import { readSelection } from '../taxonomy/selection.ts';
 import { readTraces } from '../traces/generate.ts';
@@ -18,39 +17,8 @@ import { readTraces } from '../traces/generate.ts';
 /** The organism's ground truth: the type its parser gives a sentence (null: not a sentence of its language). */
 export const organismLabel = (sentence: string): string | null => parseSentence(sentence.trim()).type;
 
-/**
- * Organism defaults (docs/vectors.md, "The organism", has the measurements behind each). The
- * paper's loss, coldness, schedule, early stopping, initialisation and sites are kept.
- *  - min_words 4: the trace language's shortest sentence ("The answer is \boxed{84}.") has 4 words;
- *    the paper's 7 would leave only column checks and backtracks.
- *  - n_train / n_heldout 32, n_bias 16, batch 4, 5 epochs: a few hundred sentences per category
- *    exist; this trains all 11 vectors in minutes and leaves 32 held-out prompts per category.
- *  - steer_rows 'predictors': an organism category is decided by its first token ("Check", "Wait",
- *    "Now"), which the paper's rows never train (measured: rate 0 at every coefficient).
- *  - lr 0.1: 5 epochs of 8 steps are 40 Adam steps, against the paper's ~34,000 per vector; at lr
- *    0.01 the vector stays near its unit-norm start (|v| 1.4) and acts only at c = 8 (measured).
- *  - layer 1 (of 4): the paper's depth fraction, floor(0.375 · 4).
- */
-export function organismSettings(method: VectorTrainSettings['method']): VectorTrainSettings {
-  return {
-    ...PAPER_TRAIN_SETTINGS,
-    method,
-    layer: 1,
-    base_prompt: promptText('{question}'),
-    n_train: 32,
-    n_heldout: 32,
-    n_bias: 16,
-    min_words: 4,
-    batch_bias: 4,
-    batch_category: 4,
-    epochs: 5,
-    lr: 0.1,
-    steer_rows: 'predictors',
-  };
-}
-
-/** The organism's vectors act at larger coefficients than the paper's grid (docs/vectors.md). */
-export const ORGANISM_COEFS = [1, 2, 4, 8];
+// The organism's training defaults and coefficients are organism policy: src/organism/artifacts.ts.
+export { ORGANISM_COEFS, organismSettings } from '../organism/artifacts.ts';
 
 export interface OrganismInputs {
   base: string;

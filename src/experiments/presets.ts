@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ThinkwhenError } from '../errors.ts';
 import { readGguf } from '../gguf/read.ts';
+import { ORGANISM_COEFS } from '../organism/artifacts.ts';
 import { FULL_SPEC, organismModelPaths, organismVocab } from '../organism/index.ts';
 
 /** What a GGUF of one model must look like (read from its header, no weights loaded). */
@@ -117,7 +118,8 @@ function organismPair(name: string, baseFile: string, summary: string): PairPres
     k: null,
     // floor(0.375 · 4): the paper's depth fraction (docs/method.md A16).
     steerLayer: 1,
-    grid: PAPER_GRID,
+    // Its vectors act from c ≈ 4 (docs/vectors.md), where the paper's 0.1 … 1.0 would steer nothing.
+    grid: { coefficients: ORGANISM_COEFS, windows: PAPER_GRID.windows },
     batchBias: 4,
     batchCategory: 4,
     // The organism's models were trained on its chat prompt, the base model included.

@@ -14,7 +14,7 @@ import { generateTraces, readTraces, type TraceRecord } from '../traces/generate
 import { TEST_SEED } from './eval.ts';
 import { organismModelPaths } from './index.ts';
 import { parseSentence } from './parser.ts';
-import { generateProblems } from './task.ts';
+import { generateProblems, type Split } from './task.ts';
 
 /** The organism's ground truth: the type its trace-language parser gives a sentence (null: not one). */
 export const organismLabeller = (sentence: string): string | null => parseSentence(sentence.trim()).type;
@@ -29,8 +29,9 @@ export interface OrganismChainOptions {
   dir: string;
   /** Thinking model (default: the shipped organism). */
   model?: string;
-  /** Held-out (test-split) problems to trace (default 200) and their generator seed (default: the organism's). */
+  /** Problems to trace (default 200), their split (default test: held-out) and generator seed (default: the organism's test seed). */
   problems?: number;
+  split?: Split;
   problemSeed?: number;
   maxTokens?: number;
   batch?: number;
@@ -81,10 +82,11 @@ export async function runOrganismChain(o: OrganismChainOptions): Promise<Organis
   let traces: TraceRecord[];
   let sentences: number;
   try {
-    // The organism's own held-out problems and its evaluation's token cap (320).
-    const problems = generateProblems('test', o.problems ?? 200, o.problemSeed ?? TEST_SEED);
+    // The organism's own problems (default: held-out) and its evaluation's token cap (320).
+    const split = o.split ?? 'test';
+    const problems = generateProblems(split, o.problems ?? 200, o.problemSeed ?? TEST_SEED);
     const maxTokens = o.maxTokens ?? 320;
-    o.onProgress?.(`organism: ${problems.length} held-out problems, thinking model ${modelPath}`);
+    o.onProgress?.(`organism: ${problems.length} ${split}-split problems, thinking model ${modelPath}`);
     await generateTraces(
       model,
       problems.map((p) => ({ id: p.id, question: p.question, meta: { answer: p.answer } })),

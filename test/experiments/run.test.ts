@@ -141,9 +141,9 @@ describe('thinkwhen run', () => {
     const fixed = await cli(['run', '--system', 'base', '--limit', '2', '--max-tokens', '300', '--out', out]);
     assert.equal(fixed.code, 0, fixed.err);
     for (const [args, message] of [
-      [['--samples', '5000', '--temperature', '1'], /--samples must be an integer from 1 to 1024/],
+      [['--samples', '5000', '--temperature', '1'], /--samples expects an integer from 1 to 1024, got '5000'/],
       [['--limit', '20000'], /at most 10000 problems/],
-      [['--system', 'hybird'], /--system must be one of base, thinking/],
+      [['--system', 'hybird'], /--system must be one of base, thinking, hybrid/],
       [['--preset', 'qwen3'], /no pair preset named 'qwen3'/],
       [['--dataset', join(tmp, 'missing.jsonl')], /no such file/],
       [['--preset', 'qwen2.5-math-1.5b'], /--dataset is required for this pair/],

@@ -11,7 +11,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const src = join(root, 'src');
 
 /** The layers above the stages, which may compose them with the organism. */
-const COMPOSERS = ['organism', 'cli', 'web', 'serve'].map((d) => join(src, d));
+const COMPOSERS = ['organism', 'experiments', 'cli', 'web', 'serve'].map((d) => join(src, d));
 
 function tsFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

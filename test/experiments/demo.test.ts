@@ -1,0 +1,62 @@
+// `thinkwhen demo` on a few problems: every system of the issue's table, pass@k, the report, the
+// JSON shape, resuming, and the latent pair's clear error when its model is not there.
+import assert from 'node:assert/strict';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { DEMO_SYSTEMS } from '../../src/experiments/demo.ts';
+import { organismModelPaths } from '../../src/organism/index.ts';
+import { cli } from '../helpers/cli.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'thinkwhen-demo-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const quick = ['--problems', '3', '--pass-problems', '2', '--samples', '3', '--threads', '1'];
+
+describe('thinkwhen demo', () => {
+  it('runs every system and control, pass@k, one report; --json as the issue; a rerun resumes', async () => {
+    const out = join(tmp, 'demo');
+    const r = await cli(['demo', ...quick, '--out', out, '--json']);
+    assert.equal(r.code, 0, r.err);
+    const json = JSON.parse(r.out);
+    assert.deepEqual(Object.keys(json).sort(), ['pass_at_k', 'seconds', 'systems']);
+    assert.deepEqual(Object.keys(json.systems).sort(), [...DEMO_SYSTEMS].sort());
+    for (const [name, row] of Object.entries(json.systems) as [string, Record<string, number | null>][]) {
+      assert.deepEqual(Object.keys(row).sort(), ['acc', 'gap_recovered', 'n', 'steered_mean', 'steered_token'], name);
+      assert.equal(row.n, 3, name);
+      assert.ok((row.acc as number) >= 0 && (row.acc as number) <= 1, name);
+      const hybrid = name !== 'base' && name !== 'thinking';
+      assert.equal(row.steered_mean === null, !hybrid, name);
+    }
+    assert.equal(json.systems.thinking.acc, 1, 'the thinking model solves these');
+    assert.equal(json.systems.oracle.steered_mean > 0, true, 'the oracle replaces some base tokens');
+    assert.deepEqual(Object.keys(json.pass_at_k).sort(), ['base', 'thinking']);
+    assert.deepEqual(Object.keys(json.pass_at_k.base), ['1', '2', '3']);
+    assert.ok(json.pass_at_k.thinking['3'] >= json.pass_at_k.thinking['1']);
+    assert.match(r.err, /SAE and vectors: the shipped ones/);
+    const html = readFileSync(join(out, 'report', 'report.html'), 'utf8');
+    for (const name of ['selection_only', 'random_firing', 'pass@k']) assert.ok(html.includes(name), name);
+
+    // a rerun continues: nothing new to generate, same numbers
+    const again = await cli(['demo', ...quick, '--out', out]);
+    assert.equal(again.code, 0, again.err);
+    assert.match(again.err, /0 generated now/);
+    assert.doesNotMatch(again.err, /[1-9]\d* generated now/);
+    assert.match(again.out, /^system\s+accuracy/);
+    assert.match(again.out, /report: .*report\.html/);
+  });
+
+  it('says clearly when the base-latent model is not there', async () => {
+    const models = join(tmp, 'two-models');
+    mkdirSync(models);
+    const paths = organismModelPaths();
+    copyFileSync(paths.base, join(models, 'base.gguf'));
+    copyFileSync(paths.thinking, join(models, 'thinking.gguf'));
+    const r = await cli(['demo', '--pair', 'latent', '--models', models, ...quick, '--out', join(tmp, 'latent')]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, /base-latent organism model .*base-latent\.gguf is not there/);
+    assert.match(r.err, /thinkwhen organism build/);
+    assert.equal(existsSync(join(tmp, 'latent', 'runs')), false);
+  });
+});
