@@ -11,6 +11,7 @@ import {
   type Grid,
   type HybridOptions,
   type HybridPair,
+  type HybridProblem,
   type HybridVectors,
   hybridGenerate,
   type PolicyName,
@@ -18,7 +19,7 @@ import {
 import { fileSha256, loadVectorSet } from '../steer/vector-set.ts';
 import { loadSae, type TopKSae } from '../taxonomy/sae.ts';
 import { checkModelFile, checkPairTokenizers, presetModelPath, readModelHeader } from './presets.ts';
-import { checkPromptSpec } from './prompts.ts';
+import { checkPromptSpec, promptIds } from './prompts.ts';
 import { checkSampling, GREEDY, gradeAll, MAX_TOKENS, type RunOptions, type RunResult, storeCounts } from './run.ts';
 
 /** Policies that steer nothing, so need no vectors. */
@@ -148,13 +149,6 @@ export async function runHybrid(o: HybridRunOptions): Promise<RunResult> {
   const { preset, dataset } = o;
   const sampling = o.sampling ?? GREEDY;
   checkSampling(sampling);
-  if (sampling.temperature > 0) {
-    throw new ThinkwhenError(
-      'BAD_ARGUMENT',
-      'the hybrid decodes greedily: src/hybrid has no temperature sampling yet',
-      'drop --samples/--temperature for --system hybrid (pass@k curves: base and thinking)',
-    );
-  }
   const maxTokens = o.maxTokens ?? preset.maxTokens;
   if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > MAX_TOKENS) {
     throw new ThinkwhenError(
@@ -218,7 +212,8 @@ export async function runHybrid(o: HybridRunOptions): Promise<RunResult> {
     seed: o.seed ?? 0,
     pure: o.policy === 'pure_steering' ? { coefficient: o.pureCoefficient ?? null, window: o.pureWindow ?? 0 } : null,
     missingVector: o.missingVector ?? 'error',
-    samplesPerProblem: 1,
+    samplesPerProblem: sampling.samples,
+    sampling: { temperature: sampling.temperature, topP: sampling.topP },
     grader: dataset.graders[0].name,
     graders: dataset.graders.map((g) => g.name),
   };
@@ -250,8 +245,8 @@ export async function runHybrid(o: HybridRunOptions): Promise<RunResult> {
           policy: o.policy,
           grid,
           maxTokens,
-          basePrompt: preset.basePrompt,
-          thinkingPrompt: preset.thinkingPrompt,
+          temperature: sampling.temperature,
+          topP: sampling.topP,
           seed: o.seed,
           pureCoefficient: o.pureCoefficient,
           pureWindow: o.pureWindow,
@@ -261,8 +256,16 @@ export async function runHybrid(o: HybridRunOptions): Promise<RunResult> {
           threads: o.threads,
           signal: o.signal,
         };
-        const byId = new Map(pending.map((p) => [p.problem.id, p.problem]));
-        const events = hybridGenerate(pair, [...byId.values()], options);
+        // one hybrid problem per pending (problem, sample): its draws are seeded by (seed, id, sample)
+        const requests: HybridProblem[] = pending.map((p) => ({
+          id: p.problem.id,
+          sample: p.sampleIndex,
+          prompt: {
+            base: promptIds(base, preset.basePrompt, p.problem.question),
+            thinking: promptIds(thinking!, preset.thinkingPrompt, p.problem.question),
+          },
+        }));
+        const events = hybridGenerate(pair, requests, options);
         for await (const ev of events) {
           if (ev.type === 'token') {
             tokens++;
@@ -271,10 +274,10 @@ export async function runHybrid(o: HybridRunOptions): Promise<RunResult> {
           }
           const r = ev.result;
           if (r.finishReason === 'aborted') continue; // not stored: the rerun generates it again
-          const problem = byId.get(r.id)!;
+          const problem = pending[ev.problem].problem;
           store.recordGeneration({
             problemId: r.id,
-            sampleIndex: 0,
+            sampleIndex: r.sample,
             text: r.text,
             promptTokens: r.promptTokens.base,
             completionTokens: r.records.length,

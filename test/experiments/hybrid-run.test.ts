@@ -10,6 +10,7 @@ import { RunStore } from '../../src/eval/store.ts';
 import { organismDataset } from '../../src/experiments/datasets.ts';
 import { resolveSae } from '../../src/experiments/hybrid.ts';
 import { getPreset } from '../../src/experiments/presets.ts';
+import { promptIds } from '../../src/experiments/prompts.ts';
 import { collectResults, hybridGenerate, type TokenRecord } from '../../src/hybrid/index.ts';
 import { organismArtifactPaths } from '../../src/organism/artifacts.ts';
 import { organismModelPaths } from '../../src/organism/index.ts';
@@ -52,13 +53,14 @@ describe('thinkwhen run --system hybrid', () => {
       const vectors = await loadVectorSet(shipped.vectors, base);
       const preset = getPreset('organism');
       const results = await collectResults(
-        hybridGenerate({ base, thinking, sae: sae.sae, saeLayer: sae.layer, vectors }, organismDataset(3).problems, {
-          grid: preset.grid,
-          maxTokens: 120,
-          basePrompt: 'chat',
-          thinkingPrompt: 'chat',
-          threads: 1,
-        }),
+        hybridGenerate(
+          { base, thinking, sae: sae.sae, saeLayer: sae.layer, vectors },
+          organismDataset(3).problems.map((p) => ({
+            id: p.id,
+            prompt: { base: promptIds(base, 'chat', p.question), thinking: promptIds(thinking, 'chat', p.question) },
+          })),
+          { grid: preset.grid, maxTokens: 120, threads: 1 },
+        ),
       );
       assert.equal(gens.length, 3);
       for (const [i, g] of gens.entries()) {
