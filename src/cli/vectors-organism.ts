@@ -6,7 +6,7 @@ import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
-import { parseSentence, promptText, requireOrganismModels } from '../organism/index.ts';
+import { organismModelPaths, parseSentence, promptText } from '../organism/index.ts';
 import { runOrganismChain } from '../organism/taxonomy.ts';
 import type { ExampleSource } from '../steer/examples.ts';
 import { latentsOf, readSelectionFile, readSources, type TaxonomySelection } from '../steer/sources.ts';
@@ -72,7 +72,17 @@ export async function organismInputs(o: {
   threads?: number;
   onProgress?: (line: string) => void;
 }): Promise<OrganismInputs> {
-  const { base, thinking } = requireOrganismModels(o.models);
+  // Only base + thinking: the vectors do not need base-latent.gguf (absent from v1 organisms).
+  const { base, thinking } = organismModelPaths(o.models);
+  for (const f of [base, thinking]) {
+    if (!existsSync(f)) {
+      throw new ThinkwhenError(
+        'ORGANISM_MISSING',
+        `organism model not found: ${f}`,
+        o.models ? 'pass a --models folder holding base.gguf and thinking.gguf' : 'run `thinkwhen organism build`',
+      );
+    }
+  }
   const taxDir = join(o.dir, 'taxonomy');
   if (!existsSync(join(taxDir, 'selection.json'))) {
     o.onProgress?.(`vectors: no taxonomy in ${o.dir} yet; running the organism's taxonomy chain`);

@@ -111,6 +111,15 @@ export const PAPER_TRAIN_SETTINGS: Omit<VectorTrainSettings, 'layer' | 'method'>
   latents: null,
 };
 
+/**
+ * The steering layer of a model without a preset: the paper's layers are 0.357–0.375 of the depth,
+ * and floor(0.375 · n_layer) gives all four exactly (the pair presets, src/experiments/presets.ts,
+ * hold the paper's own; the CLI passes them in as settings).
+ */
+export function defaultSteerLayer(nLayer: number): number {
+  return Math.max(1, Math.floor(0.375 * nLayer));
+}
+
 export interface TrainSetInput {
   /** the base model to steer */
   modelPath: string;
