@@ -70,7 +70,8 @@ export function text(o: TextSpec): Opt<string | undefined> {
         if (o.required) throw missing(ctx, o);
         return o.default;
       }
-      if (raw === '' && !o.allowEmpty) throw bad(`${ctx.flag} must not be empty`);
+      if (raw === '' && !o.allowEmpty)
+        throw bad(`${ctx.flag} must not be empty`, `give ${ctx.flag} a value: ${o.help}`);
       return String(raw);
     },
   };
@@ -86,7 +87,7 @@ export function texts(o: Base): Opt<string[]> {
     notes: ['repeatable'],
     parse(raw, ctx) {
       const all = raw === undefined ? [] : Array.isArray(raw) ? raw : [String(raw)];
-      if (all.includes('')) throw bad(`${ctx.flag} must not be empty`);
+      if (all.includes('')) throw bad(`${ctx.flag} must not be empty`, `give ${ctx.flag} a value: ${o.help}`);
       return all;
     },
   };

@@ -378,10 +378,10 @@ examples, batch 4, 5 epochs, lr 0.1, --steer-rows predictors (docs/vectors.md sa
     const tracesPath = need(values.traces, '--traces', 'pass the thinking traces (thinkwhen traces --out)');
     const annotated = need(values.annotated, '--annotated', 'pass the annotated traces (thinkwhen taxonomy annotate)');
     const out = need(values.out, '--out', 'name the vector-set directory to write');
-    const selection = readSelectionFile(taxonomy);
     const ref = await modelRef(modelPath);
     const preset = values.preset ? PRESETS.find((p) => p.name === values.preset)! : pairOfBase(modelPath, ref);
     if (values.preset) checkModelFile(preset!, 'base', modelPath);
+    const selection = readSelectionFile(taxonomy);
     if (preset) {
       progress(
         `vectors train: preset ${preset.name} (layer ${preset.steerLayer}, minibatch ${preset.batchBias}/${preset.batchCategory})`,
