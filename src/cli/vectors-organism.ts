@@ -2,7 +2,7 @@
 // model on held-out problems, activations, SAEs, selection — `taxonomy score --organism`), the
 // annotation of those traces, the organism's prompt, its parser as ground truth, and the
 // organism-specific defaults (docs/vectors.md says why each differs from the paper's).
-import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
@@ -11,6 +11,7 @@ import { runOrganismChain } from '../organism/taxonomy.ts';
 import type { ExampleSource } from '../steer/examples.ts';
 import { latentsOf, readSelectionFile, readSources, type TaxonomySelection } from '../steer/sources.ts';
 import { PAPER_TRAIN_SETTINGS, type VectorTrainSettings } from '../steer/train.ts';
+import { writeFileAtomic } from '../steer/vector-set.ts';
 import { annotateTraces } from '../taxonomy/annotate.ts';
 import { readSelection } from '../taxonomy/selection.ts';
 import { readTraces } from '../traces/generate.ts';
@@ -108,9 +109,7 @@ export async function organismInputs(o: {
         thinking: 'generated',
         threads: o.threads,
       });
-      const tmp = `${annotatedPath}.tmp-${process.pid}`;
-      writeFileSync(tmp, annotated.map((a) => JSON.stringify(a)).join('\n') + (annotated.length ? '\n' : ''));
-      renameSync(tmp, annotatedPath);
+      writeFileAtomic(annotatedPath, annotated.map((a) => `${JSON.stringify(a)}\n`).join(''));
     } finally {
       model.free();
     }

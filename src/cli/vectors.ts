@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
@@ -26,6 +26,7 @@ import {
   steeringDelta,
   type VectorSetManifest,
   vectorNorm,
+  writeFileAtomic,
   writeManifest,
   writeVectorFile,
 } from '../steer/vector-set.ts';
@@ -256,12 +257,6 @@ function evalJson(r: VectorEvalResult, m: VectorSetManifest) {
     settings: m.settings,
     train_seconds: seconds + Number(m.examples_seconds ?? 0) + Number(m.seconds ?? 0),
   };
-}
-
-function writeJsonAtomic(path: string, value: unknown): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
-  renameSync(tmp, path);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -554,7 +549,7 @@ on real models --label sae, the taxonomy's SAE reading the steered sentence in t
         onProgress: progress,
       });
       const out = evalJson(r, set.manifest);
-      writeJsonAtomic(join(dir, 'eval.json'), out);
+      writeFileAtomic(join(dir, 'eval.json'), `${JSON.stringify(out, null, 2)}\n`);
       if (values.json) console.log(JSON.stringify(out));
       else printEval(r);
     } finally {

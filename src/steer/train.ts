@@ -5,7 +5,7 @@
 // and manifest.json (complete: false until the last one), so a rerun of the same command resumes
 // at the first unfinished vector. Difference-of-means sets share the examples and the format.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseHook } from '../engine/hooks.ts';
 import { Model } from '../engine/index.ts';
@@ -45,6 +45,7 @@ import {
   type VectorMethod,
   type VectorSetManifest,
   vectorNorm,
+  writeFileAtomic,
   writeManifest,
   writeVectorFile,
 } from './vector-set.ts';
@@ -146,12 +147,6 @@ const EXAMPLES = 'examples.jsonl';
 
 function digest(value: unknown): string {
   return createHash('sha256').update(JSON.stringify(value)).digest('hex');
-}
-
-function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
 }
 
 /** The examples of a set (examples.jsonl), by latent (-1 = bias). */
@@ -335,7 +330,7 @@ export async function trainVectorSet(input: TrainSetInput, o: TrainSetOptions = 
       model.free();
     }
     stored = storedExamples(x);
-    writeAtomic(
+    writeFileAtomic(
       join(input.out, EXAMPLES),
       stored.map((e) => JSON.stringify(e)).join('\n') + (stored.length ? '\n' : ''),
     );
