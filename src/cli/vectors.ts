@@ -376,12 +376,12 @@ examples, batch 4, 5 epochs, lr 0.1, --steer-rows predictors (docs/vectors.md sa
     const ref = await modelRef(modelPath);
     const preset = values.preset ? PRESETS.find((p) => p.name === values.preset)! : pairOfBase(modelPath, ref);
     if (values.preset) checkModelFile(preset!, 'base', modelPath);
-    const selection = readSelectionFile(taxonomy);
     if (preset) {
       progress(
         `vectors train: preset ${preset.name} (layer ${preset.steerLayer}, minibatch ${preset.batchBias}/${preset.batchCategory})`,
       );
     }
+    const selection = readSelectionFile(taxonomy);
     const base: VectorTrainSettings = {
       ...PAPER_TRAIN_SETTINGS,
       method: values.method,

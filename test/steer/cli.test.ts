@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readControlVector, writeControlVector } from '../../src/gguf/control-vector.ts';
+import { str, u32 } from '../../src/gguf/types.ts';
+import { writeGguf } from '../../src/gguf/write.ts';
 import { loadVectorSet, steeringDelta } from '../../src/steer/vector-set.ts';
 import { cli } from '../helpers/cli.ts';
 import { tinyLlama } from '../helpers/models.ts';
@@ -223,6 +225,43 @@ describe('vectors: options that cannot apply are refused, not ignored', () => {
       await cli(['vectors', 'train', '--model', tinyLlama(), '--preset', 'llama-3.1-8b', ...args]),
       /is not the base model of preset 'llama-3\.1-8b' .*4 layers \(expected 32\)/,
     );
+    assert.equal(existsSync(join(tmp, 'v')), false);
+  });
+
+  it('detects the pair of a base model from its name and shape (the experiments presets)', async () => {
+    // A header-only GGUF: detection reads the header; training stops at the missing taxonomy.
+    const header = (name: string, layers: number, width: number) => {
+      const path = join(tmp, `${name.replace(/\W/g, '-')}-${layers}.gguf`);
+      const meta = new Map([
+        ['general.architecture', str('qwen2')],
+        ['general.name', str(name)],
+        ['qwen2.block_count', u32(layers)],
+        ['qwen2.embedding_length', u32(width)],
+      ]);
+      writeGguf(path, meta, []);
+      return path;
+    };
+    const args = [
+      '--traces',
+      't.jsonl',
+      '--annotated',
+      'a.jsonl',
+      '--taxonomy',
+      join(tmp, 'tax'),
+      '--out',
+      join(tmp, 'v'),
+    ];
+    const math = await cli(['vectors', 'train', '--model', header('Qwen2.5 Math 1.5B', 28, 1536), ...args]);
+    assert.equal(math.code, 2);
+    assert.match(math.err, /preset qwen2\.5-math-1\.5b \(layer 10, minibatch 3\/3\)/);
+    const qwen32 = await cli(['vectors', 'train', '--model', header('Qwen2.5-32B', 64, 5120), ...args]);
+    assert.match(qwen32.err, /preset qwen2\.5-32b \(layer 24, minibatch 2\/1\)/);
+    // the name of another model of the same shape, or the right name at another depth: no preset
+    for (const path of [header('Qwen2.5 1.5B Instruct', 28, 1536), header('Qwen2.5 Math 1.5B', 24, 1536)]) {
+      const r = await cli(['vectors', 'train', '--model', path, ...args]);
+      assert.equal(r.code, 2);
+      assert.doesNotMatch(r.err, /preset/);
+    }
     assert.equal(existsSync(join(tmp, 'v')), false);
   });
 
