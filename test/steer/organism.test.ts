@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Model } from '../../src/engine/index.ts';
-import { requireOrganismModels } from '../../src/organism/index.ts';
+import { organismModelPaths } from '../../src/organism/index.ts';
 import { latentLabel, saeLabeller } from '../../src/steer/sae-label.ts';
 import { readSelectionFile } from '../../src/steer/sources.ts';
 import { readExamples } from '../../src/steer/train.ts';
@@ -89,7 +89,7 @@ test('vectors eval --organism: trains, evaluates with controls, resumes, loads',
   assert.equal(again.code, 0, again.err);
   assert.match(again.err, /already complete/);
 
-  const model = await Model.load(requireOrganismModels().base);
+  const model = await Model.load(organismModelPaths().base);
   let set0: Awaited<ReturnType<typeof loadVectorSet>>;
   try {
     const set = await loadVectorSet(setDir, model);
@@ -106,7 +106,7 @@ test('vectors eval --organism: trains, evaluates with controls, resumes, loads',
   // The SAE labeller (real models' eval) reads a held-out example's own target sentence after its
   // prompt exactly as the annotation read it in the trace: it must give back the annotated latent.
   const selection = readSelectionFile(join(dir, 'taxonomy'));
-  const thinking = await Model.load(requireOrganismModels().thinking);
+  const thinking = await Model.load(organismModelPaths().thinking);
   try {
     const label = await saeLabeller({
       thinkingModel: thinking,
