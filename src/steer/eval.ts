@@ -139,13 +139,20 @@ async function continuations(
     );
     const keys = first.map((f, k) => `${i + k}:${f.tokens.join(',')}`);
     const todo = [...new Set(keys)].filter((key) => !o.rests.has(key));
-    const rest = await generate(
-      ctx,
-      todo.map((key) => {
-        const k = keys.indexOf(key);
-        return { prompt: Int32Array.from([...batch[k], ...first[k].tokens]), maxTokens: o.maxTokens - 1, stop: o.stop };
-      }),
-    );
+    const rest =
+      todo.length === 0
+        ? []
+        : await generate(
+            ctx,
+            todo.map((key) => {
+              const k = keys.indexOf(key);
+              return {
+                prompt: Int32Array.from([...batch[k], ...first[k].tokens]),
+                maxTokens: o.maxTokens - 1,
+                stop: o.stop,
+              };
+            }),
+          );
     todo.forEach((key, j) => {
       o.rests.set(key, [...rest[j].tokens]);
     });
