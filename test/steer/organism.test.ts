@@ -34,10 +34,10 @@ const small = [
   '8',
   '--epochs',
   '2',
-  '--coefs',
-  '1,4',
   '--json',
 ];
+/** eval's own option (train refuses it) */
+const coefs = ['--coefs', '1,4'];
 
 test('vectors eval --organism: trains, evaluates with controls, resumes, loads', async () => {
   const tax = await cli([
@@ -55,7 +55,7 @@ test('vectors eval --organism: trains, evaluates with controls, resumes, loads',
   ]);
   assert.equal(tax.code, 0, tax.err);
 
-  const r = await cli(['vectors', 'eval', '--organism', ...small]);
+  const r = await cli(['vectors', 'eval', '--organism', ...small, ...coefs]);
   assert.equal(r.code, 0, r.err);
   const out = JSON.parse(r.out);
   assert.equal(out.method, 'optimised');
@@ -77,7 +77,8 @@ test('vectors eval --organism: trains, evaluates with controls, resumes, loads',
     assert.ok([1, 4].includes(c.best_coef));
     for (const k of ['rate_vector', 'rate_bias', 'rate_random', 'rate_random_bias', 'rate_unsteered'])
       assert.ok(c[k] >= 0 && c[k] <= 1, `${k} = ${c[k]}`);
-    assert.ok(['setup', 'plan', 'compute', 'verify', 'backtrack', 'conclude'].includes(c.type));
+    // null: most of the latent's sentences are not sentences of the parser's language
+    assert.ok(c.type === null || ['setup', 'plan', 'compute', 'verify', 'backtrack', 'conclude'].includes(c.type));
     assert.equal(c.sweep.length, 2);
   }
   // Every latent of the taxonomy is either a category or a recorded skip.
@@ -125,7 +126,7 @@ test('vectors eval --organism: trains, evaluates with controls, resumes, loads',
     thinking.free();
   }
 
-  const dm = await cli(['vectors', 'eval', '--organism', '--method', 'diffmean', ...small]);
+  const dm = await cli(['vectors', 'eval', '--organism', '--method', 'diffmean', ...small, ...coefs]);
   assert.equal(dm.code, 0, dm.err);
   const d = JSON.parse(dm.out);
   assert.equal(d.method, 'diffmean');
