@@ -11,6 +11,8 @@ const registry: Record<string, () => Promise<Command>> = {
   organism: async () => (await import('./organism.ts')).command,
   report: async () => (await import('./report.ts')).command,
   run: async () => (await import('./run.ts')).command,
+  serve: async () => (await import('./serve.ts')).command,
+  view: async () => (await import('./view.ts')).command,
   traces: async () => (await import('./traces.ts')).command,
   activations: async () => (await import('./activations.ts')).command,
   taxonomy: async () => (await import('./taxonomy.ts')).command,

@@ -1,17 +1,20 @@
 // What the server serves: named models that take a parsed request and generate, streaming text.
 // A plain model (base or thinking) runs on its own continuous batcher; the hybrid model
-// (src/serve/hybrid.ts) runs a base/thinking pair.
+// (src/serve/hybrid.ts) runs a base/thinking pair with its SAE and vectors.
 import type { Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
 import { Batcher, type BatchResult } from './batcher.ts';
 import type { ParsedRequest } from './openai.ts';
-import { parseSteering, RequestError, type VectorLibrary } from './steering.ts';
+import { badField, RequestError } from './request-error.ts';
+import { parseSteering, type VectorLibrary } from './steering.ts';
 
 export interface Generation {
   promptTokens: number;
   completionTokens: number;
   text: string;
   finishReason: BatchResult['finishReason'];
+  /** what the response adds under `thinkwhen` (the hybrid's steering statistics) */
+  extra?: Record<string, unknown>;
 }
 
 export interface ServedModel {
@@ -71,14 +74,9 @@ export class PlainModel implements ServedModel {
       text = this.model.applyChatTemplate(req.messages, { addGenerationPrompt: true });
     } catch (err) {
       if (err instanceof ThinkwhenError && err.code === 'NO_CHAT_TEMPLATE') {
-        throw new RequestError(
-          400,
-          'invalid_request_error',
-          `model '${this.id}' has no chat template: use /v1/completions with a prompt`,
-          'messages',
-        );
+        throw badField('messages', `model '${this.id}' has no chat template`, 'use /v1/completions with a prompt');
       }
-      throw new RequestError(400, 'invalid_request_error', `the chat template failed: ${(err as Error).message}`);
+      throw badField('messages', `the chat template failed: ${(err as Error).message}`, 'check the messages');
     }
     // The template writes the special tokens itself.
     return this.model.tokenize(text, { addSpecial: false, parseSpecial: true });
@@ -86,32 +84,14 @@ export class PlainModel implements ServedModel {
 
   async generate(req: ParsedRequest, signal: AbortSignal, onText: (text: string) => void): Promise<Generation> {
     if (req.hybrid !== undefined && req.hybrid !== null) {
-      throw new RequestError(
-        400,
-        'invalid_request_error',
-        `'hybrid' applies to the hybrid model, not '${this.id}'`,
+      throw badField(
         'hybrid',
+        `'hybrid' applies to the hybrid model, not '${this.id}'`,
+        "send it with model 'hybrid', or leave it out",
       );
     }
     const prompt = this.tokenize(req);
-    if (prompt.length === 0) throw new RequestError(400, 'invalid_request_error', 'the prompt is empty', 'prompt');
-    if (prompt.length >= this.ctxSize) {
-      throw new RequestError(
-        400,
-        'context_length_exceeded',
-        `the prompt has ${prompt.length} tokens; model '${this.id}' holds ${this.ctxSize} per request`,
-        req.kind === 'chat' ? 'messages' : 'prompt',
-      );
-    }
-    const room = this.ctxSize - prompt.length;
-    if (req.maxTokens !== undefined && req.maxTokens > room) {
-      throw new RequestError(
-        400,
-        'context_length_exceeded',
-        `the prompt (${prompt.length} tokens) plus max_tokens (${req.maxTokens}) exceed the ${this.ctxSize} tokens model '${this.id}' holds per request`,
-        'max_tokens',
-      );
-    }
+    const room = checkLength(this.id, prompt.length, req, this.ctxSize);
     const steering = parseSteering(req.steering, this.model.info, prompt.length, this.opts.library);
     const r = await this.batcher.submit({
       prompt,
@@ -137,4 +117,30 @@ export class PlainModel implements ServedModel {
   close(): Promise<void> {
     return this.batcher.close();
   }
+}
+
+/** Tokens left for generation after the prompt; refuses prompts and max_tokens that do not fit. */
+export function checkLength(model: string, promptTokens: number, req: ParsedRequest, ctxSize: number): number {
+  const param = req.kind === 'chat' ? 'messages' : 'prompt';
+  if (promptTokens === 0) throw badField(param, 'the prompt encodes to no tokens', 'send some text');
+  if (promptTokens >= ctxSize) {
+    throw new RequestError(
+      400,
+      'REQUEST_TOO_LONG',
+      `the prompt has ${promptTokens} tokens; model '${model}' holds ${ctxSize} per request`,
+      "shorten the prompt (or restart the server with a larger --ctx-size, up to the model's training context)",
+      param,
+    );
+  }
+  const room = ctxSize - promptTokens;
+  if (req.maxTokens !== undefined && req.maxTokens > room) {
+    throw new RequestError(
+      400,
+      'REQUEST_TOO_LONG',
+      `the prompt (${promptTokens} tokens) plus max_tokens (${req.maxTokens}) exceed the ${ctxSize} tokens model '${model}' holds per request`,
+      `send max_tokens ≤ ${room}, or leave it out`,
+      'max_tokens',
+    );
+  }
+  return room;
 }

@@ -8,20 +8,9 @@ import type { ModelInfo } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
 import { type ControlVector, readControlVector } from '../gguf/control-vector.ts';
 import type { SteeringOp } from './batcher.ts';
+import { badField, RequestError, requestErrorFrom } from './request-error.ts';
 
-/** A request error: the server answers it with `status` and the message. */
-export class RequestError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly param: string | null = null,
-  ) {
-    super(message);
-  }
-}
-
-const bad = (message: string, param: string) => new RequestError(400, 'invalid_request_error', message, param);
+const bad = (message: string, param: string, fix: string) => badField(param, message, fix);
 
 /**
  * Vectors a server can steer with by name or file: the control-vector GGUFs of its `--vector-dir`
@@ -53,8 +42,11 @@ export class VectorLibrary {
       const known = [...this.names().keys()];
       throw new RequestError(
         400,
-        'invalid_request_error',
-        `unknown vector name '${name}'; this server has ${known.length ? known.map((k) => `'${k}'`).join(', ') : 'no named vectors (start it with --vector-dir DIR)'}`,
+        'UNKNOWN_VECTOR',
+        `unknown vector name '${name}'`,
+        known.length
+          ? `use one of ${known.map((k) => `'${k}'`).join(', ')}`
+          : 'this server has no named vectors: start it with --vector-dir DIR, or send the vector inline',
         param,
       );
     }
@@ -64,16 +56,28 @@ export class VectorLibrary {
   /** A file inside one of the vector folders (never outside them: requests cannot read the server's disk). */
   byFile(file: string, param: string): ControlVector {
     if (this.dirs.length === 0) {
-      throw bad('this server takes no vector files (start it with --vector-dir DIR)', param);
+      throw bad(
+        'this server has no vector folders',
+        param,
+        'start it with --vector-dir DIR, or send the vector inline',
+      );
     }
     if (isAbsolute(file) || normalize(file).split(sep).includes('..')) {
-      throw bad(`vector file '${file}' must be a path inside a vector folder, without '..'`, param);
+      throw bad(
+        `vector file '${file}' is outside the vector folders`,
+        param,
+        "name a file relative to a --vector-dir folder, without '..'",
+      );
     }
     for (const d of this.dirs) {
       const p = resolve(d, file);
       if (existsSync(p) && statSync(p).isFile()) return this.load(p, param);
     }
-    throw bad(`vector file '${file}' is not in the server's vector folders`, param);
+    throw bad(
+      `vector file '${file}' is not in the server's vector folders`,
+      param,
+      'list the folders the server was started with (--vector-dir)',
+    );
   }
 
   private load(file: string, param: string): ControlVector {
@@ -85,7 +89,11 @@ export class VectorLibrary {
       this.cache.set(file, { mtimeMs, cv });
       return cv;
     } catch (err) {
-      throw bad(`vector file is not a usable control vector: ${(err as Error).message}`, param);
+      throw bad(
+        `vector file is not a usable control vector: ${(err as Error).message}`,
+        param,
+        'write it with `thinkwhen vectors train` or `vectors import`',
+      );
     }
   }
 }
@@ -106,13 +114,17 @@ function manifestTitles(dir: string): [string, string][] {
 
 function decodeVector(v: unknown, param: string): Float32Array {
   if (Array.isArray(v)) {
-    if (!v.every((x) => typeof x === 'number')) throw bad('an inline vector must be numbers', param);
+    if (!v.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+      throw bad('an inline vector must hold finite numbers', param, 'send an array of numbers or base64 float32');
+    }
     return Float32Array.from(v as number[]);
   }
-  if (typeof v !== 'string') throw bad('vector must be a base64 string of little-endian float32, or an array', param);
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(v)) throw bad('vector is not valid base64', param);
+  const fix = 'send an array of numbers, or base64 of little-endian float32 (n_embd × 4 bytes)';
+  if (typeof v !== 'string') throw bad('vector must be a base64 string or an array of numbers', param, fix);
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(v)) throw bad('vector is not valid base64', param, fix);
   const bytes = Buffer.from(v, 'base64');
-  if (bytes.length % 4 !== 0) throw bad(`vector holds ${bytes.length} bytes, not a whole number of float32`, param);
+  if (bytes.length % 4 !== 0)
+    throw bad(`vector holds ${bytes.length} bytes, not a whole number of float32`, param, fix);
   const out = new Float32Array(bytes.length / 4);
   for (let i = 0; i < out.length; i++) out[i] = bytes.readFloatLE(i * 4);
   return out;
@@ -137,14 +149,17 @@ function positionRange(p: unknown, promptTokens: number, param: string): [number
     }
   }
   throw bad(
-    "positions must be 'all', 'prompt', 'generated' or [from, to) absolute positions (integers ≥ 0, to > from or null)",
+    `positions ${JSON.stringify(p)} is not a position range`,
     param,
+    "send 'all', 'prompt', 'generated' or [from, to): absolute positions, integers ≥ 0, to > from or null",
   );
 }
 
 function finite(v: unknown, fallback: number, param: string): number {
   if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw bad('must be a finite number', param);
+  if (typeof v !== 'number' || !Number.isFinite(v)) {
+    throw bad(`${param} must be a finite number, got ${JSON.stringify(v)}`, param, 'send a number such as 4');
+  }
   return v;
 }
 
@@ -157,47 +172,70 @@ export function parseSteering(
 ): SteeringOp[] {
   if (field === undefined || field === null) return [];
   const list = Array.isArray(field) ? field : [field];
-  if (list.length > 64) throw bad('at most 64 steering entries per request', 'steering');
+  if (list.length > 64)
+    throw bad('at most 64 steering entries per request', 'steering', 'merge vectors into fewer entries');
   const ops: SteeringOp[] = [];
   list.forEach((entry, i) => {
     const at = `steering[${i}]`;
-    if (!entry || typeof entry !== 'object' || Array.isArray(entry)) throw bad('must be an object', at);
+    const entryFix = 'send {"layer": L, "vector": [...]} or {"name": "latent-3", "coefficient": 4} (docs/serve.md)';
+    if (!entry || typeof entry !== 'object' || Array.isArray(entry)) throw bad(`${at} must be an object`, at, entryFix);
     const e = entry as Record<string, unknown>;
     const sources = ['vector', 'name', 'file'].filter((k) => e[k] !== undefined);
-    if (sources.length !== 1) throw bad("give exactly one of 'vector' (base64), 'name' or 'file'", at);
+    if (sources.length !== 1) throw bad(`${at} needs exactly one of 'vector', 'name' or 'file'`, at, entryFix);
     for (const k of Object.keys(e)) {
       if (!['vector', 'name', 'file', 'layer', 'hook', 'coefficient', 'positions'].includes(k)) {
-        throw bad(`unknown key '${k}' (vector, name, file, layer, hook, coefficient, positions)`, `${at}.${k}`);
+        throw bad(
+          `unknown key '${k}' in ${at}`,
+          `${at}.${k}`,
+          'use vector, name, file, layer, hook, coefficient, positions',
+        );
       }
     }
-    if (e.layer !== undefined && e.hook !== undefined) throw bad("give 'layer' or 'hook', not both", at);
+    if (e.layer !== undefined && e.hook !== undefined)
+      throw bad(`${at} has both 'layer' and 'hook'`, at, 'send one of them');
     let hook: string | null = null;
     try {
       if (e.hook !== undefined) {
-        if (typeof e.hook !== 'string') throw bad('must be a string such as blocks.2.hook_resid_post', `${at}.hook`);
+        if (typeof e.hook !== 'string') {
+          throw bad(`${at}.hook must be a string`, `${at}.hook`, 'send a hook name such as blocks.2.hook_resid_post');
+        }
         hook = hookName(parseHook(e.hook));
       } else if (e.layer !== undefined) {
-        if (!Number.isInteger(e.layer)) throw bad('must be an integer', `${at}.layer`);
+        if (!Number.isInteger(e.layer)) {
+          throw bad(
+            `${at}.layer must be an integer, got ${JSON.stringify(e.layer)}`,
+            `${at}.layer`,
+            `send a layer 1..${info.nLayer - 1}`,
+          );
+        }
         hook = `blocks.${e.layer}.hook_resid_post`;
       }
       if (hook) {
         const { layer } = parseHook(hook);
         if (layer >= info.nLayer) {
-          throw bad(`layer ${layer} is out of range: the model has ${info.nLayer} layers (0..${info.nLayer - 1})`, at);
+          throw bad(
+            `layer ${layer} is out of range: the model has ${info.nLayer} layers`,
+            at,
+            `send a layer 0..${info.nLayer - 1}`,
+          );
         }
       }
     } catch (err) {
-      if (err instanceof ThinkwhenError) throw bad(err.message, `${at}.hook`);
+      if (err instanceof ThinkwhenError) {
+        throw requestErrorFrom(err, `${at}.hook`, 'send blocks.L.hook_resid_post or blocks.L.hook_resid_pre');
+      }
       throw err;
     }
     const coefficient = finite(e.coefficient, 1, `${at}.coefficient`);
     const [from, to] = positionRange(e.positions, promptTokens, `${at}.positions`);
     let vectors: [string, Float32Array][];
     if (e.vector !== undefined) {
-      if (!hook) throw bad("an inline vector needs 'layer' or 'hook'", at);
+      if (!hook) throw bad(`${at} has an inline vector but no 'layer' or 'hook'`, at, 'add "layer": L');
       vectors = [[hook, decodeVector(e.vector, `${at}.vector`)]];
     } else {
-      if (typeof e[sources[0]] !== 'string') throw bad('must be a string', `${at}.${sources[0]}`);
+      if (typeof e[sources[0]] !== 'string') {
+        throw bad(`${at}.${sources[0]} must be a string`, `${at}.${sources[0]}`, entryFix);
+      }
       const cv =
         e.name !== undefined
           ? library.byName(e.name as string, `${at}.name`)
@@ -208,8 +246,9 @@ export function parseSteering(
         const d = cv.directions.get(layer);
         if (!d) {
           throw bad(
-            `the vector has no direction for layer ${layer} (it has ${[...cv.directions.keys()].join(', ')})`,
+            `the vector has no direction for layer ${layer}`,
             at,
+            `use a layer it has: ${[...cv.directions.keys()].join(', ')}`,
           );
         }
         vectors = [[hook, d]];
@@ -221,7 +260,8 @@ export function parseSteering(
       try {
         checkVector(v, info.nEmbd, `${at} vector`);
       } catch (err) {
-        throw bad((err as Error).message, `${at}.${sources[0]}`);
+        if (!(err instanceof ThinkwhenError)) throw err;
+        throw requestErrorFrom(err, `${at}.${sources[0]}`, `send ${info.nEmbd} finite numbers (the model's n_embd)`);
       }
       const scaled = new Float32Array(v.length);
       for (let k = 0; k < v.length; k++) scaled[k] = v[k] * coefficient;
