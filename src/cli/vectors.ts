@@ -274,7 +274,7 @@ const TRAIN = {
   method,
   thinking,
   preset: choice({
-    help: 'the pair preset whose layer and minibatch to use (default: detected from the base model’s name and shape)',
+    help: `the pair preset whose layer and minibatch to use: ${PRESET_NAMES.join(', ')} (default: detected from the base model’s name and shape)`,
     arg: 'NAME',
     choices: PRESET_NAMES,
   }),
