@@ -1,31 +1,13 @@
 // The stored record of docs/vectors.md's organism tables (bench/results/vectors-organism.json) and
 // the Markdown those tables are printed as: bench/vectors-organism.ts writes both, and
 // test/steer/organism-record.test.ts checks that the docs hold exactly what the record says.
+import type { CategoryEval, SweepPoint } from '../src/steer/eval.ts';
 
 export const RECORD_PATH = 'bench/results/vectors-organism.json';
 export const RECORD_FORMAT = 'thinkwhen-vectors-organism-record/1';
 
-export interface SweepPoint {
-  coef: number;
-  vector: number;
-  bias: number | null;
-  random: number;
-  random_bias: number | null;
-}
-
-/** One row of `thinkwhen vectors eval --json` (the fields the docs use). */
-export interface EvalRow {
-  latent: number;
-  title: string;
-  type: string | null;
-  n: number;
-  best_coef: number;
-  rate_vector: number;
-  rate_bias: number | null;
-  rate_random: number;
-  rate_random_bias: number | null;
-  rate_unsteered: number;
-  sweep: SweepPoint[];
+/** One row of `thinkwhen vectors eval --json`: the eval's row plus the manifest's norm and losses. */
+export interface EvalRow extends Omit<CategoryEval, 'samples'> {
   norm: number | null;
   heldout_loss_before: number | null;
   heldout_loss_after: number | null;
