@@ -18,12 +18,14 @@ export interface ParseContext {
 /** One option of a table. `T` is the parsed type (including `undefined` when optional without default). */
 export interface Opt<T> {
   readonly boolean: boolean;
+  /** The option may be given more than once (the parser gets every value, in order). */
+  readonly multiple?: boolean;
   /** Placeholder in the help, e.g. FILE or N. */
   readonly arg: string;
   readonly help: string;
   /** Bounds, choices, default and "required", as the help shows them. */
   readonly notes: string[];
-  parse(raw: string | boolean | undefined, ctx: ParseContext): T;
+  parse(raw: string | boolean | string[] | undefined, ctx: ParseContext): T;
 }
 
 export type Options = Record<string, Opt<unknown>>;
@@ -68,8 +70,25 @@ export function text(o: TextSpec): Opt<string | undefined> {
         if (o.required) throw missing(ctx, o);
         return o.default;
       }
-      if (raw === '' && !o.allowEmpty) throw bad(`${ctx.flag} must not be empty`);
+      if (raw === '' && !o.allowEmpty)
+        throw bad(`${ctx.flag} must not be empty`, `give ${ctx.flag} a value: ${o.help}`);
       return String(raw);
+    },
+  };
+}
+
+/** A string option that may be repeated (`--title 3=Check --title 5=Wait`); [] when absent. */
+export function texts(o: Base): Opt<string[]> {
+  return {
+    boolean: false,
+    multiple: true,
+    arg: o.arg ?? 'TEXT',
+    help: o.help,
+    notes: ['repeatable'],
+    parse(raw, ctx) {
+      const all = raw === undefined ? [] : Array.isArray(raw) ? raw : [String(raw)];
+      if (all.includes('')) throw bad(`${ctx.flag} must not be empty`, `give ${ctx.flag} a value: ${o.help}`);
+      return all;
     },
   };
 }
@@ -303,8 +322,10 @@ export function parseOptions<O extends Options>(
   argv: string[],
   warn: (message: string) => void,
 ): Parsed<O> {
-  const config: Record<string, { type: 'string' | 'boolean' }> = {};
-  for (const [name, o] of Object.entries(spec.options)) config[name] = { type: o.boolean ? 'boolean' : 'string' };
+  const config: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
+  for (const [name, o] of Object.entries(spec.options)) {
+    config[name] = { type: o.boolean ? 'boolean' : 'string', ...(o.multiple ? { multiple: true } : {}) };
+  }
   const { values: raw, positionals } = parseArgs({
     args: argv,
     options: config,
@@ -317,7 +338,7 @@ export function parseOptions<O extends Options>(
     throw bad(`unexpected argument '${positionals[p.max]}'`, p.fix);
   const values: Record<string, unknown> = {};
   for (const [name, o] of Object.entries(spec.options)) {
-    values[name] = o.parse(raw[name] as string | boolean | undefined, { flag: `--${name}`, warn });
+    values[name] = o.parse(raw[name] as string | boolean | string[] | undefined, { flag: `--${name}`, warn });
   }
   return { values: values as Values<O>, positionals };
 }

@@ -2,14 +2,15 @@
 // model on held-out problems, activations, SAEs, selection — `taxonomy score --organism`), the
 // annotation of those traces, the organism's prompt, its parser as ground truth, and the
 // organism-specific defaults (docs/vectors.md says why each differs from the paper's).
-import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
-import { parseSentence, requireOrganismModels } from '../organism/index.ts';
+import { organismModelPaths, parseSentence } from '../organism/index.ts';
 import { runOrganismChain } from '../organism/taxonomy.ts';
 import type { ExampleSource } from '../steer/examples.ts';
 import { latentsOf, readSelectionFile, readSources, type TaxonomySelection } from '../steer/sources.ts';
+import { writeFileAtomic } from '../steer/vector-set.ts';
 import { annotateTraces } from '../taxonomy/annotate.ts';
 import { readSelection } from '../taxonomy/selection.ts';
 import { readTraces } from '../traces/generate.ts';
@@ -40,13 +41,25 @@ export async function organismInputs(o: {
   threads?: number;
   onProgress?: (line: string) => void;
 }): Promise<OrganismInputs> {
-  const { base, thinking } = requireOrganismModels(o.models);
+  // Only base + thinking: the vectors do not need base-latent.gguf (absent from v1 organisms).
+  const { base, thinking } = organismModelPaths(o.models);
+  for (const f of [base, thinking]) {
+    if (!existsSync(f)) {
+      throw new ThinkwhenError(
+        'ORGANISM_MISSING',
+        `organism model not found: ${f}`,
+        o.models ? 'pass a --models folder holding base.gguf and thinking.gguf' : 'run `thinkwhen organism build`',
+      );
+    }
+  }
   const taxDir = join(o.dir, 'taxonomy');
   if (!existsSync(join(taxDir, 'selection.json'))) {
     o.onProgress?.(`vectors: no taxonomy in ${o.dir} yet; running the organism's taxonomy chain`);
     await runOrganismChain({
       dir: o.dir,
       model: thinking,
+      // train-split problems: the hybrid and the organism's evaluation use the test split
+      split: 'train',
       problems: o.problems,
       threads: o.threads,
       onProgress: o.onProgress,
@@ -66,9 +79,7 @@ export async function organismInputs(o: {
         thinking: 'generated',
         threads: o.threads,
       });
-      const tmp = `${annotatedPath}.tmp-${process.pid}`;
-      writeFileSync(tmp, annotated.map((a) => JSON.stringify(a)).join('\n') + (annotated.length ? '\n' : ''));
-      renameSync(tmp, annotatedPath);
+      writeFileAtomic(annotatedPath, annotated.map((a) => `${JSON.stringify(a)}\n`).join(''));
     } finally {
       model.free();
     }

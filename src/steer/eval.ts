@@ -107,14 +107,16 @@ function scaled(coef: number, ...vs: Array<Float32Array | null>): Float32Array {
  * Greedy continuations. 'decision': one steered forward over the prompt picks the first token, and
  * the base model continues unsteered from there (how the hybrid uses a vector: for the one token
  * it is asked to choose, never persisted). 'all': the vector stays on every position, prompt and
- * generated.
+ * generated. `rests` memoises the unsteered continuation of (prompt index, first token): greedy
+ * decoding makes it the same whatever steered the first token, and most conditions pick the same
+ * first tokens, so each is decoded once per latent.
  */
 async function continuations(
   ctx: Context,
   prompts: Int32Array[],
   hook: string,
   delta: Float32Array | null,
-  o: { maxTokens: number; parallel: number; window: SteerWindow; stop?: string[] },
+  o: { maxTokens: number; parallel: number; window: SteerWindow; stop?: string[]; rests: Map<string, number[]> },
 ): Promise<string[]> {
   const model = ctx.model;
   const out: string[] = [];
@@ -135,15 +137,27 @@ async function continuations(
       batch.map((prompt) => ({ prompt, maxTokens: 1 })),
       { hooks },
     );
-    const rest = await generate(
-      ctx,
-      batch.map((prompt, k) => ({
-        prompt: Int32Array.from([...prompt, ...first[k].tokens]),
-        maxTokens: o.maxTokens - 1,
-      })),
-    );
-    rest.forEach((r, k) => {
-      out.push(model.detokenize([...first[k].tokens, ...r.tokens]));
+    const keys = first.map((f, k) => `${i + k}:${f.tokens.join(',')}`);
+    const todo = [...new Set(keys)].filter((key) => !o.rests.has(key));
+    const rest =
+      todo.length === 0
+        ? []
+        : await generate(
+            ctx,
+            todo.map((key) => {
+              const k = keys.indexOf(key);
+              return {
+                prompt: Int32Array.from([...batch[k], ...first[k].tokens]),
+                maxTokens: o.maxTokens - 1,
+                stop: o.stop,
+              };
+            }),
+          );
+    todo.forEach((key, j) => {
+      o.rests.set(key, [...rest[j].tokens]);
+    });
+    first.forEach((f, k) => {
+      out.push(model.detokenize([...f.tokens, ...(o.rests.get(keys[k]) ?? [])]));
     });
   }
   return out;
@@ -187,12 +201,14 @@ export async function evaluateVectors(o: VectorEvalOptions): Promise<VectorEvalR
         continue;
       }
       const prompts = examples.map((e) => model.tokenize(e.prompt, { addSpecial }));
+      const rests = new Map<string, number[]>();
       const rateOf = async (delta: Float32Array | null) => {
         const texts = await continuations(ctx, prompts, set.applyHook, delta, {
           maxTokens,
           parallel,
           window,
           stop: o.stop,
+          rests,
         });
         const sentences = texts.map(firstSentence);
         const labels = await o.label(examples.map((example, i) => ({ example, sentence: sentences[i] })));

@@ -121,24 +121,31 @@ export async function readSources(
   return exampleSources(traces, annotated, thinking);
 }
 
-/** The label most of a latent's annotated sentences have under `labeller` (null when none has one). */
+/**
+ * The label most of a latent's annotated sentences have under `labeller`. Sentences without a label
+ * count too: a latent whose sentences mostly have none gets null (its rates are then 0), never
+ * the label of a minority.
+ */
 export function majorityLabels(
   sources: readonly ExampleSource[],
   labeller: (sentence: string) => string | null,
 ): Map<number, string | null> {
-  const counts = new Map<number, Map<string, number>>();
+  const counts = new Map<number, Map<string | null, number>>();
   for (const s of sources) {
     for (const seg of s.segments) {
       const label = labeller(seg.text);
-      const c = counts.get(seg.latent) ?? new Map<string, number>();
-      if (label !== null) c.set(label, (c.get(label) ?? 0) + 1);
+      const c = counts.get(seg.latent) ?? new Map<string | null, number>();
+      c.set(label, (c.get(label) ?? 0) + 1);
       counts.set(seg.latent, c);
     }
   }
   const out = new Map<number, string | null>();
   for (const [latent, c] of counts) {
     let best: string | null = null;
-    for (const [label, n] of c) if (best === null || n > c.get(best)!) best = label;
+    let most = 0;
+    for (const [label, n] of c) {
+      if (n > most) [best, most] = [label, n];
+    }
     out.set(latent, best);
   }
   return out;

@@ -5,7 +5,7 @@
 // and manifest.json (complete: false until the last one), so a rerun of the same command resumes
 // at the first unfinished vector. Difference-of-means sets share the examples and the format.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseHook } from '../engine/hooks.ts';
 import { Model } from '../engine/index.ts';
@@ -45,6 +45,7 @@ import {
   type VectorMethod,
   type VectorSetManifest,
   vectorNorm,
+  writeFileAtomic,
   writeManifest,
   writeVectorFile,
 } from './vector-set.ts';
@@ -111,6 +112,15 @@ export const PAPER_TRAIN_SETTINGS: Omit<VectorTrainSettings, 'layer' | 'method'>
   latents: null,
 };
 
+/**
+ * The steering layer of a model without a preset: the paper's layers are 0.357–0.375 of the depth,
+ * and floor(0.375 · n_layer) gives all four exactly (the pair presets, src/experiments/presets.ts,
+ * hold the paper's own; the CLI passes them in as settings).
+ */
+export function defaultSteerLayer(nLayer: number): number {
+  return Math.max(1, Math.floor(0.375 * nLayer));
+}
+
 export interface TrainSetInput {
   /** the base model to steer */
   modelPath: string;
@@ -137,12 +147,6 @@ const EXAMPLES = 'examples.jsonl';
 
 function digest(value: unknown): string {
   return createHash('sha256').update(JSON.stringify(value)).digest('hex');
-}
-
-function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
 }
 
 /** The examples of a set (examples.jsonl), by latent (-1 = bias). */
@@ -326,7 +330,7 @@ export async function trainVectorSet(input: TrainSetInput, o: TrainSetOptions = 
       model.free();
     }
     stored = storedExamples(x);
-    writeAtomic(
+    writeFileAtomic(
       join(input.out, EXAMPLES),
       stored.map((e) => JSON.stringify(e)).join('\n') + (stored.length ? '\n' : ''),
     );

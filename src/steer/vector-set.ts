@@ -175,12 +175,16 @@ export function writeVectorFile(
   return file;
 }
 
-/** Writes manifest.json atomically (temp file + rename). */
-export function writeManifest(dir: string, manifest: VectorSetManifest): void {
-  const path = join(dir, MANIFEST);
+/** Writes a file through a temporary one and a rename: a crash never leaves half a file. */
+export function writeFileAtomic(path: string, text: string): void {
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
+  writeFileSync(tmp, text);
   renameSync(tmp, path);
+}
+
+/** Writes manifest.json atomically. */
+export function writeManifest(dir: string, manifest: VectorSetManifest): void {
+  writeFileAtomic(join(dir, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
 }
 
 export const biasFile = 'bias.gguf';

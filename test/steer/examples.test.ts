@@ -139,4 +139,10 @@ test('the type of a latent is the label most of its sentences have', () => {
   );
   assert.equal(m.get(2), 'compute');
   assert.equal(m.get(5), 'other');
+  // Unlabelled sentences count: most of latent 2's have no label, so it gets none (not the minority's).
+  const unread = majorityLabels([source], (s) =>
+    s.startsWith('Short') ? 'setup' : s.startsWith('First') ? null : 'x',
+  );
+  assert.equal(unread.get(2), null);
+  assert.equal(unread.get(0), 'x');
 });
