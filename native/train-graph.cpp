@@ -266,7 +266,7 @@ void Trainer::bindTensors() {
   shape(output, hp.nEmbd, hp.nVocab, "output.weight");
 }
 
-// Transposed copies of the frozen matrices, used for dx = W^T dy (see the note at the top).
+// Transposed copies of the frozen matrices, used for dx = W^T dy (see the speed note in train.h).
 void Trainer::makeTransposed() {
   std::vector<ggml_tensor*> mats;
   for (auto& L : layers) {

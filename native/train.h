@@ -1,21 +1,19 @@
-// The training graph, split by job (this header is what the parts share):
-//   train-graph.cpp      loading a GGUF into ggml tensors and the forward/backward graph
-//   train-optimizer.cpp  AdamW, gradient and moment state, vectors, saving as GGUF
-//   train-reference.cpp  llama.cpp's own forward with a hook: the parity reference
-//   train-napi.cpp       the N-API class Trainer and referenceForward()
-//
 // Training graph: the Llama/Qwen2 forward pass rebuilt with the public ggml API (no KV cache), so that
 // ggml can differentiate it exactly, plus AdamW steps, saving as GGUF and a llama.cpp reference forward.
 //
 // Trainable parameters are either F32 vectors added to the residual stream at chosen positions
 // (model weights frozen, any type) or all model weights in F32. Gradients accumulate in persistent
 // tensors across run() calls until step() applies AdamW and clears them. Policy (schedules, early
-// stopping, batching, which positions to steer) lives in TypeScript; this file only builds, measures,
-// computes and copies.
+// stopping, batching, which positions to steer) lives in TypeScript; this code only builds, measures,
+// computes and copies. It is split by job, and this header is what the parts share:
+//   train-graph.cpp      loading a GGUF into ggml tensors; the forward/backward graph
+//   train-optimizer.cpp  parameters with gradients and Adam moments, vectors, AdamW, saving as GGUF
+//   train-reference.cpp  llama.cpp's own forward with a hook: the parity reference
+//   train-napi.cpp       the N-API class Trainer and referenceForward()
 //
 // Speed note: ggml differentiates y = W x into dx = out_prod(W, dy^T). On the CPU that op
 // dequantises every weight row once per token, which is far slower than a matrix multiply. For
-// frozen weights this file keeps a transposed copy W^T (F32/F16/Q8_0, chosen by the caller) and,
+// frozen weights train-graph.cpp keeps a transposed copy W^T (F32/F16/Q8_0, chosen by the caller) and,
 // after ggml has built the backward graph, rewrites those nodes into mul_mat(W^T, dy), which is the
 // same product computed by the fast kernels.
 #pragma once
