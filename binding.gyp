@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "thinkwhen",
-      "sources": ["native/addon.cpp", "native/model.cpp", "native/context.cpp", "native/train.cpp"],
+      "sources": ["native/addon.cpp", "native/model.cpp", "native/context.cpp", "native/train-graph.cpp", "native/train-optimizer.cpp", "native/train-reference.cpp", "native/train-napi.cpp"],
       "include_dirs": [
         "<!@(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node src/llama-paths.mjs include)"

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common.h"
+#include "tensor-names.h"
 #include "ggml-backend.h"
 
 namespace tw {
@@ -93,26 +94,17 @@ static void applyOp(DecodeState* s, HookOp& op, ggml_tensor* t) {
   }
 }
 
-// The token-embedding lookup has no name of its own in llama.cpp graphs; it is the GET_ROWS of
-// `token_embd.weight`. Hooks address it as "token_embd_rows" (blocks.0.hook_resid_pre).
-static const char* hookName(const ggml_tensor* t) {
-  if (t->op == GGML_OP_GET_ROWS && t->src[0] != nullptr && std::strcmp(t->src[0]->name, "token_embd.weight") == 0) {
-    return "token_embd_rows";
-  }
-  return t->name;
-}
-
 static bool g_trace = getenv("THINKWHEN_HOOK_TRACE") != nullptr;
 
 static bool evalCallback(ggml_tensor* t, bool ask, void* userData) {
   auto* s = static_cast<DecodeState*>(userData);
-  if (g_trace && ask) fprintf(stderr, "[thinkwhen hook trace] %s (%s)\n", hookName(t), ggml_op_desc(t));
+  if (g_trace && ask) fprintf(stderr, "[thinkwhen hook trace] %s (%s)\n", hookTensorName(t), ggml_op_desc(t));
   if (!s->active || s->hooked.empty()) return !ask;
-  DecodeState::Hooked* h = s->find(hookName(t));
+  DecodeState::Hooked* h = s->find(hookTensorName(t));
   if (h == nullptr) return !ask;
   if (ask) return true;
   if (t->type != GGML_TYPE_F32 || t->ne[0] != s->nEmbd || t->nb[0] != sizeof(float)) {
-    s->error = std::string("tensor ") + hookName(t) + " is not a contiguous F32 [n_embd, n_tokens] tensor";
+    s->error = std::string("tensor ") + hookTensorName(t) + " is not a contiguous F32 [n_embd, n_tokens] tensor";
     return true;
   }
   for (size_t idx : h->ops) {

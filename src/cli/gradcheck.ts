@@ -21,7 +21,7 @@ export const command = defineCommand({
   name: 'gradcheck',
   summary: 'check the training graph against llama.cpp and finite differences',
   usage: '[--model FILE] [--arch qwen2|llama|both] [--layers L,...] [--device cpu|gpu] [--json]',
-  description: `Checks the training graph (src/train, native/train.cpp) layer by layer:
+  description: `Checks the training graph (src/train, native/train-graph.cpp) layer by layer:
   forward   max |logit difference| between the ggml training graph and llama.cpp's own decode
             (F32 KV cache), with a random vector added at blocks.L.hook_resid_pre in both
   gradient  relative error of the backprop gradient of that vector against central finite

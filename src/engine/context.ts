@@ -235,6 +235,13 @@ export class Context {
       nat.setControlVector(null, -1, -1);
       return;
     }
+    if (!Number.isFinite(scale)) {
+      throw new ThinkwhenError(
+        'BAD_ARGUMENT',
+        `control-vector scale ${scale} is not a finite number`,
+        'pass a finite scale',
+      );
+    }
     const { nLayer, nEmbd } = this.model.info;
     const dirs = cv instanceof Map ? cv : cv.directions;
     const data = new Float32Array((nLayer - 1) * nEmbd);
@@ -249,7 +256,9 @@ export class Context {
         );
       }
       checkVector(v, nEmbd, `control vector direction.${layer}`);
-      for (let i = 0; i < nEmbd; i++) data[(layer - 1) * nEmbd + i] = v[i] * scale;
+      const scaled = data.subarray((layer - 1) * nEmbd, layer * nEmbd);
+      for (let i = 0; i < nEmbd; i++) scaled[i] = v[i] * scale;
+      checkVector(scaled, nEmbd, `control vector direction.${layer} × scale ${scale}`); // F32 overflow
       lo = Math.min(lo, layer);
       hi = Math.max(hi, layer);
     }

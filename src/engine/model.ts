@@ -154,6 +154,14 @@ export class Model {
   tokenBytes(token: number): Uint8Array {
     let b = this.pieceCache.get(token);
     if (!b) {
+      // The addon would truncate 2.5 to 2: an id that is not one is the caller's mistake, not the file's.
+      if (!Number.isInteger(token) || token < 0 || token >= this.info.nVocab) {
+        throw new ThinkwhenError(
+          'BAD_TOKEN',
+          `token id ${token} is outside the vocabulary (0..${this.info.nVocab - 1})`,
+          'pass token ids of this model (from model.tokenize or its logits)',
+        );
+      }
       const nat = this.alive();
       try {
         b = new Uint8Array(nat.tokenPiece(token, true));

@@ -1,4 +1,4 @@
-// Types of the training part of the native addon (native/train.cpp).
+// Types of the training part of the native addon (native/train.h and native/train-*.cpp).
 import { native } from '../engine/native.ts';
 
 export interface NativeTrainerOptions {

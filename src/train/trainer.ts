@@ -1,9 +1,9 @@
-// A training graph over one GGUF model (native/train.cpp): the model's forward pass rebuilt with
+// A training graph over one GGUF model (native/train-graph.cpp): the model's forward pass rebuilt with
 // ggml and differentiated by ggml, with either steering vectors or all weights trainable.
 import { existsSync, readFileSync } from 'node:fs';
 import { backendInfo } from '../engine/native.ts';
 import { defaultThreads } from '../engine/threads.ts';
-import { ThinkwhenError } from '../errors.ts';
+import { type ErrorCode, ThinkwhenError } from '../errors.ts';
 import {
   type NativeRunBatch,
   type NativeRunResult,
@@ -65,9 +65,14 @@ function defaultMemoryLimit(device: string): number {
   return gpu ? gpu.memoryTotal * 0.9 : 0;
 }
 
-function wrap(err: unknown): Error {
-  const msg = (err as Error).message ?? String(err);
-  if (/memory limit|could not allocate/.test(msg)) return new ThinkwhenError('OUT_OF_MEMORY', msg);
+/** The codes the addon puts on its errors (native/train.h); anything else stays a plain Error. */
+const NATIVE_CODES = new Set<ErrorCode>(['OUT_OF_MEMORY', 'UNSUPPORTED_MODEL']);
+
+function wrap(err: unknown, prefix = ''): Error {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && NATIVE_CODES.has(code as ErrorCode)) {
+    return new ThinkwhenError(code as ErrorCode, prefix + (err as Error).message);
+  }
   return err as Error;
 }
 
@@ -96,9 +101,7 @@ export class Trainer {
     try {
       return new Trainer(new (trainAddon().Trainer)(path, o), path);
     } catch (err) {
-      const msg = (err as Error).message;
-      if (/not supported|missing|shape/.test(msg)) throw new ThinkwhenError('UNSUPPORTED_MODEL', `${path}: ${msg}`);
-      throw wrap(err);
+      throw wrap(err, `${path}: `);
     }
   }
 

@@ -109,8 +109,26 @@ test('vectors of the wrong width, with NaN or with Inf', async () => {
   inf[3] = Number.POSITIVE_INFINITY;
   assert.throws(() => ctx.setControlVector(new Map([[2, inf]])), isError('VECTOR_NOT_FINITE', /Infinity at index 3/));
   assert.equal(seq.length, 0, 'a refused decode changes nothing');
+  // A finite vector with a scale that is not finite, or whose product overflows F32, would steer
+  // every token with NaN/Inf: refused like a non-finite vector.
+  const ones = new Float32Array(64).fill(1);
+  for (const scale of [Number.NaN, Number.POSITIVE_INFINITY]) {
+    assert.throws(() => ctx.setControlVector(new Map([[2, ones]]), scale), isError('BAD_ARGUMENT', /scale/));
+  }
+  assert.throws(
+    () => ctx.setControlVector(new Map([[2, ones.map(() => 1e30)]]), 1e10),
+    isError('VECTOR_NOT_FINITE', /direction\.2 × scale 10000000000 has Infinity/),
+  );
   await stillWorks();
   ctx.free();
+});
+
+test('token ids that are not ids of the model: BAD_TOKEN, not a truncated id or a blamed file', () => {
+  for (const bad of [2.5, -1, model.info.nVocab, Number.NaN]) {
+    assert.throws(() => model.tokenBytes(bad), isError('BAD_TOKEN', /outside the vocabulary/), String(bad));
+  }
+  assert.throws(() => model.detokenize([10, 1e9]), isError('BAD_TOKEN', /1000000000/));
+  assert.equal(model.detokenize([10]), Buffer.from(model.tokenBytes(10)).toString('utf8'));
 });
 
 test('context overflow', async () => {
