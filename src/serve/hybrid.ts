@@ -2,7 +2,7 @@
 // (src/hybrid, `hybridRun`) on the shared base/thinking pair, with the server's defaults and the
 // request's `hybrid` field (its policy, grid, pure-steering cell, seed). Up to `parallel` requests
 // run at once, each with its own KV caches; `queue` more wait; beyond that, BUSY (429).
-// The hybrid decodes greedily (the paper's algorithm): a request asking to sample is refused.
+// Greedy unless the request sends a temperature (then it samples, docs/hybrid.md "Sampling").
 import { ThinkwhenError } from '../errors.ts';
 import { type PromptSpec, promptIds } from '../experiments/prompts.ts';
 import {
@@ -92,6 +92,37 @@ export function parseHybridField(field: unknown, defaults: HybridOptions): Hybri
   return out;
 }
 
+/**
+ * The request's sampling fields as hybrid options. Without `temperature` the hybrid decodes greedily
+ * (the paper's setting; OpenAI's default of 1 applies to the plain models only). At temperature > 0
+ * the draws are those of docs/hybrid.md, "Sampling": the same seed gives the same text. The seed is
+ * `hybrid.seed` or OpenAI's `seed` (they must agree when both are sent); without either, a sampled
+ * request draws a random one (as OpenAI does) and a greedy one keeps the server's.
+ */
+export function hybridSampling(
+  req: ParsedRequest,
+  defaults: HybridOptions,
+): Pick<HybridOptions, 'temperature' | 'topP' | 'seed'> {
+  const { topK, minP, topP = 1 } = req.sampler;
+  if (topK) throw badField('top_k', 'the hybrid model draws with temperature and top_p only', 'leave top_k out');
+  if (minP) throw badField('min_p', 'the hybrid model draws with temperature and top_p only', 'leave min_p out');
+  if (!(topP > 0)) throw badField('top_p', 'the hybrid model takes top_p in (0, 1]', 'send top_p > 0 (1 = off)');
+  if (req.seed !== undefined && !(req.seed >= 0 && req.seed <= 0xffffffff)) {
+    throw badField('seed', `the hybrid model takes a seed from 0 to 4294967295, got ${req.seed}`, 'send such a seed');
+  }
+  const fieldSeed = (req.hybrid as { seed?: unknown } | null | undefined)?.seed as number | undefined;
+  if (fieldSeed !== undefined && req.seed !== undefined && fieldSeed !== req.seed) {
+    throw badField(
+      'seed',
+      `seed ${req.seed} and hybrid.seed ${fieldSeed} disagree`,
+      'send one of them (they set the same seed)',
+    );
+  }
+  const temperature = req.temperature ?? 0;
+  const seed = fieldSeed ?? req.seed ?? (temperature > 0 ? Math.floor(Math.random() * 2 ** 32) : (defaults.seed ?? 0));
+  return { temperature, topP, seed };
+}
+
 /** A counting gate: `parallel` holders, `queue` waiters, BUSY beyond. */
 class Slots {
   private active = 0;
@@ -175,13 +206,6 @@ export class HybridModel implements ServedModel {
         "send 'hybrid' options instead, or use model 'base'",
       );
     }
-    if (req.sampled) {
-      throw badField(
-        'temperature',
-        "the hybrid model decodes greedily (the paper's algorithm)",
-        'send temperature 0 or leave it out',
-      );
-    }
     let question: string;
     let basePrompt: PromptSpec;
     let thinkingPrompt: PromptSpec;
@@ -202,7 +226,7 @@ export class HybridModel implements ServedModel {
       basePrompt = this.opts.basePrompt;
       thinkingPrompt = this.opts.thinkingPrompt;
     }
-    const options = parseHybridField(req.hybrid, this.opts.defaults);
+    const options = { ...parseHybridField(req.hybrid, this.opts.defaults), ...hybridSampling(req, this.opts.defaults) };
     let room: number;
     let promptTokens: number;
     let prompt: { base: number[]; thinking: number[] };

@@ -10,8 +10,9 @@ export interface CommonParams {
   /** undefined: as many as fit the model's context */
   maxTokens: number | undefined;
   sampler: SamplerOptions;
-  /** temperature was given and is above 0 (the hybrid model only decodes greedily) */
-  sampled: boolean;
+  /** the request's own `temperature` and `seed` (undefined: not sent); the hybrid model defaults differently */
+  temperature: number | undefined;
+  seed: number | undefined;
   stop: string[];
   stream: boolean;
   includeUsage: boolean;
@@ -90,7 +91,8 @@ function common(body: Record<string, unknown>, maxTokensCap: number): CommonPara
       // OpenAI's sampling is random unless a seed is given.
       seed: seed ?? Math.floor(Math.random() * 2 ** 32),
     },
-    sampled: temperature !== undefined && temperature > 0,
+    temperature,
+    seed,
     stop,
     stream: body.stream === true,
     includeUsage: (so as { include_usage?: unknown } | undefined)?.include_usage === true,

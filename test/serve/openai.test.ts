@@ -193,3 +193,28 @@ test('hybrid: the request picks the policy (only_bias) and the grid', async () =
   assert.ok(extra.steered.length > 0);
   for (const s of extra.steered) assert.deepEqual([s.coefficient, s.window], [1, 0]);
 });
+
+test("hybrid sampling: the library's draws for the same seed; the same seed twice alike; temperature 0 is greedy", async () => {
+  const pair = await hybridPair();
+  const prompt = { base: promptIds(pair.base, '{question}', q1), thinking: promptIds(pair.thinking, '{question}', q1) };
+  const library = async (o: object) =>
+    (
+      await collectResults(
+        hybridGenerate(pair, [{ id: 'request', prompt }], { ...HYBRID_DEFAULTS, maxTokens: 50, ...o }),
+      )
+    )[0].text;
+  const ask = async (extra: object) => {
+    const body = { model: 'hybrid', prompt: q1, max_tokens: 50, ...extra };
+    return (await client.completions.create(body as OpenAI.CompletionCreateParamsNonStreaming)).choices[0].text;
+  };
+  const greedy = await library({});
+  assert.equal(await ask({ temperature: 0 }), greedy);
+  assert.equal(await ask({ temperature: 0, seed: 9 }), greedy);
+  const drawn = await ask({ temperature: 1.5, seed: 7 });
+  assert.equal(await ask({ temperature: 1.5, seed: 7 }), drawn);
+  assert.equal(await ask({ temperature: 1.5, hybrid: { seed: 7 } }), drawn, 'hybrid.seed is the same seed');
+  assert.equal(drawn, await library({ temperature: 1.5, seed: 7 }));
+  assert.notEqual(drawn, greedy, 'temperature 1.5 draws another text');
+  const others = await Promise.all([1, 2, 3].map((seed) => ask({ temperature: 1.5, seed })));
+  assert.ok(new Set([drawn, ...others]).size > 1, 'other seeds draw other texts');
+});

@@ -91,7 +91,9 @@ test('bad requests: 4xx with the field, a code and a fix', async () => {
     [{ model: 'base', prompt: 'hi', hybrid: { policy: 'paper' } }, 400, 'BAD_REQUEST', 'hybrid'],
     [{ model: 'hybrid', prompt: 'hi', hybrid: { policy: 'magic' } }, 400, 'BAD_REQUEST', 'hybrid.policy'],
     [{ model: 'hybrid', prompt: 'hi', hybrid: { windows: [3] } }, 400, 'BAD_HYBRID_OPTION', 'hybrid'],
-    [{ model: 'hybrid', prompt: 'hi', temperature: 0.7 }, 400, 'BAD_REQUEST', 'temperature'],
+    [{ model: 'hybrid', prompt: 'hi', temperature: 0.7, top_k: 5 }, 400, 'BAD_REQUEST', 'top_k'],
+    [{ model: 'hybrid', prompt: 'hi', temperature: 0.7, seed: -1 }, 400, 'BAD_REQUEST', 'seed'],
+    [{ model: 'hybrid', prompt: 'hi', seed: 3, hybrid: { seed: 4 } }, 400, 'BAD_REQUEST', 'seed'],
     [{ model: 'hybrid', prompt: 'hi', steering: { name: 'push' } }, 400, 'BAD_REQUEST', 'steering'],
     [{ model: 'base', prompt: 'x'.repeat(100 << 10) }, 413, 'BODY_TOO_LARGE', null],
   ];
