@@ -1,10 +1,12 @@
 // `thinkwhen serve`: the OpenAI-compatible server (src/serve) on a base/thinking pair — the shipped
-// organism unless --base/--thinking say otherwise — plus the hybrid model when a vector set is given.
+// organism unless --base/--thinking say otherwise — plus the hybrid model when a vector set is given,
+// or, for the organism, when its shipped SAE and vectors belong to its models.
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
 import { type HybridOptions, PAPER_GRID, POLICIES } from '../hybrid/index.ts';
+import { type ArtifactPaths, artifactsMismatch, ORGANISM_COEFS, organismArtifactPaths } from '../organism/artifacts.ts';
 import { organismModelPaths } from '../organism/index.ts';
 import { HybridModel } from '../serve/hybrid.ts';
 import { PlainModel, type ServedModel } from '../serve/models.ts';
@@ -34,7 +36,10 @@ http://HOST:PORT/v1.
 Models: 'base' and 'thinking' (the shipped organism pair unless --base and
 --thinking name GGUF files), and 'hybrid' when --vectors names a vector set (its
 manifest names the SAE; or --sae FILE --sae-layer L): the base model steered
-where the thinking model disagrees (docs/hybrid.md).
+where the thinking model disagrees (docs/hybrid.md). The organism pair serves
+the hybrid without --vectors, from its shipped SAE and vectors, when
+src/organism/models/artifacts.json says they were made from the models there;
+otherwise the server says why the hybrid is off and how to get it.
 
 Per request, beyond OpenAI's fields: "steering" adds vectors to the base or
 thinking model's residual stream (inline, by name or by file from --vector-dir,
@@ -73,7 +78,7 @@ stops accepting, lets running requests finish for --grace seconds, then exits.`,
       default: 'paper',
     }),
     coefficients: nums({
-      help: `the hybrid grid's coefficients (default ${PAPER_GRID.coefficients.join(',')})`,
+      help: `the hybrid grid's coefficients (default ${PAPER_GRID.coefficients.join(',')}; the organism: ${ORGANISM_COEFS.join(',')})`,
       min: -1000,
       max: 1000,
     }),
@@ -138,8 +143,8 @@ stops accepting, lets running requests finish for --grace seconds, then exits.`,
     threads: threads('CPU threads per context (default: THINKWHEN_THREADS or all cores)'),
   },
   examples: [
-    'thinkwhen serve                                   # the organism pair on http://127.0.0.1:8080/v1',
-    'thinkwhen serve --vectors runs/organism/vectors   # ... and the hybrid model',
+    'thinkwhen serve                                   # the organism: base, thinking and hybrid on http://127.0.0.1:8080/v1',
+    'thinkwhen serve --vectors runs/organism/vectors   # the organism with a vector set of your own',
     'thinkwhen serve --base Qwen2.5-Math-1.5B.gguf --thinking DeepSeek-R1-Distill-Qwen-1.5B.gguf --vectors runs/vectors --port 9000',
     `curl -s localhost:8080/v1/chat/completions -d '{"model": "base", "messages": [{"role": "user", "content": "Ann has 4 pens. She buys 5 more. How many?"}], "temperature": 0}'`,
   ],
@@ -159,7 +164,21 @@ cannot start (a missing model file, a port in use).`,
     const basePath = mustExist(paths.base, 'base model', fix);
     const thinkingPath = mustExist(paths.thinking, 'thinking model', fix);
     const apiKey = values['api-key'] ?? (process.env.THINKWHEN_API_KEY || undefined);
-    const vectorDirs = (values['vector-dir']?.split(',') ?? (values.vectors ? [values.vectors] : [])).filter(Boolean);
+    if (values.sae && !values.vectors) {
+      throw new ThinkwhenError(
+        'BAD_ARGUMENT',
+        '--sae serves the hybrid model, which also needs steering vectors',
+        'add --vectors DIR',
+      );
+    }
+    const hybrid = values.vectors
+      ? { vectors: values.vectors }
+      : organism
+        ? shippedHybrid(organismArtifactPaths(), paths)
+        : { off: 'pass --vectors DIR (a vector set of this base model, `thinkwhen vectors train`) to serve it' };
+    const vectorDirs = (values['vector-dir']?.split(',') ?? ('vectors' in hybrid ? [hybrid.vectors] : [])).filter(
+      Boolean,
+    );
     const library = new VectorLibrary(vectorDirs);
 
     const loaded: Model[] = [];
@@ -178,14 +197,7 @@ cannot start (a missing model file, a port in use).`,
         library,
       };
       served.push(new PlainModel('base', 'base', base, plain), new PlainModel('thinking', 'thinking', thinking, plain));
-      if (values.vectors) served.push(await hybridModel(values, base, thinking, organism));
-      else if (values.sae) {
-        throw new ThinkwhenError(
-          'BAD_ARGUMENT',
-          '--sae serves the hybrid model, which also needs steering vectors',
-          'add --vectors DIR',
-        );
-      }
+      if ('vectors' in hybrid) served.push(await hybridModel(hybrid.vectors, values, base, thinking, organism));
       server = await startServer(served, {
         host: values.host,
         port: values.port,
@@ -201,8 +213,7 @@ cannot start (a missing model file, a port in use).`,
     }
     const names = served.map((m) => m.id).join(', ');
     console.log(`thinkwhen serve: listening on ${server.url}/v1 (models: ${names})`);
-    if (!values.vectors)
-      console.error('thinkwhen serve: hybrid not served: pass --vectors DIR (a vector set) to serve it');
+    if ('off' in hybrid) console.error(`thinkwhen serve: hybrid not served: ${hybrid.off}`);
     if (values.host !== '127.0.0.1' && values.host !== 'localhost' && !apiKey) {
       console.error(`thinkwhen serve: warning: listening on ${values.host} without an API key (set THINKWHEN_API_KEY)`);
     }
@@ -218,10 +229,28 @@ cannot start (a missing model file, a port in use).`,
   },
 });
 
+/**
+ * The organism's hybrid without --vectors: its shipped vector set (whose manifest names the shipped
+ * SAE) when artifacts.json says both were made from these models; else why not and how to get one.
+ */
+export function shippedHybrid(
+  artifacts: ArtifactPaths,
+  models: { base: string; thinking: string },
+): { vectors: string } | { off: string } {
+  const why = artifactsMismatch(artifacts, models);
+  if (why === null) return { vectors: artifacts.vectors };
+  return {
+    off:
+      `the organism's shipped SAE and vectors do not belong to its models (${why}); ` +
+      '`thinkwhen demo --problems 1 --pass-problems 0` regenerates them into runs/demo/default/artifacts/, ' +
+      'then serve with --vectors runs/demo/default/artifacts/vectors',
+  };
+}
+
 /** The hybrid model from a vector set: its SAE from --sae or the manifest. */
 async function hybridModel(
+  dir: string,
   values: {
-    vectors?: string;
     sae?: string;
     'sae-layer'?: number;
     policy: HybridOptions['policy'];
@@ -239,7 +268,6 @@ async function hybridModel(
   thinking: Model,
   organism: boolean,
 ): Promise<HybridModel> {
-  const dir = values.vectors!;
   const set = await loadVectorSet(dir, base);
   for (const w of set.warnings) console.error(`thinkwhen serve: warning: ${w}`);
   const fromSet = set.manifest.sae ?? {};
@@ -296,7 +324,7 @@ async function hybridModel(
       defaults: {
         policy: values.policy,
         grid: {
-          coefficients: values.coefficients ?? PAPER_GRID.coefficients,
+          coefficients: values.coefficients ?? (organism ? ORGANISM_COEFS : PAPER_GRID.coefficients),
           windows: values.windows ?? PAPER_GRID.windows,
         },
         speculate: values.speculate,

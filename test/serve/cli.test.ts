@@ -1,5 +1,6 @@
 // `thinkwhen serve` as a user runs it: a child process on the organism pair plus a vector set (the
-// hybrid), listening on a free port, answering the openai client, and exiting 0 on SIGTERM.
+// hybrid), or with no arguments (the hybrid from the shipped SAE and vectors when they belong to the
+// shipped models), listening on a free port, answering the openai client, and exiting 0 on SIGTERM.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync } from 'node:fs';
@@ -8,7 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import OpenAI from 'openai';
+import { shippedHybrid } from '../../src/cli/serve.ts';
 import { randomSae, randomVectors } from '../../src/hybrid/synthetic.ts';
+import { artifactsMismatch, organismArtifactPaths } from '../../src/organism/artifacts.ts';
 import { organismModelPaths } from '../../src/organism/index.ts';
 import {
   defaultSites,
@@ -65,13 +68,20 @@ async function vectorSet(): Promise<string> {
   return out;
 }
 
-test('thinkwhen serve: base, thinking and hybrid on a free port; SIGTERM exits 0', async () => {
-  const vectors = await vectorSet();
-  const child = spawn(
-    process.execPath,
-    ['bin/thinkwhen.js', 'serve', '--port', '0', '--vectors', vectors, '--coefficients', '0.5,2', '--windows=0,-1'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+interface Running {
+  url: string;
+  /** the model ids of the listening line */
+  models: string;
+  stderr: () => string;
+  /** SIGTERM, then the exit code */
+  stop: () => Promise<number | null>;
+}
+
+/** Starts `thinkwhen serve ARGS --port 0` and waits for its listening line. */
+async function startServe(args: string[]): Promise<Running> {
+  const child = spawn(process.execPath, ['bin/thinkwhen.js', 'serve', '--port', '0', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stdout.on('data', (d) => {
@@ -81,21 +91,36 @@ test('thinkwhen serve: base, thinking and hybrid on a free port; SIGTERM exits 0
     err += d;
   });
   const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  const stop = async () => {
+    child.kill('SIGTERM');
+    return exited;
+  };
   try {
-    const url = await new Promise<string>((res, rej) => {
+    const [url, models] = await new Promise<[string, string]>((res, rej) => {
       const timer = setTimeout(() => rej(new Error(`no listening line in 60 s: ${out} ${err}`)), 60_000);
       child.stdout.on('data', () => {
         const m = /listening on (http:\/\/\S+)\/v1 \(models: ([^)]*)\)/.exec(out);
         if (m) {
           clearTimeout(timer);
-          assert.equal(m[2], 'base, thinking, hybrid');
-          res(m[1]);
+          res([m[1], m[2]]);
         }
       });
       child.on('exit', () => rej(new Error(`exited early: ${err}`)));
     });
-    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
-    const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    return { url, models, stderr: () => err, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+test('thinkwhen serve: base, thinking and hybrid on a free port; SIGTERM exits 0', async () => {
+  const vectors = await vectorSet();
+  const s = await startServe(['--vectors', vectors, '--coefficients', '0.5,2', '--windows=0,-1']);
+  try {
+    assert.equal(s.models, 'base, thinking, hybrid');
+    assert.match(s.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0 });
     const r = await client.chat.completions.create({
       model: 'hybrid',
       messages: [{ role: 'user', content: questions(1)[0] }],
@@ -111,11 +136,55 @@ test('thinkwhen serve: base, thinking and hybrid on a free port; SIGTERM exits 0
     } as OpenAI.CompletionCreateParamsNonStreaming);
     assert.equal(steered.usage?.completion_tokens, 4);
   } finally {
-    child.kill('SIGTERM');
+    assert.equal(await s.stop(), 0, s.stderr());
   }
-  assert.equal(await exited, 0, err);
-  assert.match(err, /SIGTERM: finishing running requests/);
-  assert.match(err, /stopped/);
+  assert.match(s.stderr(), /SIGTERM: finishing running requests/);
+  assert.match(s.stderr(), /stopped/);
+});
+
+test('thinkwhen serve with no arguments: the hybrid from the shipped artifacts when they belong to the models, else one line why not', async () => {
+  // Whichever state the shipped organism is in (the artifacts are regenerated whenever its models are).
+  const why = artifactsMismatch(organismArtifactPaths(), models);
+  const s = await startServe([]);
+  try {
+    if (why === null) {
+      assert.equal(s.models, 'base, thinking, hybrid');
+      assert.doesNotMatch(s.stderr(), /hybrid not served/);
+      const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+      const r = await client.chat.completions.create({
+        model: 'hybrid',
+        messages: [{ role: 'user', content: questions(1)[0] }],
+        max_tokens: 30,
+      });
+      assert.ok((r.usage?.completion_tokens ?? 0) > 0);
+      assert.ok(
+        typeof (r as unknown as { thinkwhen: { steered_tokens: number } }).thinkwhen.steered_tokens === 'number',
+      );
+    } else {
+      assert.equal(s.models, 'base, thinking');
+      const lines = s
+        .stderr()
+        .split('\n')
+        .filter((l) => l.includes('hybrid not served'));
+      assert.equal(lines.length, 1, s.stderr());
+      assert.ok(lines[0].includes(why), lines[0]);
+      assert.match(lines[0], /--vectors runs\/demo\/default\/artifacts\/vectors/);
+    }
+  } finally {
+    assert.equal(await s.stop(), 0, s.stderr());
+  }
+});
+
+test('shippedHybrid: artifacts that are not there or not of these models turn the hybrid off, saying why and how', () => {
+  const empty = organismArtifactPaths(mkdtempSync(join(tmpdir(), 'tw-serve-noartifacts-')));
+  const off = shippedHybrid(empty, models);
+  assert.ok('off' in off);
+  assert.match(off.off, /do not belong to its models \(no .*artifacts\.json\)/);
+  assert.match(off.off, /thinkwhen demo .*--vectors runs\/demo\/default\/artifacts\/vectors/);
+  // the shipped artifacts with the models swapped round are not theirs either
+  const swapped = shippedHybrid(organismArtifactPaths(), { base: models.thinking, thinking: models.base });
+  assert.ok('off' in swapped);
+  assert.match(swapped.off, /do not belong to its models/);
 });
 
 test('thinkwhen serve refuses a half-given pair and a port in use', async () => {
