@@ -2,16 +2,17 @@
 // measured through the official `openai` client, side by side in one run:
 //  1. one client: every request sent one at a time (greedy, streamed) → the reference texts and the
 //     one-client tokens/s;
-//  2. --clients concurrent streaming clients, each sending its share of the same requests → zero
-//     errors, texts identical to step 1, aggregate tokens/s (ratio to step 1), latency p50/p95
-//     (whole request and first token);
-//  3. the server's RSS (/proc/PID/status) after step 1 and after step 2 (growth);
+//  2. --clients concurrent streaming clients, each sending its share of the same requests, --rounds
+//     times → zero errors, texts identical to step 1, aggregate tokens/s (ratio to step 1), latency
+//     p50/p95 (whole request and first text);
+//  3. the server's RSS (/proc/PID/status) after step 1 and after each round: growth from the first
+//     round (contexts allocated) to the last is what a leak would show;
 //  4. bad requests (malformed JSON, unknown model, negative max_tokens, a vector of the wrong width)
 //     each answered with a 4xx and a message.
 // Exits 1 when an output differs, a request fails, or a bad request is not a 4xx.
 //
 //   THINKWHEN_THREADS=1 nice -n 15 node --import tsx bench/serve.ts [--clients 16] [--requests 96]
-//     [--max-tokens 64] [--models base,thinking] [--parallel 8] [--json]
+//     [--max-tokens 64] [--rounds 5] [--models base,thinking] [--parallel 8] [--json]
 //
 // --requests is the total (spread over the clients); --models the models the requests alternate
 // between (hybrid too, when the server serves it: docs/serve.md).
@@ -28,6 +29,7 @@ const { values } = parseArgs({
     'max-tokens': { type: 'string', default: '64' },
     models: { type: 'string', default: 'base,thinking' },
     parallel: { type: 'string', default: '8' },
+    rounds: { type: 'string', default: '5' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -40,6 +42,7 @@ const clients = positive('clients', values.clients);
 const total = positive('requests', values.requests);
 const maxTokens = positive('max-tokens', values['max-tokens']);
 const parallel = positive('parallel', values.parallel);
+const roundsWanted = positive('rounds', values.rounds);
 const models = values.models.split(',').filter(Boolean);
 
 interface Request {
@@ -158,6 +161,28 @@ async function badRequests(url: string) {
   return out;
 }
 
+/** One concurrent round: every request, request i on client i mod --clients (each its own connection pool). */
+async function concurrentRound(
+  url: string,
+): Promise<{ outcomes: (Outcome | null)[]; errors: string[]; seconds: number }> {
+  const outcomes: (Outcome | null)[] = new Array(requests.length).fill(null);
+  const errors: string[] = [];
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: clients }, async (_, c) => {
+      const own = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 600_000 });
+      for (let i = c; i < requests.length; i += clients) {
+        try {
+          outcomes[i] = await send(own, requests[i]);
+        } catch (err) {
+          errors.push(`request ${i}: ${(err as Error).message}`);
+        }
+      }
+    }),
+  );
+  return { outcomes, errors, seconds: (performance.now() - t0) / 1000 };
+}
+
 async function main(): Promise<void> {
   const server = await startServer();
   try {
@@ -174,33 +199,31 @@ async function main(): Promise<void> {
     const aloneS = (performance.now() - t1) / 1000;
     const rssBefore = rssMiB(server.pid);
 
-    // 2. concurrent clients, request i on client i mod clients
-    const together: (Outcome | null)[] = new Array(requests.length).fill(null);
-    const errors: string[] = [];
-    const t2 = performance.now();
-    await Promise.all(
-      Array.from({ length: clients }, async (_, c) => {
-        const own = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 600_000 });
-        for (let i = c; i < requests.length; i += clients) {
-          try {
-            together[i] = await send(own, requests[i]);
-          } catch (err) {
-            errors.push(`request ${i}: ${(err as Error).message}`);
-          }
-        }
-      }),
+    // 2. concurrent clients, request i on client i mod clients; --rounds times, RSS after each
+    const rounds: { outcomes: (Outcome | null)[]; errors: string[]; seconds: number; rss: number }[] = [];
+    for (let k = 0; k < roundsWanted; k++)
+      rounds.push({ ...(await concurrentRound(server.url)), rss: rssMiB(server.pid) });
+    const togetherS = rounds.reduce((s, r) => s + r.seconds, 0);
+    const errors = rounds.flatMap((r) => r.errors);
+    const done = rounds.flatMap((r) => r.outcomes.filter((o): o is Outcome => o !== null));
+    const differing = rounds.flatMap((r) =>
+      r.outcomes.map((o, i) => (o && o.text !== alone[i].text ? i : -1)).filter((i) => i >= 0),
     );
-    const togetherS = (performance.now() - t2) / 1000;
-    const rssAfter = rssMiB(server.pid);
-
-    const done = together.filter((o): o is Outcome => o !== null);
-    const differing = requests.map((_, i) => i).filter((i) => together[i] && together[i]!.text !== alone[i].text);
     const tokensAlone = alone.reduce((s, o) => s + o.tokens, 0);
     const tokensTogether = done.reduce((s, o) => s + o.tokens, 0);
+    const [firstRss, lastRss] = [rounds[0].rss, rounds[rounds.length - 1].rss];
     const bad = await badRequests(server.url);
     const result = {
       note: 'one run on a shared 2-core machine (other jobs were running): compare the ratios, not the absolute numbers',
-      config: { clients, requests: total, maxTokens, models, parallel, threads: process.env.THINKWHEN_THREADS ?? null },
+      config: {
+        clients,
+        requests: total,
+        rounds: roundsWanted,
+        maxTokens,
+        models,
+        parallel,
+        threads: process.env.THINKWHEN_THREADS ?? null,
+      },
       errors: errors.length,
       errorSamples: errors.slice(0, 3),
       identical: differing.length === 0 && errors.length === 0,
@@ -255,11 +278,13 @@ async function main(): Promise<void> {
           ),
         },
       },
-      seconds: { oneClient: round(aloneS), concurrent: round(togetherS) },
+      seconds: { oneClient: round(aloneS), concurrentRounds: rounds.map((r) => round(r.seconds)) },
       serverRssMiB: {
         afterOneClient: round(rssBefore),
-        afterConcurrent: round(rssAfter),
-        growth: round((rssAfter - rssBefore) / rssBefore, 4),
+        afterEachRound: rounds.map((r) => round(r.rss)),
+        /** from the first concurrent round (contexts allocated) to the last: what a leak would show */
+        growthOverRounds: round((lastRss - firstRss) / firstRss, 4),
+        growthFromOneClient: round((lastRss - rssBefore) / rssBefore, 4),
       },
       badRequests: bad,
     };
@@ -267,7 +292,7 @@ async function main(): Promise<void> {
     if (values.json) console.log(JSON.stringify(result, null, 2));
     else {
       console.log(
-        `${clients} clients × ${total} requests (${models.join(', ')}, ${maxTokens} tokens): ` +
+        `${clients} clients × ${total} requests × ${roundsWanted} rounds (${models.join(', ')}, ${maxTokens} tokens): ` +
           `${result.identical ? 'identical to one at a time' : `${differing.length} differ, ${errors.length} errors`}`,
       );
       console.log(
@@ -277,7 +302,7 @@ async function main(): Promise<void> {
         `latency ms: p50 ${result.latencyMs.concurrent.p50}, p95 ${result.latencyMs.concurrent.p95} (one client: ${result.latencyMs.oneClient.p50}, ${result.latencyMs.oneClient.p95})`,
       );
       console.log(
-        `server RSS MiB: ${result.serverRssMiB.afterOneClient} → ${result.serverRssMiB.afterConcurrent} (${(100 * result.serverRssMiB.growth).toFixed(1)} %)`,
+        `server RSS MiB: ${result.serverRssMiB.afterOneClient} (one client) → ${result.serverRssMiB.afterEachRound.join(' → ')} (rounds; ${(100 * result.serverRssMiB.growthOverRounds).toFixed(1)} % over the rounds)`,
       );
       for (const [name, b] of Object.entries(bad)) console.log(`${name}: ${b.status} ${b.code}: ${b.message}`);
     }
