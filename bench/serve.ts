@@ -6,13 +6,16 @@
 //     times → zero errors, texts identical to step 1, aggregate tokens/s (ratio to step 1), latency
 //     p50/p95 (whole request and first text);
 //  3. the server's RSS (/proc/PID/status) after step 1 and after each round: growth from the first
-//     round (contexts allocated) to the last is what a leak would show;
+//     round (contexts allocated) to the last is what a leak would show; it includes garbage V8 has
+//     not collected yet, so --in-process serves base and thinking from this process instead and
+//     reads RSS after a forced GC (node --expose-gc);
 //  4. bad requests (malformed JSON, unknown model, negative max_tokens, a vector of the wrong width)
 //     each answered with a 4xx and a message.
 // Exits 1 when an output differs, a request fails, or a bad request is not a 4xx.
 //
 //   THINKWHEN_THREADS=1 nice -n 15 node --import tsx bench/serve.ts [--clients 16] [--requests 96]
 //     [--max-tokens 64] [--rounds 5] [--models base,thinking] [--parallel 8] [--json]
+//   THINKWHEN_THREADS=1 nice -n 15 node --expose-gc --import tsx bench/serve.ts --in-process [...]
 //
 // --requests is the total (spread over the clients); --models the models the requests alternate
 // between (hybrid too, when the server serves it: docs/serve.md).
@@ -20,7 +23,11 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import OpenAI from 'openai';
-import { generateProblems } from '../src/organism/index.ts';
+import { Model } from '../src/engine/index.ts';
+import { generateProblems, organismModelPaths } from '../src/organism/index.ts';
+import { PlainModel } from '../src/serve/models.ts';
+import { startServer } from '../src/serve/server.ts';
+import { VectorLibrary } from '../src/serve/steering.ts';
 
 const { values } = parseArgs({
   options: {
@@ -30,6 +37,7 @@ const { values } = parseArgs({
     models: { type: 'string', default: 'base,thinking' },
     parallel: { type: 'string', default: '8' },
     rounds: { type: 'string', default: '5' },
+    'in-process': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
 });
@@ -61,8 +69,16 @@ const requests: Request[] = generateProblems('test', total, 17).map((p, i) => ({
   question: p.question,
 }));
 
-/** Starts `thinkwhen serve --port 0` and resolves its URL, PID and a stop function. */
-async function startServer(): Promise<{ url: string; pid: number; models: string[]; stop: () => Promise<void> }> {
+interface Served {
+  url: string;
+  models: string[];
+  /** the server's resident memory in MiB */
+  rss: () => number;
+  stop: () => Promise<void>;
+}
+
+/** Starts `thinkwhen serve --port 0` as a child process. */
+async function startChild(): Promise<Served> {
   const child = spawn(
     process.execPath,
     ['bin/thinkwhen.js', 'serve', '--port', '0', '--parallel', String(parallel), '--queue', String(clients * 2)],
@@ -91,8 +107,8 @@ async function startServer(): Promise<{ url: string; pid: number; models: string
   for (const l of err.split('\n').filter(Boolean)) console.error(`[server] ${l}`);
   return {
     url,
-    pid: child.pid!,
     models: served.split(', '),
+    rss: () => childRssMiB(child.pid!),
     stop: async () => {
       child.kill('SIGTERM');
       await exited;
@@ -100,7 +116,37 @@ async function startServer(): Promise<{ url: string; pid: number; models: string
   };
 }
 
-function rssMiB(pid: number): number {
+/**
+ * --in-process: base and thinking served from this process (src/serve, as the CLI builds them), its
+ * RSS read after a full garbage collection, so that growth is memory still held, not garbage V8 has
+ * not collected yet (the child's RSS includes that).
+ */
+async function startInProcess(): Promise<Served> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('--in-process measures RSS after a garbage collection: run node with --expose-gc');
+  const paths = organismModelPaths();
+  const [base, thinking] = [await Model.load(paths.base), await Model.load(paths.thinking)];
+  const plain = { parallel, queue: clients * 2, library: new VectorLibrary([]) };
+  const server = await startServer(
+    [new PlainModel('base', 'base', base, plain), new PlainModel('thinking', 'thinking', thinking, plain)],
+    { port: 0 },
+  );
+  return {
+    url: server.url,
+    models: ['base', 'thinking'],
+    rss: () => {
+      gc();
+      return process.memoryUsage().rss / 2 ** 20;
+    },
+    stop: async () => {
+      await server.close();
+      base.free();
+      thinking.free();
+    },
+  };
+}
+
+function childRssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!m) throw new Error(`no VmRSS for ${pid}`);
   return Number(m[1]) / 1024;
@@ -184,7 +230,7 @@ async function concurrentRound(
 }
 
 async function main(): Promise<void> {
-  const server = await startServer();
+  const server = values['in-process'] ? await startInProcess() : await startChild();
   try {
     for (const m of models) {
       if (!server.models.includes(m)) throw new Error(`the server does not serve '${m}' (it serves ${server.models})`);
@@ -197,12 +243,11 @@ async function main(): Promise<void> {
     const alone: Outcome[] = [];
     for (const r of requests) alone.push(await send(client, r));
     const aloneS = (performance.now() - t1) / 1000;
-    const rssBefore = rssMiB(server.pid);
+    const rssBefore = server.rss();
 
     // 2. concurrent clients, request i on client i mod clients; --rounds times, RSS after each
     const rounds: { outcomes: (Outcome | null)[]; errors: string[]; seconds: number; rss: number }[] = [];
-    for (let k = 0; k < roundsWanted; k++)
-      rounds.push({ ...(await concurrentRound(server.url)), rss: rssMiB(server.pid) });
+    for (let k = 0; k < roundsWanted; k++) rounds.push({ ...(await concurrentRound(server.url)), rss: server.rss() });
     const togetherS = rounds.reduce((s, r) => s + r.seconds, 0);
     const errors = rounds.flatMap((r) => r.errors);
     const done = rounds.flatMap((r) => r.outcomes.filter((o): o is Outcome => o !== null));
@@ -216,6 +261,7 @@ async function main(): Promise<void> {
     const result = {
       note: 'one run on a shared 2-core machine (other jobs were running): compare the ratios, not the absolute numbers',
       config: {
+        server: values['in-process'] ? 'in-process (RSS after a forced GC)' : 'child `thinkwhen serve`',
         clients,
         requests: total,
         rounds: roundsWanted,
