@@ -197,7 +197,14 @@ test('shutdown: running requests get a 503 or a stream error after the grace tim
   const it = stream[Symbol.asyncIterator]();
   await it.next();
   const plain = post(`${s.url}/v1/completions`, { model: 'base', prompt: LONG, temperature: 0, max_tokens: 400 });
-  await new Promise((res) => setTimeout(res, 50));
+  // close only once the server holds both requests (a fixed wait lost the race on a loaded machine)
+  for (let t0 = Date.now(); ; await new Promise((res) => setTimeout(res, 10))) {
+    const health = (await (await fetch(`${s.url}/health`)).json()) as {
+      models: Record<string, { active: number; queued: number }>;
+    };
+    if (health.models.base.active + health.models.base.queued >= 2) break;
+    assert.ok(Date.now() - t0 < 30_000, 'the second request never reached the server');
+  }
   await s.close();
   const r = await plain;
   assert.equal(r.status, 503);
