@@ -144,7 +144,7 @@ describe('thinkwhen run', () => {
       [['--samples', '5000', '--temperature', '1'], /--samples expects an integer from 1 to 1024, got '5000'/],
       [['--limit', '20000'], /at most 10000 problems/],
       [['--system', 'hybird'], /--system must be one of base, thinking, hybrid/],
-      [['--preset', 'qwen3'], /no pair preset named 'qwen3'/],
+      [['--preset', 'qwen3'], /--preset must be one of qwen2.5-math-1.5b, .*, got 'qwen3'/],
       [['--dataset', join(tmp, 'missing.jsonl')], /no such file/],
       [['--preset', 'qwen2.5-math-1.5b'], /--dataset is required for this pair/],
       [

@@ -96,7 +96,7 @@ test('different tokenizers (SPM base, Qwen2 BPE thinking): fast = reference thro
 
 test('sampling (temperature 0.9): fast = reference; each (problem, sample) draws alike in any batch', async (t) => {
   const pair = await organismPair();
-  const [p] = organismProblems(pair, 1, 13);
+  const [p] = organismProblems(pair, 1, 5);
   const problems = [0, 1, 2].map((sample) => ({ ...p, sample }));
   const o: HybridOptions = { grid: GRID, maxTokens: 60, temperature: 0.9, seed: 7 };
   const { ref } = await check(t, pair, problems, o);
