@@ -12,10 +12,15 @@ import { tinyQwen2 } from '../helpers/models.ts';
 setFlagsFromString('--expose-gc');
 globalThis.gc ??= runInNewContext('gc');
 
-test('200 contexts with a capture + add hook decode leave RSS flat', async () => {
+test('hook-decode contexts leave RSS flat: no steady growth over 4 blocks of 100 cycles', async () => {
   const model = await Model.load(tinyQwen2());
-  const r = await measureLeak(model, 200, true);
+  // The leak grew steadily, ~17 MiB per 100 cycles on this model. Arenas and heaps of a fresh process
+  // (and of a loaded machine) grow in occasional steps instead, so one block without growth is what
+  // tells the two apart.
+  await measureLeak(model, 100, true);
+  const blocks = [];
+  for (let i = 0; i < 4; i++) blocks.push(await measureLeak(model, 100, true));
   model.free();
-  const grown = r.rssAfterMiB - r.rssBeforeMiB;
-  assert.ok(grown < 12, `RSS ${r.rssBeforeMiB} → ${r.rssAfterMiB} MiB over ${r.cycles} hook-decode cycles`);
+  const grown = blocks.map((r) => r.rssAfterMiB - r.rssBeforeMiB);
+  assert.ok(Math.min(...grown) < 6, `RSS grew in every block of 100 hook-decode cycles: ${grown.join(', ')} MiB`);
 });
