@@ -165,7 +165,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       }),
     );
   }
-  // pass@k: sampled base and thinking runs (the hybrid decodes greedily: src/hybrid samples nothing yet).
+  // pass@k: sampled base and thinking runs (the hybrid samples too, through `run --system hybrid`; not drawn here yet).
   const k = o.passAtK;
   if (k.samples > 1 && k.problems > 0) {
     const sampled: RunDataset = organismDataset(Math.min(k.problems, o.problems));
