@@ -22,6 +22,7 @@ import {
   type HybridVectors,
   hybridGenerate,
   hybridStats,
+  noVectors,
   PAPER_GRID,
   POLICIES,
   referenceGenerate,
@@ -42,18 +43,6 @@ const fromManifest = (dir: string, p: unknown): string | undefined =>
 function mustExist(path: string, what: string, fix: string): string {
   if (!existsSync(path)) throw new ThinkwhenError('FILE_NOT_FOUND', `${what} not found: ${path}`, fix);
   return path;
-}
-
-/** A vector set with no vectors, for the policies that steer nothing (selection_only, oracle). */
-function noVectors(): HybridVectors {
-  return {
-    layer: 0,
-    applyHook: 'blocks.0.hook_resid_post',
-    bias: null,
-    vectors: new Map(),
-    titles: new Map(),
-    skipped: new Map(),
-  };
 }
 
 /** One question, or a problem set with the graders `thinkwhen run` scores it by. */

@@ -12,15 +12,23 @@ import {
   type HybridOptions,
   type HybridPair,
   type HybridProblem,
-  type HybridVectors,
   hybridGenerate,
+  noVectors,
   type PolicyName,
 } from '../hybrid/index.ts';
 import { fileSha256, loadVectorSet } from '../steer/vector-set.ts';
 import { loadSae, type TopKSae } from '../taxonomy/sae.ts';
 import { checkModelFile, checkPairTokenizers, presetModelPath, readModelHeader } from './presets.ts';
 import { checkPromptSpec, promptIds } from './prompts.ts';
-import { checkSampling, GREEDY, gradeAll, MAX_TOKENS, type RunOptions, type RunResult, storeCounts } from './run.ts';
+import {
+  checkMaxTokens,
+  checkSampling,
+  GREEDY,
+  gradeAll,
+  type RunOptions,
+  type RunResult,
+  storeCounts,
+} from './run.ts';
 
 /** Policies that steer nothing, so need no vectors. */
 const UNSTEERED: readonly PolicyName[] = ['selection_only', 'oracle'];
@@ -133,29 +141,12 @@ export async function resolveSae(o: {
   return { sae, layer, path: `${base}.safetensors` };
 }
 
-function noVectors(): HybridVectors {
-  return {
-    layer: 0,
-    applyHook: 'blocks.0.hook_resid_post',
-    bias: null,
-    vectors: new Map(),
-    titles: new Map(),
-    skipped: new Map(),
-  };
-}
-
 export async function runHybrid(o: HybridRunOptions): Promise<RunResult> {
   const t0 = Date.now();
   const { preset, dataset } = o;
   const sampling = o.sampling ?? GREEDY;
   checkSampling(sampling);
-  const maxTokens = o.maxTokens ?? preset.maxTokens;
-  if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > MAX_TOKENS) {
-    throw new ThinkwhenError(
-      'BAD_ARGUMENT',
-      `--max-tokens must be an integer from 1 to ${MAX_TOKENS}, got ${maxTokens}`,
-    );
-  }
+  const maxTokens = checkMaxTokens(o.maxTokens ?? preset.maxTokens);
   checkPromptSpec(preset.basePrompt);
   checkPromptSpec(preset.thinkingPrompt);
   const needsVectors = !UNSTEERED.includes(o.policy);

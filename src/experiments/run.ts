@@ -135,6 +135,17 @@ export function checkSampling(s: Sampling): void {
   }
 }
 
+/** The token cap of a run, checked: an integer from 1 to MAX_TOKENS. */
+export function checkMaxTokens(maxTokens: number): number {
+  if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > MAX_TOKENS) {
+    throw new ThinkwhenError(
+      'BAD_ARGUMENT',
+      `--max-tokens must be an integer from 1 to ${MAX_TOKENS}, got ${maxTokens}`,
+    );
+  }
+  return maxTokens;
+}
+
 export function gradeAll(graders: Grader[], gold: string, text: string): GradeInput[] {
   return graders.map((g) => {
     const r = gradeResponse(gold, text, { mode: g.mode });
@@ -158,13 +169,7 @@ export async function runSystem(o: RunOptions): Promise<RunResult> {
   const { preset, dataset } = o;
   const sampling = o.sampling ?? GREEDY;
   checkSampling(sampling);
-  const maxTokens = o.maxTokens ?? preset.maxTokens;
-  if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > MAX_TOKENS) {
-    throw new ThinkwhenError(
-      'BAD_ARGUMENT',
-      `--max-tokens must be an integer from 1 to ${MAX_TOKENS}, got ${maxTokens}`,
-    );
-  }
+  const maxTokens = checkMaxTokens(o.maxTokens ?? preset.maxTokens);
   const prompt = o.prompt ?? (o.system === 'base' ? preset.basePrompt : preset.thinkingPrompt);
   checkPromptSpec(prompt);
   if (!o.checked && !o.modelFile) {

@@ -24,6 +24,18 @@ export interface HybridVectors {
   manifest?: { bias?: { file: string } | null; categories?: { latent: number; file: string }[] };
 }
 
+/** A vector set with no vectors, for the policies that steer nothing (selection_only, oracle). */
+export function noVectors(): HybridVectors {
+  return {
+    layer: 0,
+    applyHook: 'blocks.0.hook_resid_post',
+    bias: null,
+    vectors: new Map(),
+    titles: new Map(),
+    skipped: new Map(),
+  };
+}
+
 /** Everything the hybrid runs on: two models, the thinking model's SAE and the base model's vectors. */
 export interface HybridPair {
   base: Model;
