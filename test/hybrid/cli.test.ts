@@ -1,66 +1,24 @@
 // `thinkwhen hybrid`: a question, a question file into a resumable run store, and refusals.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { RunStore } from '../../src/eval/store.ts';
 import type { TokenRecord } from '../../src/hybrid/index.ts';
-import { randomSae, randomVectors } from '../../src/hybrid/synthetic.ts';
+import { randomSae } from '../../src/hybrid/synthetic.ts';
 import { generateProblems, organismModelPaths } from '../../src/organism/index.ts';
-import {
-  defaultSites,
-  latentFile,
-  modelRef,
-  VECTOR_SET_FORMAT,
-  type VectorSetManifest,
-  vectorNorm,
-  writeManifest,
-  writeVectorFile,
-} from '../../src/steer/vector-set.ts';
 import { saveSae } from '../../src/taxonomy/sae.ts';
 import { cli } from '../helpers/cli.ts';
+import { writeRandomVectorSet } from '../helpers/vector-set.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tw-hybrid-cli-'));
 const models = organismModelPaths();
 const saePath = await saveSae(join(dir, 'sae', 'sae_layer2_k6'), randomSae(128, 6, 3));
 
 /** A vector set for the organism's base model, as `thinkwhen vectors` writes one. */
-async function vectorSet(name: string, skip: number[] = []): Promise<string> {
-  const out = join(dir, name);
-  mkdirSync(out, { recursive: true });
-  const v = randomVectors(128, 2, 6, { biasNorm: 2, norm: 8, skip });
-  const manifest: VectorSetManifest = {
-    format: VECTOR_SET_FORMAT,
-    method: 'diffmean',
-    model: await modelRef(models.base),
-    layer: 2,
-    ...defaultSites(2),
-    bias: null,
-    categories: [],
-    skipped: skip.map((latent) => ({ latent, title: `latent ${latent}`, reason: 'too few examples' })),
-    sae: { sae: saePath, layer: 2, k: 6, thinking: models.thinking },
-  };
-  manifest.bias = {
-    file: writeVectorFile(out, 'bias.gguf', manifest, v.bias!),
-    norm: vectorNorm(v.bias!),
-    n_train: 0,
-    loss_curve: [],
-  };
-  for (const [latent, vec] of v.vectors) {
-    manifest.categories.push({
-      latent,
-      title: `category ${latent}`,
-      file: writeVectorFile(out, latentFile(latent), manifest, vec),
-      norm: vectorNorm(vec),
-      n_train: 0,
-      n_heldout: 0,
-      loss_curve: [],
-    });
-  }
-  writeManifest(out, manifest);
-  return out;
-}
+const vectorSet = (name: string, skip: number[] = []) =>
+  writeRandomVectorSet(join(dir, name), { baseModel: models.base, thinkingModel: models.thinking, saePath, skip });
 
 const vectors = await vectorSet('vectors');
 const GRID = ['--coefficients', '0.5,2', '--windows=0,-1,-15'];

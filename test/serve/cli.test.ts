@@ -3,28 +3,19 @@
 // shipped models), listening on a free port, answering the openai client, and exiting 0 on SIGTERM.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import OpenAI from 'openai';
 import { shippedHybrid } from '../../src/cli/serve.ts';
-import { randomSae, randomVectors } from '../../src/hybrid/synthetic.ts';
+import { randomSae } from '../../src/hybrid/synthetic.ts';
 import { artifactsMismatch, organismArtifactPaths } from '../../src/organism/artifacts.ts';
 import { organismModelPaths } from '../../src/organism/index.ts';
-import {
-  defaultSites,
-  latentFile,
-  modelRef,
-  VECTOR_SET_FORMAT,
-  type VectorSetManifest,
-  vectorNorm,
-  writeManifest,
-  writeVectorFile,
-} from '../../src/steer/vector-set.ts';
 import { saveSae } from '../../src/taxonomy/sae.ts';
 import { cli } from '../helpers/cli.ts';
+import { writeRandomVectorSet } from '../helpers/vector-set.ts';
 import { questions } from './fixtures.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tw-serve-cli-'));
@@ -33,39 +24,11 @@ const models = organismModelPaths();
 /** A vector set for the organism's base model, as `thinkwhen vectors train` writes one (random vectors). */
 async function vectorSet(): Promise<string> {
   const saePath = await saveSae(join(dir, 'sae', 'sae_layer2_k6'), randomSae(128, 6, 3));
-  const out = join(dir, 'vectors');
-  mkdirSync(out, { recursive: true });
-  const v = randomVectors(128, 2, 6, { biasNorm: 2, norm: 8 });
-  const manifest: VectorSetManifest = {
-    format: VECTOR_SET_FORMAT,
-    method: 'diffmean',
-    model: await modelRef(models.base),
-    layer: 2,
-    ...defaultSites(2),
-    bias: null,
-    categories: [],
-    skipped: [],
-    sae: { sae: saePath, layer: 2, k: 6, thinking: models.thinking },
-  };
-  manifest.bias = {
-    file: writeVectorFile(out, 'bias.gguf', manifest, v.bias!),
-    norm: vectorNorm(v.bias!),
-    n_train: 0,
-    loss_curve: [],
-  };
-  for (const [latent, vec] of v.vectors) {
-    manifest.categories.push({
-      latent,
-      title: `category ${latent}`,
-      file: writeVectorFile(out, latentFile(latent), manifest, vec),
-      norm: vectorNorm(vec),
-      n_train: 0,
-      n_heldout: 0,
-      loss_curve: [],
-    });
-  }
-  writeManifest(out, manifest);
-  return out;
+  return writeRandomVectorSet(join(dir, 'vectors'), {
+    baseModel: models.base,
+    thinkingModel: models.thinking,
+    saePath,
+  });
 }
 
 interface Running {
