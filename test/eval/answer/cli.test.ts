@@ -1,25 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { grade } from './grade-child.ts';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const tmp = mkdtempSync(path.join(tmpdir(), 'thinkwhen-grade-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
-
-function grade(args: string[], input?: string) {
-  const r = spawnSync(process.execPath, ['bin/thinkwhen.js', 'grade', ...args], {
-    cwd: repoRoot,
-    input,
-    encoding: 'utf8',
-    timeout: 60_000,
-    maxBuffer: 64 << 20,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 test('--gold/--pred prints true or false and exits 0 either way', () => {
   assert.deepEqual(grade(['--gold', '\\frac{1}{2}', '--pred', '0.5']), { code: 0, stdout: 'true\n', stderr: '' });

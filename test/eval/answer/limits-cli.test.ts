@@ -5,27 +5,15 @@
  * bounds fails here within a minute instead of hanging for minutes.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { grade } from './grade-child.ts';
 import { COMPLEX_POWER, PRODUCT, SUM } from './limits-inputs.ts';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const tmp = mkdtempSync(path.join(tmpdir(), 'thinkwhen-limits-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
-
-function grade(args: string[], input?: string) {
-  const r = spawnSync(process.execPath, ['bin/thinkwhen.js', 'grade', ...args], {
-    cwd: repoRoot,
-    input,
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 test('CLI: products, sums and complex powers of large powers end quickly as not equivalent, with the reason', () => {
   const r = grade(['--gold', COMPLEX_POWER, '--pred', '1']);
