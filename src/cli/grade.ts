@@ -211,7 +211,7 @@ verdict, so use "equivalent".`,
     'time-limit': num({
       arg: 'S',
       help: 'seconds each comparison (each --jsonl line) may take before it is cut off as not equivalent, with the reason',
-      min: 0.001,
+      min: 0.000001,
       max: 3600,
       default: DEFAULT_TIME_LIMIT_MS / 1000,
     }),

@@ -2,7 +2,7 @@
 // error, but some values reach a GGML_ASSERT (or an uncaught C++ exception) and abort the whole
 // process, and some load fine and compute NaN. Each rule below names the llama.cpp check it
 // stands in for (pinned release, see scripts/build-native.mjs), so it can be re-read on upgrade.
-import { ThinkwhenError } from '../errors.ts';
+import { type ErrorCode, ThinkwhenError } from '../errors.ts';
 import type { GgufFile } from '../gguf/read.ts';
 import { GgufValueType } from '../gguf/types.ts';
 
@@ -72,14 +72,14 @@ class Meta {
  */
 export function preflight(file: GgufFile, opts: { vocabOnly: boolean }): void {
   const m = new Meta(file);
-  const bad = (code: string, key: string, problem: string, fix: string): never => {
+  const bad = (code: ErrorCode, key: string, problem: string, fix: string): never => {
     throw new ThinkwhenError(code, `${file.path}: ${key} ${problem}`, fix);
   };
   checkVocab(m, bad);
   if (!opts.vocabOnly) checkHparams(m, bad, file);
 }
 
-type Bad = (code: string, key: string, problem: string, fix: string) => never;
+type Bad = (code: ErrorCode, key: string, problem: string, fix: string) => never;
 
 /** llama.h enum llama_vocab_type */
 const VOCAB_WPM = 3;
