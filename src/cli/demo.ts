@@ -22,8 +22,8 @@ export const command = defineCommand({
      thinking, the hybrid (the paper's policy) and every control: only_bias,
      random_firing, random_vectors, norm_random, selection_only, pure_steering,
      oracle
-  3. pass@k (k = 1 … --samples, unbiased estimator) of base and thinking, sampled
-     at --temperature on the first --pass-problems problems
+  3. pass@k (k = 1 … --samples, unbiased estimator) of base, thinking and the
+     hybrid, sampled at --temperature on the first --pass-problems problems
   4. one HTML report (path printed; JSON and markdown beside it) and the table here
 
 --pair latent runs the same on the base-latent pair: its base model verifies only
