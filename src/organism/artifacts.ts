@@ -206,14 +206,17 @@ async function selectByReadout(
       const traces = (await readTraces(tracesPath)).records;
       const r = await measureReadout({ base, thinking }, traces, grid.entries, { threads });
       readout = Object.fromEntries(r.entries.map((e) => [`${e.layer}/${e.k}`, e.readout]));
+      const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
       log(
-        `artifacts: ${r.positions} disagreement positions (${r.boundaryPositions} at a sentence start); readout ${r.entries.map((e) => `L${e.layer} K${e.k} ${(100 * e.readout).toFixed(0)}%`).join(', ')}`,
+        `artifacts: ${r.positions} disagreement positions (${r.boundaryPositions} at a sentence start); readout (at sentence starts / inside): ${r.entries.map((e) => `L${e.layer} K${e.k} ${pct(e.readout)} (${pct(e.boundary)} / ${pct(e.inside)})`).join(', ')}`,
       );
+      // the details stay beside the choice (docs/demo.md cites them)
+      const details = { positions: r.positions, sentenceStarts: r.boundaryPositions, entries: r.entries };
+      writeFileSync(cache, `${JSON.stringify({ pair, readout, details }, null, 2)}\n`);
     } finally {
       thinking.free();
       base.free();
     }
-    writeFileSync(cache, `${JSON.stringify({ pair, readout }, null, 2)}\n`);
   }
   const measured = readout;
   const scored: Grid = {
