@@ -83,6 +83,7 @@ for (const row of rows) {
         bump('disagreements: digit');
         const who = r.token === r.baseGreedy ? 'base' : r.token === r.thinkingGreedy ? 'thinking' : 'neither';
         bump(`steered digit = ${who}'s`);
+        bump(`digit disagreements in a "${text.split('\n').at(-1)?.split(/[ :]/)[0]}" sentence`);
       } else bump('disagreements: other');
     }
     text += r.text;
