@@ -181,7 +181,7 @@ function replaceable(dir: string, marker: string): void {
  * The SAE of the grid with the best readout at the pair's disagreements (src/organism/artifacts-readout.ts),
  * not the paper's interpretability score: the hybrid reads the category from one token's activation where
  * the two models disagree, and on this organism the offline score's choice (layer 2, K 10) reads the wrong
- * category at most verification points (docs/demo.md, "Why the hybrid hurts").
+ * category at most verification points (docs/demo.md, "What the hybrid does on this pair, and why").
  */
 async function selectByReadout(
   models: { base: string; thinking: string },
@@ -334,7 +334,12 @@ export async function buildOrganismArtifacts(o: BuildArtifactsOptions): Promise<
     },
     layer: selection.layer,
     k: selection.k,
-    metrics: { ari: chain.ari, nmi: chain.nmi, purity: chain.purity },
+    // the selected SAE's own agreement (the chain's result describes its offline choice)
+    metrics: {
+      ari: selection.metrics.ari ?? Number.NaN,
+      nmi: selection.metrics.nmi ?? Number.NaN,
+      purity: selection.metrics.purity ?? Number.NaN,
+    },
     files: Object.fromEntries([
       ['sae/sae.safetensors', sha256(join(stage, 'sae', 'sae.safetensors'))],
       ...files.map((f) => [`${basename(paths.vectors)}/${f}`, sha256(join(stageVectors, f))]),
