@@ -50,6 +50,22 @@ export interface HybridCounters {
   rejected: number;
   /** times a base or thinking context was replaced by a larger one */
   contextsGrown: number;
+  /**
+   * Process CPU time (ms) spent while each kind of decode ran: where the time goes. The decodes run
+   * off the JS thread, which waits meanwhile, so this is mostly llama.cpp's.
+   */
+  cpuMs: { base: number; thinking: number; windows: number; window0: number };
+}
+
+/** Runs `work`, adding the process CPU time it took to `into[kind]`. */
+async function cpuTimed<K extends string, T>(into: Record<K, number>, kind: K, work: () => Promise<T>): Promise<T> {
+  const c0 = process.cpuUsage();
+  try {
+    return await work();
+  } finally {
+    const c = process.cpuUsage(c0);
+    into[kind] += (c.user + c.system) / 1000;
+  }
 }
 
 /** One problem in flight. */
@@ -113,6 +129,7 @@ export function hybridRun(pair: HybridPair, problems: HybridProblem[], options: 
     earlyExits: 0,
     rejected: 0,
     contextsGrown: 0,
+    cpuMs: { base: 0, thinking: 0, windows: 0, window0: 0 },
   };
   const opts = resolveOptions(options);
   checkProblems(pair, problems);
@@ -219,10 +236,10 @@ async function* run(
     }
   };
 
-  const decodeFeed: typeof feed = async (ctx, items, hooks) => {
-    const rows = items.reduce((s, it) => s + it.ids.length, 0);
-    counters.decodes += Math.ceil(rows / ctx.nBatch);
-    return feed(ctx, items, hooks);
+  const decodeFeed = async (kind: 'base' | 'thinking' | 'windows', ...args: Parameters<typeof feed>) => {
+    const rows = args[1].reduce((s, it) => s + it.ids.length, 0);
+    counters.decodes += Math.ceil(rows / args[0].nBatch);
+    return cpuTimed(counters.cpuMs, kind, () => feed(...args));
   };
 
   /** Room for `extra` more cells in the base context (every lane's sequence moves when it grows). */
@@ -282,7 +299,7 @@ async function* run(
         return { seq: l.baseSeq, ids, outputs: [ids.length - 1] };
       });
       counters.baseRows += items.reduce((s, it) => s + it.ids.length, 0);
-      const out = await decodeFeed(baseKv.ctx, items);
+      const out = await decodeFeed('base', baseKv.ctx, items);
       const still: Lane[] = [];
       drafting.forEach((l, i) => {
         const logits = out.logits[i][0];
@@ -347,6 +364,7 @@ async function* run(
     counters.thinkingRows += fed.reduce((s, p) => s + p.item.ids.length, 0);
     const out = fed.length
       ? await decodeFeed(
+          'thinking',
           thinkKv.ctx,
           fed.map((p) => p.item),
           { capture: saeHook },
@@ -559,7 +577,9 @@ async function* run(
         continue;
       }
       counters.decodes++;
-      logits[i] = await pool!.logits(`${lane.uid}:${c}:${latent}`, lane.B, policy.addVector(latent, c), policy.hook);
+      logits[i] = await cpuTimed(counters.cpuMs, 'window0', () =>
+        pool!.logits(`${lane.uid}:${c}:${latent}`, lane.B, policy.addVector(latent, c), policy.hook),
+      );
     }
     while (forks.length) {
       const free = baseKv.ctx.nSeqMax - baseKv.ctx.sequences;
@@ -577,7 +597,7 @@ async function* run(
       });
       try {
         counters.windowRows += items.reduce((s, it) => s + it.ids.length, 0);
-        const out = await decodeFeed(baseKv.ctx, items, { addHook: policy.hook });
+        const out = await decodeFeed('windows', baseKv.ctx, items, { addHook: policy.hook });
         wave.forEach((i, j) => {
           logits[i] = out.logits[j][0];
         });
