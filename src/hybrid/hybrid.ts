@@ -9,8 +9,9 @@
 //    thinking model checks them in one k-row decode; both roll back to the first disagreement;
 //  - windows −n: a fork of the base sequence truncated at N−n re-decodes n tokens steered (the
 //    shared prefix costs nothing); all problems' windows go into one decode;
-//  - window 0: a steered sequence per (problem, coefficient, latent) catches up on the tokens
-//    emitted since its last use (SteeredPool);
+//  - window 0: a steered sequence per (problem, coefficient, vector) catches up on the tokens
+//    emitted since its last use (SteeredPool); latents that steer with the same vector (only_bias,
+//    a latent without a vector) share one;
 //  - early exit: candidates are produced coefficient by coefficient in grid order; once one
 //    scores the thinking model's top log-probability no later candidate can win.
 import type { Sequence } from '../engine/index.ts';
@@ -578,7 +579,7 @@ async function* run(
       }
       counters.decodes++;
       logits[i] = await cpuTimed(counters.cpuMs, 'window0', () =>
-        pool!.logits(`${lane.uid}:${c}:${latent}`, lane.B, policy.addVector(latent, c), policy.hook),
+        pool!.logits(`${lane.uid}:${c}:${policy.vectorKey(latent)}`, lane.B, policy.addVector(latent, c), policy.hook),
       );
     }
     while (forks.length) {
