@@ -5,8 +5,10 @@
 //
 //  - lockstep: each problem has a base and a thinking sequence; a round feeds both the tokens
 //    emitted since the last round, many problems per decode;
-//  - speculative lockstep (speculate = k > 1): the base model runs k greedy tokens ahead and the
-//    thinking model checks them in one k-row decode; both roll back to the first disagreement;
+//  - speculative lockstep (speculate = k > 1): the base model runs up to k greedy tokens ahead and
+//    the thinking model checks them in one decode; both roll back to the first disagreement. The
+//    draft length adapts per problem: halved at a disagreement, doubled after a round without
+//    one (drafts past a disagreement are wasted base decodes, and disagreements cluster);
 //  - windows −n: a fork of the base sequence truncated at N−n re-decodes n tokens steered (the
 //    shared prefix costs nothing); all problems' windows go into one decode;
 //  - window 0: a steered sequence per (problem, coefficient, vector) catches up on the tokens
@@ -84,6 +86,8 @@ interface Lane {
   /** thinking logits and SAE-layer residual after the last fed thinking token */
   thinkLogits: Float32Array | null;
   thinkResid: Float32Array | null;
+  /** tokens to draft next round (adaptive, 1..speculate) */
+  draft: number;
   promptTokens: { base: number; thinking: number };
   records: TokenRecord[];
   text: string;
@@ -209,6 +213,7 @@ async function* run(
         thinkSeq: thinkKv.ctx.sequence(),
         thinkLogits: null,
         thinkResid: null,
+        draft: opts.speculate,
         promptTokens: { base: B.length, thinking: T.length },
         records: [],
         text: '',
@@ -291,7 +296,7 @@ async function* run(
   async function lockstep(active: Lane[], events: HybridEvent[]): Promise<Step[]> {
     const drafts = new Map<Lane, Draft[]>(active.map((l) => [l, []]));
     let drafting = [...active];
-    for (let j = 0; j < opts.speculate && drafting.length; j++) {
+    for (let j = 0; drafting.length; j++) {
       // a token that re-encodes to nothing leaves the text as it was: decode its last token again
       for (const l of drafting) if (l.baseSeq.length === l.B.length) l.baseSeq.truncate(l.B.length - 1);
       await baseRoom(drafting.reduce((s, l) => s + l.B.length - l.baseSeq.length, 0));
@@ -309,7 +314,7 @@ async function* run(
         const token = draws.greedy ? greedy : draws.pick(logits, l, l.records.length + d.length, BASE_SLOT);
         d.push({ greedy, token, logits, baseLen: l.B.length });
         const room = l.records.length + d.length < opts.maxTokens;
-        if (j + 1 < opts.speculate && token !== base.info.eos && room) {
+        if (j + 1 < l.draft && token !== base.info.eos && room) {
           l.B.push(...bridge.fromBase(token).baseIds);
           still.push(l);
         }
@@ -393,6 +398,7 @@ async function* run(
           l.thinkSeq.truncate(p.lengthAt[j]);
           l.thinkLogits = logits;
           l.thinkResid = resid;
+          l.draft = Math.max(1, l.draft >> 1);
           steps.push({
             lane: l,
             step: l.records.length,
@@ -410,6 +416,7 @@ async function* run(
         else emit(l, rec, events);
         l.thinkLogits = logits;
         l.thinkResid = resid;
+        if (j + 1 === p.drafts.length) l.draft = Math.min(opts.speculate, 2 * l.draft);
       }
     }
     return steps;

@@ -114,7 +114,10 @@ export interface HybridOptions {
   /** pure_steering: the one coefficient and window (default: the grid's largest coefficient, window 0) */
   pureCoefficient?: number;
   pureWindow?: number;
-  /** fast path: tokens the base model runs ahead before the thinking model checks them (1 = plain lockstep) */
+  /**
+   * fast path: most tokens the base model runs ahead before the thinking model checks them (1 = plain
+   * lockstep); per problem the draft halves at a disagreement and doubles after a round without one
+   */
   speculate?: number;
   /** fast path: problems decoded together (each group shares one base and one thinking context) */
   batch?: number;
