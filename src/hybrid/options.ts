@@ -123,7 +123,7 @@ export interface HybridOptions {
   batch?: number;
   /**
    * fast path: window-0 steered sequences kept (least recently used evicted). Default: as many as
-   * fit in 1 GiB of KV cache and attention buffers, at most one per (problem, coefficient, latent).
+   * fit in 1 GiB of KV cache and attention buffers, at most one per (problem, coefficient, vector).
    * 0 keeps none, so every window-0 candidate re-decodes the whole text (the paper's cost; for benchmarks).
    */
   steeredPool?: number;
