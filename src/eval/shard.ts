@@ -86,6 +86,15 @@ function slurmIndex(env: NodeJS.ProcessEnv, count: number): { index: number; sou
       `submit the array with --array=0-${count - 1}, or rerun single shards with --shard i/${count} (a run store resumes where it stopped)`,
     );
   }
+  // Task ids with gaps (--array=0-6:2, --array=0,2,3,5) would leave shards without a task.
+  const max = envIndex(env, 'SLURM_ARRAY_TASK_MAX');
+  if (tasks !== null && max !== null && max - min + 1 !== tasks) {
+    throw new ThinkwhenError(
+      'BAD_SHARD',
+      `--shard auto/${count}: the Slurm array's task ids are not consecutive (${tasks} tasks from ${min} to ${max})`,
+      `submit the array with --array=0-${count - 1} (a % throttle is fine), or give each task --shard i/${count}`,
+    );
+  }
   if (id < min) {
     throw new ThinkwhenError(
       'BAD_SHARD',

@@ -2,7 +2,7 @@
 // array, and a clear BAD_SHARD for everything that would run the wrong problems.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -98,6 +98,19 @@ describe('resolveShard', () => {
       refusal('auto/4', { SLURM_ARRAY_TASK_ID: '1', SLURM_ARRAY_TASK_MIN: '2' }),
       /below SLURM_ARRAY_TASK_MIN/,
     );
+    // --array=0-6:2 and --array=0,2,3,5: 4 tasks, but shards 2 and 4 (or 2) would have none
+    for (const max of ['6', '5']) {
+      const env = {
+        SLURM_ARRAY_TASK_ID: '2',
+        SLURM_ARRAY_TASK_MIN: '0',
+        SLURM_ARRAY_TASK_MAX: max,
+        SLURM_ARRAY_TASK_COUNT: '4',
+      };
+      assert.match(refusal('auto/4', env), new RegExp(`task ids are not consecutive \\(4 tasks from 0 to ${max}\\)`));
+    }
+    // --array=0-3%2 (throttled) is a plain 4-task array
+    const throttled = { SLURM_ARRAY_TASK_MIN: '0', SLURM_ARRAY_TASK_MAX: '3', SLURM_ARRAY_TASK_COUNT: '4' };
+    assert.deepEqual(resolveShard('auto/4', { ...throttled, SLURM_ARRAY_TASK_ID: '3' }).shard, { index: 4, count: 4 });
   });
 
   it('auto/n: refuses a bad n', () => {
@@ -129,6 +142,7 @@ describe('thinkwhen run --shard auto/2, then thinkwhen merge', () => {
     const second = jobTask(shards[1], {
       SLURM_ARRAY_TASK_ID: '2',
       SLURM_ARRAY_TASK_MIN: '1',
+      SLURM_ARRAY_TASK_MAX: '2',
       SLURM_ARRAY_TASK_COUNT: '2',
     });
     assert.equal(second.code, 0, second.err);
@@ -143,6 +157,16 @@ describe('thinkwhen run --shard auto/2, then thinkwhen merge', () => {
     assert.equal(a.size, 6);
     assert.ok(s1.size > 0 && s2.size > 0 && s1.size + s2.size === 6, `shards of ${s1.size} and ${s2.size}`);
     assert.deepEqual(b, a);
+    assert.doesNotMatch(m.err, /warning/);
+
+    // merging as the shards finish: a warning names the missing shard until it is there
+    const partial = join(tmp, 'partial.sqlite');
+    const p1 = await cli(['merge', partial, shards[0]]);
+    assert.equal(p1.code, 0, p1.err);
+    assert.match(p1.err, /warning: shard 2\/2 of this run is not among the inputs/);
+    const p2 = await cli(['merge', partial, shards[1]]);
+    assert.doesNotMatch(p2.err, /warning/);
+    assert.deepEqual(stored(partial), a);
   });
 
   it('a task without an index writes nothing and says how to give one', () => {
@@ -169,3 +193,29 @@ function stored(path: string): Map<string, string> {
     s.close();
   }
 }
+
+describe('docs/scale-out.md', () => {
+  const docs = readFileSync('docs/scale-out.md', 'utf8');
+  const block = (lang: string) => {
+    const m = new RegExp(`\`\`\`${lang}\\n([\\s\\S]*?)\`\`\``).exec(docs);
+    assert.ok(m, `a ${lang} block`);
+    return m[1];
+  };
+
+  it('the Indexed Job: completions = n of --shard auto/n, one store per index', () => {
+    const job = block('yaml');
+    const n = Number(/--shard auto\/(\d+)/.exec(job)?.[1]);
+    assert.match(job, /completionMode: Indexed/);
+    assert.match(job, new RegExp(`completions: ${n}\\b`));
+    assert.match(job, /--out \S*\$JOB_COMPLETION_INDEX\S*\.sqlite/);
+  });
+
+  it('the sbatch script: valid bash, --array=0-(n-1) for --shard auto/n, one store per task', () => {
+    const script = block('bash');
+    const n = Number(/--shard auto\/(\d+)/.exec(script)?.[1]);
+    assert.match(script, new RegExp(`#SBATCH --array=0-${n - 1}\\b`));
+    assert.match(script, /--out \S*\$SLURM_ARRAY_TASK_ID\S*\.sqlite/);
+    const check = spawnSync('bash', ['-n'], { input: script, encoding: 'utf8' });
+    assert.equal(check.status, 0, check.stderr);
+  });
+});
