@@ -15,13 +15,16 @@
 //     each answered with a 4xx and a message.
 // Exits 1 when an output differs, a request fails, or a bad request is not a 4xx.
 //
-// The default is the full load test of issue 13 (64 clients, 1,000 requests over base, thinking and
-// hybrid, 64 tokens each; ~5 min on one shared core); --small is a quick check (8 clients, 48 requests):
+// The default is the full load test of issue 13: 64 clients, 1,000 requests alternating between base
+// and thinking, 64 tokens each (a few minutes on one shared core). --models base,thinking,hybrid puts
+// the hybrid in the mix: it runs each request alone (--hybrid-parallel 2 at once), so it dominates the
+// run (~11 min on one shared core). --small is a quick check (8 clients, 48 requests):
 //   THINKWHEN_THREADS=1 nice -n 10 node --import tsx bench/serve.ts --json > bench/results/serve.json
-//   THINKWHEN_THREADS=1 nice -n 15 node --import tsx bench/serve.ts --small
+//   THINKWHEN_THREADS=1 nice -n 10 node --import tsx bench/serve.ts --models base,thinking,hybrid --json > bench/results/serve-hybrid.json
 //   THINKWHEN_THREADS=1 nice -n 10 node --expose-gc --import tsx bench/serve.ts --in-process --json > bench/results/serve-in-process.json
-// Options: --clients 64 --requests 1000 --distinct 100 --block 100 --max-tokens 64
-//   --models base,thinking,hybrid (--in-process: base,thinking) --parallel 8 (the server's --parallel)
+//   THINKWHEN_THREADS=1 nice -n 15 node --import tsx bench/serve.ts --small
+// Options: --clients 64 --requests 1000 --distinct 100 --block 100 --max-tokens 64 --models base,thinking
+//   --parallel 8 (the server's --parallel)
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -40,7 +43,7 @@ const { values } = parseArgs({
     distinct: { type: 'string' },
     block: { type: 'string' },
     'max-tokens': { type: 'string', default: '64' },
-    models: { type: 'string' },
+    models: { type: 'string', default: 'base,thinking' },
     parallel: { type: 'string', default: '8' },
     'in-process': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
@@ -61,7 +64,7 @@ const distinct = Math.min(total, positive('distinct', values.distinct ?? size.di
 const block = positive('block', values.block ?? size.block);
 const maxTokens = positive('max-tokens', values['max-tokens']);
 const parallel = positive('parallel', values.parallel);
-const models = (values.models ?? (inProcess ? 'base,thinking' : 'base,thinking,hybrid')).split(',').filter(Boolean);
+const models = values.models.split(',').filter(Boolean);
 
 interface Request {
   model: string;
