@@ -27,6 +27,7 @@
 //   --parallel 8 (the server's --parallel)
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { parseArgs } from 'node:util';
 import OpenAI from 'openai';
 import { Model } from '../src/engine/index.ts';
@@ -295,7 +296,7 @@ async function main(): Promise<void> {
     const bad = await badRequests(server.url);
     const result = {
       note: 'one run on a shared 2-core machine (other jobs were running): compare the ratios, not the absolute numbers',
-      command: `THINKWHEN_THREADS=${process.env.THINKWHEN_THREADS ?? ''} node ${process.execArgv.join(' ')} bench/serve.ts ${process.argv.slice(2).join(' ')}`,
+      command: `THINKWHEN_THREADS=${process.env.THINKWHEN_THREADS ?? ''} nice -n ${getPriority()} node ${process.execArgv.join(' ')} bench/serve.ts ${process.argv.slice(2).join(' ')}`,
       config: {
         server: inProcess ? 'in-process (RSS after a forced GC)' : 'child `thinkwhen serve` (its defaults)',
         clients,
@@ -306,6 +307,7 @@ async function main(): Promise<void> {
         models,
         parallel,
         threads: process.env.THINKWHEN_THREADS ?? null,
+        nice: getPriority(),
       },
       errors: load.errors.length,
       errorSamples: load.errors.slice(0, 3),
