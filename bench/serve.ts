@@ -158,6 +158,15 @@ async function startInProcess(): Promise<Served> {
   };
 }
 
+/** The environment that shapes the run: threads, and glibc's malloc settings (the server inherits them). */
+function envSetting(): string {
+  return Object.entries(process.env)
+    .filter(([k]) => k === 'THINKWHEN_THREADS' || k.startsWith('MALLOC_'))
+    .map(([k, v]) => `${k}=${v}`)
+    .sort()
+    .join(' ');
+}
+
 function childRssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!m) throw new Error(`no VmRSS for ${pid}`);
@@ -296,7 +305,7 @@ async function main(): Promise<void> {
     const bad = await badRequests(server.url);
     const result = {
       note: 'one run on a shared 2-core machine (other jobs were running): compare the ratios, not the absolute numbers',
-      command: `THINKWHEN_THREADS=${process.env.THINKWHEN_THREADS ?? ''} nice -n ${getPriority()} node ${process.execArgv.join(' ')} bench/serve.ts ${process.argv.slice(2).join(' ')}`,
+      command: `${envSetting()} nice -n ${getPriority()} node ${process.execArgv.join(' ')} bench/serve.ts ${process.argv.slice(2).join(' ')}`,
       config: {
         server: inProcess ? 'in-process (RSS after a forced GC)' : 'child `thinkwhen serve` (its defaults)',
         clients,
