@@ -66,3 +66,22 @@ for (const file of ['bench/results/serve.json', 'bench/results/serve-in-process.
     );
   });
 }
+
+// The hybrid in the mix: the same bars but RSS. With glibc's default malloc settings the hybrid's
+// per-request contexts make RSS grow (docs/serve.md says why and quotes it); with the mmap threshold
+// pinned it must never rise more than 10 % above the first block.
+test('bench/results/serve-hybrid.json: 1,000 requests with the hybrid, zero errors, identical texts', () => {
+  const r = read('bench/results/serve-hybrid.json');
+  assert.deepEqual(r.config.models, ['base', 'thinking', 'hybrid']);
+  checkRun(r);
+});
+
+test('bench/results/serve-hybrid-mmap.json: the same with MALLOC_MMAP_THRESHOLD_ pinned, RSS never 10 % above the first block', () => {
+  const r = read('bench/results/serve-hybrid-mmap.json');
+  assert.deepEqual(r.config.models, ['base', 'thinking', 'hybrid']);
+  assert.match(r.command, /MALLOC_MMAP_THRESHOLD_=65536/);
+  checkRun(r);
+  const blocks = r.serverRssMiB.blocks;
+  const high = Math.max(...blocks.map((b) => b.mib));
+  assert.ok(high <= 1.1 * blocks[0].mib, `highest block ${high} MiB, first ${blocks[0].mib} MiB`);
+});
