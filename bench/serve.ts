@@ -18,7 +18,7 @@
 // The default is the full load test of issue 13: 64 clients, 1,000 requests alternating between base
 // and thinking, 64 tokens each (a few minutes on one shared core). --models base,thinking,hybrid puts
 // the hybrid in the mix: it runs each request alone (--hybrid-parallel 2 at once), so it dominates the
-// run (~11 min on one shared core). --small is a quick check (8 clients, 48 requests):
+// run (8–11 min on one shared core). --small is a quick check (8 clients, 48 requests):
 //   THINKWHEN_THREADS=1 nice -n 10 node --import tsx bench/serve.ts --json > bench/results/serve.json
 //   THINKWHEN_THREADS=1 nice -n 10 node --import tsx bench/serve.ts --models base,thinking,hybrid --json > bench/results/serve-hybrid.json
 //   THINKWHEN_THREADS=1 nice -n 10 node --expose-gc --import tsx bench/serve.ts --in-process --json > bench/results/serve-in-process.json
