@@ -63,7 +63,8 @@ const SCORE_OPTIONS = {
   select: choice({
     arg: 'METRIC',
     help: 'selection metric (default: final with an LLM, else offline; ari/nmi/purity are oracles that use the ground truth)',
-    choices: SELECTION_METRICS,
+    // readout needs both models of a pair: the organism measures it when it builds its artifacts
+    choices: SELECTION_METRICS.filter((m) => m !== 'readout'),
   }),
   'llm-base-url': text({ arg: 'URL', help: 'OpenAI-compatible endpoint (default $OPENAI_BASE_URL)' }),
   'llm-api-key': text({ arg: 'KEY', help: 'API key (default $OPENAI_API_KEY)' }),
