@@ -116,10 +116,7 @@ test('weighted loss: weight 0 on a token is the same gradient as not scoring it'
 test('weighted loss: bad weights are refused with a message', async () => {
   const tr = Trainer.open(f32Model('llama'), { threads: 1 });
   try {
-    assert.throws(
-      () => exampleBatch([{ prompt: [1], target: [2, 3], weight: [1] }]),
-      /1 weights for 2 target tokens/,
-    );
+    assert.throws(() => exampleBatch([{ prompt: [1], target: [2, 3], weight: [1] }]), /1 weights for 2 target tokens/);
     assert.throws(() => exampleBatch([{ prompt: [1], target: [2, 3], weight: Number.NaN }]), /non-finite weight/);
     const b = noSteer(exampleBatch([{ prompt: [1], target: [2, 3], weight: 1 }]));
     await assert.rejects(async () => tr.run({ ...b, weights: new Float32Array(1) }), /weights must be a Float32Array/);
