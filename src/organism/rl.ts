@@ -32,6 +32,8 @@ export interface RlConfig {
   groupSize: number;
   maxTokens: number;
   tokenCost: number;
+  /** 'mean' (Dr. GRPO): a token-cost difference stays as small as it is; 'std' would blow it up to ±1 */
+  advantage: 'std' | 'mean';
   lr: number;
   checkpointEvery: number;
   /** held-out problems for acc and P(verify) */
@@ -49,6 +51,7 @@ export const RL_DEFAULT: RlConfig = {
   groupSize: 8,
   maxTokens: 320,
   tokenCost: 0.001,
+  advantage: 'mean',
   lr: 3e-4,
   checkpointEvery: 5,
   evalProblems: 200,
@@ -64,6 +67,7 @@ export const RL_QUICK: RlConfig = {
   groupSize: 4,
   maxTokens: 320,
   tokenCost: 0.001,
+  advantage: 'mean',
   lr: 3e-4,
   checkpointEvery: 2,
   evalProblems: 8,
@@ -169,7 +173,9 @@ export async function verifyProbabilities(
       const chunk = points.slice(i, i + B);
       const T = Math.max(...chunk.map((c) => c.tokens.length));
       const tokens = new Int32Array(chunk.length * T);
-      chunk.forEach((c, b) => tokens.set(c.tokens, b * T));
+      chunk.forEach((c, b) => {
+        tokens.set(c.tokens, b * T);
+      });
       const r = await tr.run({
         nSeq: chunk.length,
         seqLen: T,
@@ -286,6 +292,7 @@ export async function runOrganismRl(o: OrganismRlOptions): Promise<OrganismRlRes
       groupSize: cfg.groupSize,
       maxTokens: cfg.maxTokens,
       tokenCost: cfg.tokenCost,
+      advantage: cfg.advantage,
       lr: cfg.lr,
       checkpointEvery: cfg.checkpointEvery,
       seed,
