@@ -1,6 +1,7 @@
 // `thinkwhen organism rl`: RL with a verifiable reward on the organism (the generic GRPO stage of
 // src/rl composed with the organism's task and grader), then what RL changed, on held-out problems:
-//  - acc: greedy accuracy of the RL model;
+//  - acc: greedy accuracy of the RL model; in its own greedy traces, how often it verifies after wrong
+//    and after right quick results, and the share of each sentence type;
 //  - p_verify_needed / p_verify_not_needed: the model's probability that the sentence after a quick
 //    computation starts with `Check`, read from its logits, split by whether the quick result is wrong
 //    (needed) or right. The contexts are the ground-truth thinking traces of the test problems cut
@@ -19,6 +20,7 @@ import { Trainer } from '../train/trainer.ts';
 import { TEST_SEED, VERIFY_PREFIX } from './eval.ts';
 import { organismModelPaths } from './index.ts';
 import { makeTrace } from './language.ts';
+import { analyzeTrace } from './parser.ts';
 import { generateProblems, type Problem, quickIsWrong } from './task.ts';
 import { encodePrompt, encodeText, promptText } from './vocab.ts';
 
@@ -101,6 +103,10 @@ export interface OrganismRlLine {
   base_acc: number;
   base_p_verify_needed: number;
   base_p_verify_not_needed: number;
+  /** in each model's own greedy traces: verifications after wrong / right quick results */
+  verify_rate_needed: { base: number; rl: number };
+  verify_rate_not_needed: { base: number; rl: number };
+  sentence_types: { base: Record<string, number>; rl: Record<string, number> };
   reward: RlReward;
   one_shot: boolean;
   steps: number;
@@ -206,13 +212,40 @@ export async function verifyProbabilities(
   };
 }
 
-async function greedyAccuracy(modelPath: string, problems: Problem[], threads?: number): Promise<number> {
+/** What the model's own greedy traces show: accuracy, how often it verifies, sentence types. */
+export interface GreedyBehaviour {
+  acc: number;
+  /** fraction of wrong quick results (wrong for the model's own operands) followed by a verification */
+  verifyRateNeeded: number;
+  /** fraction of right quick results followed by a verification */
+  verifyRateNotNeeded: number;
+  /** share of each sentence type (null: not in the trace language) over all sentences */
+  sentenceTypes: Record<string, number>;
+}
+
+async function greedyBehaviour(modelPath: string, problems: Problem[], threads?: number): Promise<GreedyBehaviour> {
   const c = await sampleCompletions(
     modelPath,
     problems.map((p) => ({ prompt: promptText(p.question), seed: 0 })),
     { temperature: 0, maxTokens: 400, threads },
   );
-  return c.filter((x, i) => rewardOf('answer', problems[i], x.text) === 1).length / problems.length;
+  const an = c.map((x) => analyzeTrace(x.text));
+  const steps = an.flatMap((a) => a.steps);
+  const rate = (xs: typeof steps) => (xs.length ? xs.filter((s) => s.verified).length / xs.length : Number.NaN);
+  const types = new Map<string, number>();
+  let total = 0;
+  for (const a of an) {
+    for (const s of a.sentences) {
+      types.set(String(s.type), (types.get(String(s.type)) ?? 0) + 1);
+      total++;
+    }
+  }
+  return {
+    acc: c.filter((x, i) => rewardOf('answer', problems[i], x.text) === 1).length / problems.length,
+    verifyRateNeeded: rate(steps.filter((s) => s.quickWrong)),
+    verifyRateNotNeeded: rate(steps.filter((s) => !s.quickWrong)),
+    sentenceTypes: Object.fromEntries([...types].sort().map(([k, n]) => [k, n / Math.max(1, total)])),
+  };
 }
 
 /** pass@k at temperature 1 for the ks the config names (unbiased estimator over passSamples samples). */
@@ -313,25 +346,28 @@ export async function runOrganismRl(o: OrganismRlOptions): Promise<OrganismRlRes
   const measure = (model: string, label: string) =>
     cached(join(o.workDir, `eval-${label}.json`), evalKey(model), async () => {
       log(`organism rl: measuring the ${label} model on ${cfg.evalProblems} held-out problems`);
-      const acc = await greedyAccuracy(model, evalSet, o.threads);
+      const greedy = await greedyBehaviour(model, evalSet, o.threads);
       const pv = await verifyProbabilities(model, evalSet, o.threads);
       log(`organism rl: pass@k of the ${label} model (${cfg.passProblems} problems x ${cfg.passSamples} samples)`);
       const passAtK = await passAtKOf(model, passSet, cfg, seed, o.threads, log);
-      return { acc, pv, passAtK };
+      return { greedy, pv, passAtK };
     });
   const base = await measure(basePath, 'base');
   const rl = await measure(out, 'rl');
   const evalSeconds = (performance.now() - t1) / 1000;
   return {
     line: {
-      acc: rl.acc,
+      acc: rl.greedy.acc,
       p_verify_needed: rl.pv.needed,
       p_verify_not_needed: rl.pv.notNeeded,
       knows_how_verify_heldout: null,
       pass_at_k: { base: base.passAtK, rl: rl.passAtK },
-      base_acc: base.acc,
+      base_acc: base.greedy.acc,
       base_p_verify_needed: base.pv.needed,
       base_p_verify_not_needed: base.pv.notNeeded,
+      verify_rate_needed: { base: base.greedy.verifyRateNeeded, rl: rl.greedy.verifyRateNeeded },
+      verify_rate_not_needed: { base: base.greedy.verifyRateNotNeeded, rl: rl.greedy.verifyRateNotNeeded },
+      sentence_types: { base: base.greedy.sentenceTypes, rl: rl.greedy.sentenceTypes },
       reward,
       one_shot: o.oneShot ?? false,
       steps: run.history.length,
