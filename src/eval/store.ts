@@ -316,13 +316,22 @@ export class RunStore {
   /** Opens an existing store for reading only (reports, merge inputs). */
   static openReadonly(path: string): RunStore {
     const file = resolve(path);
-    if (!existsSync(file)) throw new ThinkwhenError('RUN_NOT_FOUND', `no run store at ${path}`);
+    if (!existsSync(file))
+      throw new ThinkwhenError(
+        'RUN_NOT_FOUND',
+        `no run store at ${path}`,
+        'give the .sqlite file a `thinkwhen run --out FILE` wrote (or `thinkwhen demo` under runs/demo/PAIR/runs/)',
+      );
     const db = openDatabase(file, path, true);
     try {
       db.prepare('SELECT 1 FROM meta LIMIT 1').get();
     } catch (err) {
       db.close();
-      throw new ThinkwhenError('NOT_A_RUN_STORE', `${path} is not a thinkwhen run store (${(err as Error).message})`);
+      throw new ThinkwhenError(
+        'NOT_A_RUN_STORE',
+        `${path} is not a thinkwhen run store (${(err as Error).message})`,
+        'give the .sqlite file a `thinkwhen run --out FILE` wrote',
+      );
     }
     return new RunStore(db, file, true);
   }

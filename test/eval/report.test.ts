@@ -147,7 +147,7 @@ describe('report', () => {
     assert.match(none.stderr, /no run stores given/);
     const missing = cli('report', join(tmp, 'nope.sqlite'));
     assert.equal(missing.status, 2);
-    assert.match(missing.stderr, /no run store at/);
+    assert.match(missing.stderr, /no run store at .*fix: give the .sqlite file a `thinkwhen run --out FILE` wrote/);
     assert.match(cli('report', '--help').stdout, /Examples:/);
     const merged = cli('merge', join(tmp, 'm.sqlite'), runs.base);
     assert.equal(merged.status, 0, merged.stderr);
