@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { ThinkwhenError } from '../errors.ts';
 import type { Command } from './command.ts';
 import { choice, defineCommand, defineGroup, flag, int, num, text, threads } from './options.ts';
 
@@ -175,6 +176,21 @@ once. See docs/rl.md.`,
       default: 'answer',
     }),
     'one-shot': flag('train on one problem only (1-shot RL)'),
+    'eval-n': int({
+      help: 'held-out problems for accuracy and P(verify) (default 200; quick 8)',
+      min: 1,
+      max: 100_000,
+    }),
+    'pass-problems': int({
+      help: 'held-out problems for pass@k (default 16; quick 3; at most --eval-n)',
+      min: 1,
+      max: 100_000,
+    }),
+    'pass-samples': int({
+      help: 'samples per problem for pass@k; k runs over 1, 4, 16, 64, 256 up to it (default 256; quick 8)',
+      min: 1,
+      max: 100_000,
+    }),
     seed: int({ help: 'seed of problems and samples', min: 0, max: 2 ** 31 - 1, default: 1 }),
     threads: threads('CPU threads for training and sampling (default: THINKWHEN_THREADS, else all cores)'),
   },
@@ -192,7 +208,17 @@ once. See docs/rl.md.`,
       steps: values.steps ?? base.steps,
       lr: values.lr ?? base.lr,
       tokenCost: values['token-cost'] ?? base.tokenCost,
+      evalProblems: values['eval-n'] ?? base.evalProblems,
+      passProblems: values['pass-problems'] ?? base.passProblems,
+      passSamples: values['pass-samples'] ?? base.passSamples,
+      ks: RL_DEFAULT.ks,
     };
+    if (config.passProblems > config.evalProblems)
+      throw new ThinkwhenError(
+        'BAD_ARGUMENT',
+        `--pass-problems ${config.passProblems} exceeds the ${config.evalProblems} held-out problems`,
+        'raise --eval-n or lower --pass-problems',
+      );
     const variant = `${config.name}${values.reward === 'answer' ? '' : `-${values.reward}`}${values['one-shot'] ? '-1shot' : ''}`;
     const workDir = values.work ?? join('runs', 'organism-rl', variant);
     const t0 = Date.now();

@@ -43,6 +43,7 @@ export interface RlConfig {
   /** held-out problems for pass@k, and samples of each */
   passProblems: number;
   passSamples: number;
+  /** the k of pass@k (those above passSamples are left out) */
   ks: number[];
 }
 
@@ -75,7 +76,7 @@ export const RL_QUICK: RlConfig = {
   evalProblems: 8,
   passProblems: 3,
   passSamples: 8,
-  ks: [1, 4],
+  ks: [1, 4, 16, 64, 256],
 };
 
 export interface OrganismRlOptions {
