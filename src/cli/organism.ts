@@ -168,7 +168,7 @@ once. See docs/rl.md.`,
       help: 'work folder: checkpoints, thinking-rl.gguf, cached measurements (default runs/organism-rl/NAME)',
     }),
     steps: int({ help: 'optimizer steps (default: 40; quick 3)', min: 1, max: 1_000_000 }),
-    lr: num({ help: 'learning rate (default 3e-4)', min: 0, max: 1 }),
+    lr: num({ help: 'learning rate (default 3e-5)', min: 0, max: 1 }),
     'token-cost': num({ help: 'reward subtracted per generated token (default 0.001)', min: 0, max: 1 }),
     reward: choice({
       help: 'answer: the boxed answer is right; random: a coin flip (spurious reward); format: any boxed integer',
