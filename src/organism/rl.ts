@@ -254,7 +254,7 @@ async function greedyBehaviour(modelPath: string, problems: Problem[], threads?:
 async function passAtKOf(
   modelPath: string,
   problems: Problem[],
-  cfg: RlConfig,
+  cfg: Pick<RlConfig, 'passSamples' | 'ks' | 'maxTokens'>,
   seed: number,
   threads: number | undefined,
   log: (l: string) => void,
@@ -280,6 +280,31 @@ async function passAtKOf(
     c: c.slice(i * n, (i + 1) * n).filter((x) => rewardOf('answer', p, x.text) === 1).length,
   }));
   return Object.fromEntries(cfg.ks.filter((k) => k <= n).map((k) => [String(k), meanPassAtK(counts, k)]));
+}
+
+export interface ModelMeasurement {
+  greedy: GreedyBehaviour;
+  pv: { needed: number; notNeeded: number; points: [number, number] };
+  passAtK: Record<string, number>;
+}
+
+/** Everything `organism rl` measures of one model, on the held-out problems the config names. */
+export async function measureOrganismModel(
+  model: string,
+  cfg: Pick<RlConfig, 'evalProblems' | 'passProblems' | 'passSamples' | 'ks' | 'maxTokens'>,
+  o: { seed?: number; threads?: number; log?: (l: string) => void; label?: string } = {},
+): Promise<ModelMeasurement> {
+  const log = o.log ?? (() => {});
+  const evalSet = generateProblems('test', cfg.evalProblems, TEST_SEED);
+  if (cfg.passProblems > evalSet.length) throw new ThinkwhenError('BAD_OPTIONS', 'passProblems exceeds evalProblems');
+  log(`organism rl: measuring the ${o.label ?? model} model on ${cfg.evalProblems} held-out problems`);
+  const greedy = await greedyBehaviour(model, evalSet, o.threads);
+  const pv = await verifyProbabilities(model, evalSet, o.threads);
+  log(
+    `organism rl: pass@k of the ${o.label ?? model} model (${cfg.passProblems} problems x ${cfg.passSamples} samples)`,
+  );
+  const passAtK = await passAtKOf(model, evalSet.slice(0, cfg.passProblems), cfg, o.seed ?? 1, o.threads, log);
+  return { greedy, pv, passAtK };
 }
 
 /** A JSON file in the work folder keyed by what its content depends on: computed once, reused after. */
@@ -340,20 +365,12 @@ export async function runOrganismRl(o: OrganismRlOptions): Promise<OrganismRlRes
   const trainSeconds = (performance.now() - t0) / 1000;
 
   const t1 = performance.now();
-  const evalSet = generateProblems('test', cfg.evalProblems, TEST_SEED);
-  const passSet = evalSet.slice(0, cfg.passProblems);
-  if (passSet.length < cfg.passProblems) throw new ThinkwhenError('BAD_OPTIONS', 'passProblems exceeds evalProblems');
   const evalKey = (model: string) =>
     JSON.stringify({ model, size: statSync(model).size, mtime: statSync(model).mtimeMs, cfg, seed });
   const measure = (model: string, label: string) =>
-    cached(join(o.workDir, `eval-${label}.json`), evalKey(model), async () => {
-      log(`organism rl: measuring the ${label} model on ${cfg.evalProblems} held-out problems`);
-      const greedy = await greedyBehaviour(model, evalSet, o.threads);
-      const pv = await verifyProbabilities(model, evalSet, o.threads);
-      log(`organism rl: pass@k of the ${label} model (${cfg.passProblems} problems x ${cfg.passSamples} samples)`);
-      const passAtK = await passAtKOf(model, passSet, cfg, seed, o.threads, log);
-      return { greedy, pv, passAtK };
-    });
+    cached(join(o.workDir, `eval-${label}.json`), evalKey(model), () =>
+      measureOrganismModel(model, cfg, { seed, threads: o.threads, log, label }),
+    );
   const base = await measure(basePath, 'base');
   const rl = await measure(out, 'rl');
   const evalSeconds = (performance.now() - t1) / 1000;
