@@ -15,7 +15,11 @@
 // layers (default 6 of 24: same width and vocabulary, so the same cost ratio of a k-row decode
 // to a 1-row one; --qwen-layers 24 for the full shape).
 //
-//   node --import tsx bench/hybrid.ts [--json] [--tokens 1000] [--qwen-layers 6] [--spec-tokens 32] [--reps 3] [--speculate 4] [--ideas]
+// The defaults finish in a few minutes on 2 cores (speed-up at 250 tokens; 500 and 1,000 print
+// null; the lockstep over 128 tokens, 2 repetitions); --full measures the speed-up to 1,000 tokens
+// and the lockstep over 256 tokens, 3 repetitions (most of an hour, nearly all of it the reference).
+//
+//   node --import tsx bench/hybrid.ts [--json] [--full] [--tokens N] [--qwen-layers 6] [--qwen-noise 0.019] [--spec-tokens N] [--reps N] [--speculate 4] [--ideas]
 //
 // Models are written once to ~/.cache/thinkwhen/bench/hybrid/. Run with THINKWHEN_THREADS=1.
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
@@ -47,17 +51,21 @@ import {
 const { values } = parseArgs({
   options: {
     json: { type: 'boolean', default: false },
-    tokens: { type: 'string', default: '1000' },
+    full: { type: 'boolean', default: false },
+    tokens: { type: 'string' },
     'qwen-layers': { type: 'string', default: '6' },
-    'spec-tokens': { type: 'string', default: '32' },
+    // weight noise of the thinking model: 0.019 made 14.8 % of 128 tokens disagree (0.016 and
+    // 0.018: 8.6 %, 0.022: 17.2 %; disagreements cluster, so the rate of a short run is noisy)
+    'qwen-noise': { type: 'string', default: '0.019' },
+    'spec-tokens': { type: 'string' },
     speculate: { type: 'string', default: '4' },
-    reps: { type: 'string', default: '3' },
+    reps: { type: 'string' },
     ideas: { type: 'boolean', default: false },
   },
 });
-const TOKENS = Number(values.tokens);
+const TOKENS = Number(values.tokens ?? (values.full ? 1000 : 250));
 const CHECKPOINTS = [250, 500, 1000].filter((n) => n <= TOKENS);
-const SPEC_TOKENS = Number(values['spec-tokens']);
+const SPEC_TOKENS = Number(values['spec-tokens'] ?? (values.full ? 256 : 128));
 const K = Number(values.speculate);
 const log = (s: string) => console.error(s);
 
@@ -148,28 +156,47 @@ const PAPER_GRID = {
 };
 
 /**
- * Runs to completion; the time at which each token's event arrived (ms since the start), and
- * `snapshot()` at that moment.
+ * Wall and process CPU ms since the clock started. The machine may be shared: CPU time (the decodes
+ * run on one thread, THINKWHEN_THREADS=1) is the cost, wall time includes waiting for a core.
+ */
+function clock(): () => { wall: number; cpu: number } {
+  const t0 = performance.now();
+  const c0 = process.cpuUsage();
+  return () => {
+    const c = process.cpuUsage(c0);
+    return { wall: performance.now() - t0, cpu: (c.user + c.system) / 1000 };
+  };
+}
+
+/**
+ * Runs to completion; the time at which each token's event arrived (ms since the start), its CPU
+ * time, and `snapshot()` at that moment.
  */
 async function timed<S>(
   events: AsyncGenerator<HybridEvent>,
   snapshot?: () => S,
-): Promise<{ records: TokenRecord[]; at: number[]; counters: S[] }> {
-  const t0 = performance.now();
+): Promise<{ records: TokenRecord[]; at: number[]; cpuAt: number[]; counters: S[] }> {
+  const now = clock();
   const records: TokenRecord[] = [];
   const at: number[] = [];
+  const cpuAt: number[] = [];
   const counters: S[] = [];
   for await (const ev of events) {
     if (ev.type !== 'token') continue;
     records.push(ev.record);
-    at.push(performance.now() - t0);
+    const t = now();
+    at.push(t.wall);
+    cpuAt.push(t.cpu);
     if (snapshot) counters.push(snapshot());
   }
-  return { records, at, counters };
+  return { records, at, cpuAt, counters };
 }
 
-/** Per-token time after the first token (prefill excluded). */
-const perToken = (at: number[]) => (at[at.length - 1] - at[0]) / (at.length - 1);
+/** Per-token CPU and wall time after the first token (prefill excluded). */
+const perToken = (r: { at: number[]; cpuAt: number[] }) => {
+  const n = r.at.length - 1;
+  return { cpu: (r.cpuAt[n] - r.cpuAt[0]) / n, wall: (r.at[n] - r.at[0]) / n };
+};
 
 const disagreement = (r: TokenRecord[]) => r.filter((x) => x.gate === 'disagree').length / r.length;
 
@@ -211,11 +238,13 @@ const fast = await timed(fastRun.events, () => ({ ...fastRun.counters }));
 const cmp = compareStreams([{ id: 'bench', records: ref.records }], [{ id: 'bench', records: fast.records }]);
 const diff = cmp.details[0].firstDifference;
 const refRows = referenceRows(speedPair, PROBLEM[0], ref.records);
-const speedup: Record<string, number | null> = {};
-const rowRatio: Record<string, number | null> = {};
+const speedup: Record<string, number | null> = { 250: null, 500: null, 1000: null };
+const rowRatio: Record<string, number | null> = { 250: null, 500: null, 1000: null };
+const wallSpeedup: Record<string, number | null> = { 250: null, 500: null, 1000: null };
 for (const n of CHECKPOINTS) {
   const ok = ref.at.length >= n && fast.at.length >= n && (diff < 0 || diff >= n);
-  speedup[n] = ok ? ref.at[n - 1] / fast.at[n - 1] : null;
+  speedup[n] = ok ? ref.cpuAt[n - 1] / fast.cpuAt[n - 1] : null;
+  wallSpeedup[n] = ok ? ref.at[n - 1] / fast.at[n - 1] : null;
   const c = fast.counters[n - 1];
   rowRatio[n] = ok && c ? refRows[n - 1] / (c.baseRows + c.thinkingRows + c.windowRows + c.steeredRows) : null;
 }
@@ -227,9 +256,11 @@ const speedDetails = {
   steered_reaching_thinking_token: steered.filter((r) => r.reachedThinking).length / Math.max(1, steered.length),
   compared_tokens: cmp.comparedTokens,
   first_difference: diff,
+  speedup: 'reference CPU time / fast CPU time up to each length',
+  wall_speedup: wallSpeedup,
   token_row_ratio: rowRatio,
-  reference_ms: ref.at[ref.at.length - 1],
-  fast_ms: fast.at[fast.at.length - 1],
+  reference_ms: { cpu: ref.cpuAt[ref.at.length - 1], wall: ref.at[ref.at.length - 1] },
+  fast_ms: { cpu: fast.cpuAt[fast.at.length - 1], wall: fast.at[fast.at.length - 1] },
   counters: fastRun.counters,
 };
 
@@ -255,13 +286,13 @@ freePair(speedPair);
 // ---------------------------------------------------------------------------------------------
 // 2-3. unsteered lockstep step and speculative lockstep on a Qwen2.5-0.5B-shaped model
 const qwenLayers = Number(values['qwen-layers']);
-const QWEN_NOISE = 0.022;
+const QWEN_NOISE = Number(values['qwen-noise']);
 // Untied output matrix: a random model whose logits are h·Eᵀ with its own input embedding E
 // predicts the token it just read and repeats it forever (no disagreement to measure).
 const qwenSpec: TinyModelSpec = { ...QWEN25_05B_SHAPE, nLayer: qwenLayers, nCtx: 4096, tiedOutput: false };
 const qwenFiles = pairFiles(`qwen05b-${qwenLayers}l-untied`, qwenSpec, QWEN_NOISE);
 
-const REPS = Number(values.reps);
+const REPS = Number(values.reps ?? (values.full ? 3 : 2));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const qBase = await Model.load(qwenFiles.base);
 const qThinking = await Model.load(qwenFiles.thinking);
@@ -272,18 +303,58 @@ const lockOpts: HybridOptions = {
 const QWEN_PROBLEM = problem({ base: qBase, thinking: qThinking }, 'Question: {question}\nAnswer:');
 
 /** Per-token time of plain greedy generation (prefill excluded). */
-async function generateStep(m: Model): Promise<number> {
+async function generateStep(m: Model): Promise<{ cpu: number; wall: number }> {
   const ctx = m.createContext({ nCtx: 1024, nBatch: 512, nSeqMax: 1 });
   const ids = Array.from(m.tokenize(`Question: ${QUESTION}\nAnswer:`, { addSpecial: true }));
   const at: number[] = [];
-  const t0 = performance.now();
+  const cpuAt: number[] = [];
+  const now = clock();
   await generate(ctx, [{ prompt: ids, maxTokens: SPEC_TOKENS, stopAtEog: false }], {
     onToken: () => {
-      at.push(performance.now() - t0);
+      const t = now();
+      at.push(t.wall);
+      cpuAt.push(t.cpu);
     },
   });
   ctx.free();
-  return perToken(at);
+  return perToken({ at, cpuAt });
+}
+
+/**
+ * CPU ms of one decode of k rows after a 60-token prefix, logits on every row (the thinking model's
+ * check of k drafts) or on the last row only (the output head's share): is a k-row decode cheaper
+ * than k one-row decodes on this CPU? Medians over `reps`.
+ */
+async function decodeCurve(m: Model, ks: number[], reps: number) {
+  const ctx = m.createContext({ nCtx: 1024, nBatch: 512, nSeqMax: 1 });
+  const seq = ctx.sequence();
+  await ctx.decode(Array.from({ length: 60 }, (_, i) => ({ token: 100 + i, seq })));
+  const ms = new Map<string, number[]>();
+  for (let r = 0; r < reps; r++) {
+    for (const k of ks) {
+      for (const logits of ['all', 'last']) {
+        const now = clock();
+        await ctx.decode(
+          Array.from({ length: k }, (_, i) => ({ token: 200 + i, seq, logits: logits === 'all' || i === k - 1 })),
+        );
+        const key = `${k}:${logits}`;
+        ms.set(key, [...(ms.get(key) ?? []), now().cpu]);
+        seq.truncate(60);
+      }
+    }
+  }
+  ctx.free();
+  const one = median(ms.get('1:all')!);
+  return Object.fromEntries(
+    ks.map((k) => [
+      k,
+      {
+        ms_all_logits: median(ms.get(`${k}:all`)!),
+        ms_last_logits: median(ms.get(`${k}:last`)!),
+        per_row_vs_one_row: median(ms.get(`${k}:all`)!) / k / one,
+      },
+    ]),
+  );
 }
 
 // Interleaved repetitions, medians: the machine is shared and noisy.
@@ -292,12 +363,13 @@ const vecs = randomVectors(qBase.info.nEmbd, 2, 15, { biasNorm: 0.5 * norm, norm
 const sae = randomSae(qThinking.info.nEmbd, 15, 3);
 const same: HybridPair = { base: qBase, thinking: qBase, sae, saeLayer: 2, vectors: vecs };
 const qpair: HybridPair = { base: qBase, thinking: qThinking, sae, saeLayer: 2, vectors: vecs };
+type Cost = { cpu: number; wall: number };
 const times = {
-  base: [] as number[],
-  thinking: [] as number[],
-  unsteered: [] as number[],
-  spec: [] as number[],
-  plain: [] as number[],
+  base: [] as Cost[],
+  thinking: [] as Cost[],
+  unsteered: [] as Cost[],
+  spec: [] as Cost[],
+  plain: [] as Cost[],
 };
 let unsteered: { records: TokenRecord[] } = { records: [] };
 let spec: { records: TokenRecord[] } = { records: [] };
@@ -310,28 +382,33 @@ for (let r = 0; r < REPS; r++) {
   times.thinking.push(await generateStep(qThinking));
   // the thinking model is the base model itself: every step agrees
   const u = await timed(hybridRun(same, QWEN_PROBLEM, { ...lockOpts, speculate: 1 }).events);
-  times.unsteered.push(perToken(u.at));
+  times.unsteered.push(perToken(u));
   unsteered = u;
   // oracle: a disagreement emits the thinking token, so only the lockstep is timed
   const run = hybridRun(qpair, QWEN_PROBLEM, { ...lockOpts, policy: 'oracle', speculate: K });
   const sp = await timed(run.events);
-  times.spec.push(perToken(sp.at));
+  times.spec.push(perToken(sp));
   spec = sp;
   specCounters = run.counters;
   const pl = await timed(hybridRun(qpair, QWEN_PROBLEM, { ...lockOpts, policy: 'oracle', speculate: 1 }).events);
-  times.plain.push(perToken(pl.at));
+  times.plain.push(perToken(pl));
 }
+log('k-row decode cost curve…');
+const curve = await decodeCurve(qThinking, [1, 2, 4, 8], Math.max(3, REPS));
 qBase.free();
 qThinking.free();
-const baseStep = median(times.base);
-const thinkStep = median(times.thinking);
+// medians of CPU time (the cost) and of wall time (what a user waits on this shared machine)
+const med = (xs: Cost[]) => ({ cpu: median(xs.map((x) => x.cpu)), wall: median(xs.map((x) => x.wall)) });
+const baseStep = med(times.base);
+const thinkStep = med(times.thinking);
+const ratio = (xs: Cost[]) => med(xs).cpu / (baseStep.cpu + thinkStep.cpu);
 
 const result = {
   equal: cmp.equal,
   margin_exceptions: cmp.marginExceptions,
   speedup,
-  unsteered_step_ratio: median(times.unsteered) / (baseStep + thinkStep),
-  speculative_token_ratio: median(times.spec) / (baseStep + thinkStep),
+  unsteered_step_ratio: ratio(times.unsteered),
+  speculative_token_ratio: ratio(times.spec),
   details: {
     speedup: speedDetails,
     ideas_ms: values.ideas ? ideas : 'run with --ideas',
@@ -339,16 +416,18 @@ const result = {
       shape: `Qwen2.5-0.5B-shaped F16, ${qwenLayers} of 24 layers, random weights; thinking = base + ${100 * QWEN_NOISE} % weight noise`,
       tokens: SPEC_TOKENS,
       repetitions: REPS,
+      ratios: 'CPU time per token / (base step + thinking step), medians; *_ms: {cpu, wall} medians',
       base_step_ms: baseStep,
       thinking_step_ms: thinkStep,
-      unsteered_step_ms: median(times.unsteered),
+      unsteered_step_ms: med(times.unsteered),
       unsteered_agree_rate: 1 - disagreement(unsteered.records),
       speculate: K,
-      speculative_token_ms: median(times.spec),
-      plain_lockstep_token_ms: median(times.plain),
-      plain_lockstep_ratio: median(times.plain) / (baseStep + thinkStep),
+      speculative_token_ms: med(times.spec),
+      plain_lockstep_token_ms: med(times.plain),
+      plain_lockstep_ratio: ratio(times.plain),
       disagreement_rate: disagreement(spec.records),
       counters: specCounters,
+      decode_cost_by_rows: curve,
       all_ms: times,
     },
     threads: process.env.THINKWHEN_THREADS ?? 'all cores',

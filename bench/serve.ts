@@ -1,26 +1,33 @@
-// `thinkwhen serve` under load, as a user runs it: a child `thinkwhen serve` on the shipped organism,
-// measured through the official `openai` client, side by side in one run:
-//  1. one client: every request sent one at a time (greedy, streamed) → the reference texts and the
-//     one-client tokens/s;
-//  2. --clients concurrent streaming clients, each sending its share of the same requests, --rounds
-//     times → zero errors, texts identical to step 1, aggregate tokens/s (ratio to step 1), latency
-//     p50/p95 (whole request and first text);
-//  3. the server's RSS (/proc/PID/status) after step 1 and after each round: growth from the first
-//     round (contexts allocated) to the last is what a leak would show; it includes garbage V8 has
-//     not collected yet, so --in-process serves base and thinking from this process instead and
+// `thinkwhen serve` under load, as a user runs it: a child `thinkwhen serve` with its defaults (the
+// shipped organism: base, thinking, hybrid), driven through the official `openai` client. One run:
+//  1. one client: each of --distinct requests sent one at a time (greedy, streamed) → the reference
+//     texts and the one-client tokens/s;
+//  2. --clients concurrent streaming clients send --requests requests between them (request k is
+//     distinct request k mod --distinct; each client takes the next k when its last one ends, so
+//     --clients requests are in flight until the end) → zero errors, every text identical to its
+//     one-at-a-time text, aggregate tokens/s (ratio to step 1; the same model mix), latency p50/p95
+//     per model (whole request and first text);
+//  3. the server's RSS (/proc/PID/status) each time another --block requests have ended: growth from
+//     the first block (contexts allocated) to the last is what a leak would show. It includes garbage
+//     V8 has not collected yet, so --in-process serves base and thinking from this process instead and
 //     reads RSS after a forced GC (node --expose-gc);
 //  4. bad requests (malformed JSON, unknown model, negative max_tokens, a vector of the wrong width)
 //     each answered with a 4xx and a message.
 // Exits 1 when an output differs, a request fails, or a bad request is not a 4xx.
 //
-//   THINKWHEN_THREADS=1 nice -n 15 node --import tsx bench/serve.ts [--clients 16] [--requests 96]
-//     [--max-tokens 64] [--rounds 5] [--models base,thinking] [--parallel 8] [--json]
-//   THINKWHEN_THREADS=1 nice -n 15 node --expose-gc --import tsx bench/serve.ts --in-process [...]
-//
-// --requests is the total (spread over the clients); --models the models the requests alternate
-// between (hybrid too, when the server serves it: docs/serve.md).
+// The default is the full load test of issue 13: 64 clients, 1,000 requests alternating between base
+// and thinking, 64 tokens each (a few minutes on one shared core). --models base,thinking,hybrid puts
+// the hybrid in the mix: it runs each request alone (--hybrid-parallel 2 at once), so it dominates the
+// run (8–11 min on one shared core). --small is a quick check (8 clients, 48 requests):
+//   THINKWHEN_THREADS=1 nice -n 10 node --import tsx bench/serve.ts --json > bench/results/serve.json
+//   THINKWHEN_THREADS=1 nice -n 10 node --import tsx bench/serve.ts --models base,thinking,hybrid --json > bench/results/serve-hybrid.json
+//   THINKWHEN_THREADS=1 nice -n 10 node --expose-gc --import tsx bench/serve.ts --in-process --json > bench/results/serve-in-process.json
+//   THINKWHEN_THREADS=1 nice -n 15 node --import tsx bench/serve.ts --small
+// Options: --clients 64 --requests 1000 --distinct 100 --block 100 --max-tokens 64 --models base,thinking
+//   --parallel 8 (the server's --parallel)
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { parseArgs } from 'node:util';
 import OpenAI from 'openai';
 import { Model } from '../src/engine/index.ts';
@@ -31,26 +38,33 @@ import { VectorLibrary } from '../src/serve/steering.ts';
 
 const { values } = parseArgs({
   options: {
-    clients: { type: 'string', default: '16' },
-    requests: { type: 'string', default: '96' },
+    small: { type: 'boolean', default: false },
+    clients: { type: 'string' },
+    requests: { type: 'string' },
+    distinct: { type: 'string' },
+    block: { type: 'string' },
     'max-tokens': { type: 'string', default: '64' },
     models: { type: 'string', default: 'base,thinking' },
     parallel: { type: 'string', default: '8' },
-    rounds: { type: 'string', default: '5' },
     'in-process': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
 });
+const inProcess = values['in-process'];
+const size = values.small
+  ? { clients: '8', requests: '48', distinct: '12', block: '12' }
+  : { clients: '64', requests: '1000', distinct: '100', block: '100' };
 const positive = (name: string, v: string): number => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: a positive integer was expected, got ${v}`);
   return n;
 };
-const clients = positive('clients', values.clients);
-const total = positive('requests', values.requests);
+const clients = positive('clients', values.clients ?? size.clients);
+const total = positive('requests', values.requests ?? size.requests);
+const distinct = Math.min(total, positive('distinct', values.distinct ?? size.distinct));
+const block = positive('block', values.block ?? size.block);
 const maxTokens = positive('max-tokens', values['max-tokens']);
 const parallel = positive('parallel', values.parallel);
-const roundsWanted = positive('rounds', values.rounds);
 const models = values.models.split(',').filter(Boolean);
 
 interface Request {
@@ -64,7 +78,7 @@ interface Outcome {
   firstMs: number;
 }
 
-const requests: Request[] = generateProblems('test', total, 17).map((p, i) => ({
+const requests: Request[] = generateProblems('test', distinct, 17).map((p, i) => ({
   model: models[i % models.length],
   question: p.question,
 }));
@@ -77,13 +91,11 @@ interface Served {
   stop: () => Promise<void>;
 }
 
-/** Starts `thinkwhen serve --port 0` as a child process. */
+/** Starts `thinkwhen serve --port 0` as a child process (its defaults otherwise: queue 64 per model). */
 async function startChild(): Promise<Served> {
-  const child = spawn(
-    process.execPath,
-    ['bin/thinkwhen.js', 'serve', '--port', '0', '--parallel', String(parallel), '--queue', String(clients * 2)],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawn(process.execPath, ['bin/thinkwhen.js', 'serve', '--port', '0', '--parallel', String(parallel)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stdout.on('data', (d) => {
@@ -126,7 +138,7 @@ async function startInProcess(): Promise<Served> {
   if (!gc) throw new Error('--in-process measures RSS after a garbage collection: run node with --expose-gc');
   const paths = organismModelPaths();
   const [base, thinking] = [await Model.load(paths.base), await Model.load(paths.thinking)];
-  const plain = { parallel, queue: clients * 2, library: new VectorLibrary([]) };
+  const plain = { parallel, queue: clients, library: new VectorLibrary([]) };
   const server = await startServer(
     [new PlainModel('base', 'base', base, plain), new PlainModel('thinking', 'thinking', thinking, plain)],
     { port: 0 },
@@ -144,6 +156,15 @@ async function startInProcess(): Promise<Served> {
       thinking.free();
     },
   };
+}
+
+/** The environment that shapes the run: threads, and glibc's malloc settings (the server inherits them). */
+function envSetting(): string {
+  return Object.entries(process.env)
+    .filter(([k]) => k === 'THINKWHEN_THREADS' || k.startsWith('MALLOC_'))
+    .map(([k, v]) => `${k}=${v}`)
+    .sort()
+    .join(' ');
 }
 
 function childRssMiB(pid: number): number {
@@ -176,10 +197,11 @@ async function send(client: OpenAI, r: Request): Promise<Outcome> {
 }
 
 const percentile = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
+  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
 };
 const round = (x: number, digits = 1) => Number(x.toFixed(digits));
+const p50p95 = (xs: number[]) => ({ p50: round(percentile(xs, 50)), p95: round(percentile(xs, 95)) });
 
 /** The bad requests of issue 13: each must get a 4xx whose body says what is wrong. */
 async function badRequests(url: string) {
@@ -207,130 +229,115 @@ async function badRequests(url: string) {
   return out;
 }
 
-/** One concurrent round: every request, request i on client i mod --clients (each its own connection pool). */
-async function concurrentRound(
-  url: string,
-): Promise<{ outcomes: (Outcome | null)[]; errors: string[]; seconds: number }> {
-  const outcomes: (Outcome | null)[] = new Array(requests.length).fill(null);
+interface Load {
+  /** outcome of request k (distinct request k mod distinct), null when it failed */
+  outcomes: (Outcome | null)[];
+  errors: string[];
+  seconds: number;
+  /** the server's RSS each time another `block` requests had ended */
+  rss: { ended: number; mib: number }[];
+}
+
+/** --requests requests from --clients concurrent clients (each its own connection pool), RSS per block. */
+async function underLoad(server: Served): Promise<Load> {
+  const outcomes: (Outcome | null)[] = new Array(total).fill(null);
   const errors: string[] = [];
+  const rss: Load['rss'] = [];
+  let next = 0;
+  let ended = 0;
   const t0 = performance.now();
   await Promise.all(
-    Array.from({ length: clients }, async (_, c) => {
-      const own = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 600_000 });
-      for (let i = c; i < requests.length; i += clients) {
+    Array.from({ length: clients }, async () => {
+      const own = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 600_000 });
+      while (next < total) {
+        const k = next++;
         try {
-          outcomes[i] = await send(own, requests[i]);
+          outcomes[k] = await send(own, requests[k % distinct]);
         } catch (err) {
-          errors.push(`request ${i}: ${(err as Error).message}`);
+          errors.push(`request ${k}: ${(err as Error).message}`);
         }
+        if (++ended % block === 0 || ended === total) rss.push({ ended, mib: round(server.rss()) });
       }
     }),
   );
-  return { outcomes, errors, seconds: (performance.now() - t0) / 1000 };
+  return { outcomes, errors, seconds: (performance.now() - t0) / 1000, rss };
 }
 
 async function main(): Promise<void> {
-  const server = values['in-process'] ? await startInProcess() : await startChild();
+  const server = inProcess ? await startInProcess() : await startChild();
   try {
     for (const m of models) {
       if (!server.models.includes(m)) throw new Error(`the server does not serve '${m}' (it serves ${server.models})`);
     }
     const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 600_000 });
-    await send(client, requests[0]); // warm-up: first decodes allocate the contexts
+    for (const r of requests.slice(0, models.length)) await send(client, r); // warm-up: first decodes allocate
 
     // 1. one at a time
     const t1 = performance.now();
     const alone: Outcome[] = [];
     for (const r of requests) alone.push(await send(client, r));
     const aloneS = (performance.now() - t1) / 1000;
-    const rssBefore = server.rss();
+    const rssAlone = server.rss();
 
-    // 2. concurrent clients, request i on client i mod clients; --rounds times, RSS after each
-    const rounds: { outcomes: (Outcome | null)[]; errors: string[]; seconds: number; rss: number }[] = [];
-    for (let k = 0; k < roundsWanted; k++) rounds.push({ ...(await concurrentRound(server.url)), rss: server.rss() });
-    const togetherS = rounds.reduce((s, r) => s + r.seconds, 0);
-    const errors = rounds.flatMap((r) => r.errors);
-    const done = rounds.flatMap((r) => r.outcomes.filter((o): o is Outcome => o !== null));
-    const differing = rounds.flatMap((r) =>
-      r.outcomes.map((o, i) => (o && o.text !== alone[i].text ? i : -1)).filter((i) => i >= 0),
-    );
+    // 2, 3. under load
+    const load = await underLoad(server);
+    const done = load.outcomes.flatMap((o, k) => (o ? [{ k, o }] : []));
+    const differing = done.filter(({ k, o }) => o.text !== alone[k % distinct].text).map(({ k }) => k);
+    // the same model mix on both sides: total is a multiple of distinct, or close to one
     const tokensAlone = alone.reduce((s, o) => s + o.tokens, 0);
-    const tokensTogether = done.reduce((s, o) => s + o.tokens, 0);
-    const [firstRss, lastRss] = [rounds[0].rss, rounds[rounds.length - 1].rss];
+    const tokensLoad = done.reduce((s, { o }) => s + o.tokens, 0);
+    const perModel = Object.fromEntries(
+      models.map((m) => {
+        const mine = done.filter(({ k }) => requests[k % distinct].model === m).map(({ o }) => o);
+        const mineAlone = alone.filter((_, i) => requests[i].model === m);
+        return [
+          m,
+          {
+            requests: mine.length,
+            latencyMs: p50p95(mine.map((o) => o.ms)),
+            firstTextMs: p50p95(mine.map((o) => o.firstMs)),
+            oneClientLatencyMs: p50p95(mineAlone.map((o) => o.ms)),
+          },
+        ];
+      }),
+    );
+    const [first, last] = [load.rss[0].mib, load.rss[load.rss.length - 1].mib];
     const bad = await badRequests(server.url);
     const result = {
       note: 'one run on a shared 2-core machine (other jobs were running): compare the ratios, not the absolute numbers',
+      command: `${envSetting()} nice -n ${getPriority()} node ${process.execArgv.join(' ')} bench/serve.ts ${process.argv.slice(2).join(' ')}`,
       config: {
-        server: values['in-process'] ? 'in-process (RSS after a forced GC)' : 'child `thinkwhen serve`',
+        server: inProcess ? 'in-process (RSS after a forced GC)' : 'child `thinkwhen serve` (its defaults)',
         clients,
         requests: total,
-        rounds: roundsWanted,
+        distinct,
+        block,
         maxTokens,
         models,
         parallel,
         threads: process.env.THINKWHEN_THREADS ?? null,
+        nice: getPriority(),
       },
-      errors: errors.length,
-      errorSamples: errors.slice(0, 3),
-      identical: differing.length === 0 && errors.length === 0,
+      errors: load.errors.length,
+      errorSamples: load.errors.slice(0, 3),
+      completed: done.length,
+      identical: differing.length === 0 && load.errors.length === 0,
       differing: differing.length,
-      tokens: { oneClient: tokensAlone, concurrent: tokensTogether },
+      tokens: { oneClient: tokensAlone, concurrent: tokensLoad },
       tokensPerSecond: {
         oneClient: round(tokensAlone / aloneS),
-        concurrent: round(tokensTogether / togetherS),
-        ratio: round(tokensTogether / togetherS / (tokensAlone / aloneS), 2),
+        concurrent: round(tokensLoad / load.seconds),
+        ratio: round(tokensLoad / load.seconds / (tokensAlone / aloneS), 2),
       },
-      latencyMs: {
-        oneClient: {
-          p50: round(
-            percentile(
-              alone.map((o) => o.ms),
-              50,
-            ),
-          ),
-          p95: round(
-            percentile(
-              alone.map((o) => o.ms),
-              95,
-            ),
-          ),
-        },
-        concurrent: {
-          p50: round(
-            percentile(
-              done.map((o) => o.ms),
-              50,
-            ),
-          ),
-          p95: round(
-            percentile(
-              done.map((o) => o.ms),
-              95,
-            ),
-          ),
-        },
-        concurrentFirstText: {
-          p50: round(
-            percentile(
-              done.map((o) => o.firstMs),
-              50,
-            ),
-          ),
-          p95: round(
-            percentile(
-              done.map((o) => o.firstMs),
-              95,
-            ),
-          ),
-        },
-      },
-      seconds: { oneClient: round(aloneS), concurrentRounds: rounds.map((r) => round(r.seconds)) },
+      perModel,
+      seconds: { oneClient: round(aloneS), concurrent: round(load.seconds) },
       serverRssMiB: {
-        afterOneClient: round(rssBefore),
-        afterEachRound: rounds.map((r) => round(r.rss)),
-        /** from the first concurrent round (contexts allocated) to the last: what a leak would show */
-        growthOverRounds: round((lastRss - firstRss) / firstRss, 4),
-        growthFromOneClient: round((lastRss - rssBefore) / rssBefore, 4),
+        afterOneClient: round(rssAlone),
+        /** after each block of `block` ended requests under load */
+        blocks: load.rss,
+        /** first block (contexts allocated) → last block: what a leak would show */
+        growthFirstToLastBlock: round((last - first) / first, 4),
+        maxOverFirstBlock: round(Math.max(...load.rss.map((r) => r.mib)) / first - 1, 4),
       },
       badRequests: bad,
     };
@@ -338,17 +345,21 @@ async function main(): Promise<void> {
     if (values.json) console.log(JSON.stringify(result, null, 2));
     else {
       console.log(
-        `${clients} clients × ${total} requests × ${roundsWanted} rounds (${models.join(', ')}, ${maxTokens} tokens): ` +
-          `${result.identical ? 'identical to one at a time' : `${differing.length} differ, ${errors.length} errors`}`,
+        `${clients} clients, ${total} requests (${distinct} distinct; ${models.join(', ')}; ${maxTokens} tokens): ` +
+          `${result.identical ? 'all identical to one at a time' : `${differing.length} differ, ${load.errors.length} errors`}`,
       );
+      for (const e of result.errorSamples) console.log(`  ${e}`);
       console.log(
-        `tokens/s: one client ${result.tokensPerSecond.oneClient}, concurrent ${result.tokensPerSecond.concurrent} (×${result.tokensPerSecond.ratio})`,
+        `tokens/s: one client ${result.tokensPerSecond.oneClient}, ${clients} clients ${result.tokensPerSecond.concurrent} (×${result.tokensPerSecond.ratio})`,
       );
+      for (const [m, s] of Object.entries(perModel)) {
+        console.log(
+          `${m}: latency ms p50 ${s.latencyMs.p50}, p95 ${s.latencyMs.p95}; first text p50 ${s.firstTextMs.p50}, p95 ${s.firstTextMs.p95} (one client: p50 ${s.oneClientLatencyMs.p50})`,
+        );
+      }
       console.log(
-        `latency ms: p50 ${result.latencyMs.concurrent.p50}, p95 ${result.latencyMs.concurrent.p95} (one client: ${result.latencyMs.oneClient.p50}, ${result.latencyMs.oneClient.p95})`,
-      );
-      console.log(
-        `server RSS MiB: ${result.serverRssMiB.afterOneClient} (one client) → ${result.serverRssMiB.afterEachRound.join(' → ')} (rounds; ${(100 * result.serverRssMiB.growthOverRounds).toFixed(1)} % over the rounds)`,
+        `server RSS MiB: ${result.serverRssMiB.afterOneClient} (one client) → ${load.rss.map((r) => r.mib).join(' → ')} ` +
+          `(per ${block} requests; ${(100 * result.serverRssMiB.growthFirstToLastBlock).toFixed(1)} % first to last block)`,
       );
       for (const [name, b] of Object.entries(bad)) console.log(`${name}: ${b.status} ${b.code}: ${b.message}`);
     }

@@ -190,12 +190,17 @@ the candidate. Sample i of a problem draws the same tokens in every run (--seed)
     }),
     speculate: int({
       arg: 'K',
-      help: 'the base model drafts K tokens, the thinking model checks them in one decode (1 = plain lockstep; the tokens do not change)',
+      help: 'the base model drafts up to K tokens, the thinking model checks them in one decode; halved after a disagreement, doubled after a clean round (1 = plain lockstep; the tokens do not change)',
       min: 1,
       max: 64,
       default: 4,
     }),
-    batch: int({ help: 'problems decoded together', min: 1, max: 64, default: 8 }),
+    batch: int({
+      help: 'problems decoded together (on a tiny model such as the organism 1 or 2 is fastest: docs/hybrid.md "Throughput on the organism")',
+      min: 1,
+      max: 64,
+      default: 8,
+    }),
     'steered-pool': int({
       help: "window-0 steered sequences kept between steps (default: what fits in 1 GiB; 0 = re-decode the whole text per candidate, the paper's cost)",
       min: 0,

@@ -6,7 +6,8 @@ export const command = defineCommand({
   summary: 'combine run stores (shards of one run) into one, refusing mismatched runs',
   usage: 'OUT IN...',
   description: `Combine run stores into OUT, typically the shards of one evaluation run on
-several machines (each started with --shard i/n). Every generation and grade is
+several machines (each started with --shard i/n or auto/n: docs/scale-out.md).
+It warns when a shard of the run is missing. Every generation and grade is
 kept exactly once; merging the same input twice adds nothing. OUT may already
 exist (it must then belong to the same run).
 
@@ -36,6 +37,12 @@ conflicts; the first input's copy is kept.`,
       console.log(`  ${x.path}  shard ${x.shard}: ${x.generations} generations, ${x.added} new`);
     console.log(`merged into ${r.out}: ${r.problems} problems, ${r.generations} generations`);
     if (r.duplicates) console.log(`  ${r.duplicates} generation(s) were already present and kept once`);
+    if (r.missingShards.length) {
+      const n = r.missingShards.length;
+      console.error(
+        `warning: shard${n > 1 ? 's' : ''} ${r.missingShards.join(', ')} of this run ${n > 1 ? 'are' : 'is'} not among the inputs: the merged store covers part of the problems (merge again when ${n > 1 ? 'they finish' : 'it finishes'})`,
+      );
+    }
     if (r.conflicts)
       console.error(`warning: ${r.conflicts} duplicate generation(s) differ between inputs; kept the first copy`);
     return 0;

@@ -1,6 +1,7 @@
 import { ThinkwhenError } from '../errors.ts';
 import { wilson } from '../eval/metrics.ts';
-import { parseShard, type Shard } from '../eval/store.ts';
+import { resolveShard } from '../eval/shard.ts';
+import type { Shard } from '../eval/store.ts';
 import { loadRunDataset, NAMED_DATASETS, ORGANISM_TEST_COUNT, type RunDataset } from '../experiments/datasets.ts';
 import { runHybrid } from '../experiments/hybrid.ts';
 import { getPreset, type PairPreset, PRESETS } from '../experiments/presets.ts';
@@ -164,7 +165,10 @@ const options = {
     default: 4,
   }),
   threads: threads('CPU threads (default: THINKWHEN_THREADS or all cores)'),
-  shard: text({ arg: 'i/n', help: 'run shard i of n (by a hash of the problem id); `thinkwhen merge` combines them' }),
+  shard: text({
+    arg: 'i/n|auto/n',
+    help: 'run shard i of n (by a hash of the problem id); auto/n takes i from a Kubernetes Indexed Job or a Slurm array (docs/scale-out.md); `thinkwhen merge` combines them',
+  }),
   json: flag('print the result as JSON on stdout'),
 };
 
@@ -260,7 +264,10 @@ layers, width, tokenizer) before anything runs. --base/--thinking without
       topP: values['top-p'],
       seed: values.seed,
     };
-    const shard: Shard | null = values.shard ? parseShard(values.shard) : null;
+    const resolved = values.shard ? resolveShard(values.shard) : null;
+    if (resolved?.source)
+      process.stderr.write(`shard ${resolved.shard.index}/${resolved.shard.count} (from ${resolved.source})\n`);
+    const shard: Shard | null = resolved?.shard ?? null;
     const name = values.name ?? defaultRunName(system === 'hybrid' ? `hybrid-${values.policy}` : system, sampling);
     const out = values.out ?? defaultOut(preset, dataset, datasetName, name, shard);
 

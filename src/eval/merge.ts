@@ -14,6 +14,8 @@ export interface MergeResult {
   conflicts: number;
   generations: number;
   problems: number;
+  /** Shards of the run no input holds (`3/4`), when every input is a shard of the same count. */
+  missingShards: string[];
 }
 
 function describeDiff(a: unknown, b: unknown): string {
@@ -87,7 +89,15 @@ export function mergeStores(
     out,
     first.dataset ? { config: first.config, dataset: first.dataset } : { config: first.config },
   );
-  const result: MergeResult = { out, inputs: [], duplicates: 0, conflicts: 0, generations: 0, problems: 0 };
+  const result: MergeResult = {
+    out,
+    inputs: [],
+    duplicates: 0,
+    conflicts: 0,
+    generations: 0,
+    problems: 0,
+    missingShards: [],
+  };
   try {
     const db = store.db;
     for (const [i, x] of inputs.entries()) {
@@ -129,11 +139,10 @@ export function mergeStores(
     }
     // The merged store covers several shards; record where it came from.
     store.setMeta('shard', 'null');
-    const prev = JSON.parse(store.meta('merged_from') ?? '[]') as unknown[];
-    store.setMeta(
-      'merged_from',
-      JSON.stringify([...prev, ...result.inputs.map((x) => ({ path: x.path, shard: x.shard }))]),
-    );
+    const prev = JSON.parse(store.meta('merged_from') ?? '[]') as { shard?: string }[];
+    const merged = [...prev, ...result.inputs.map((x) => ({ path: x.path, shard: x.shard }))];
+    store.setMeta('merged_from', JSON.stringify(merged));
+    result.missingShards = missingShards(merged.map((x) => x.shard));
     const c = store.counts();
     result.generations = c.generations;
     result.problems = c.problems;
@@ -141,4 +150,18 @@ export function mergeStores(
     store.close();
   }
   return result;
+}
+
+/**
+ * The shards `i/n` that no store merged so far held, when all were shards of one n (`merged_from`'s
+ * `shard` fields: `i/n`, or `all` for an unsharded store); else none can be named.
+ */
+function missingShards(shards: (string | undefined)[]): string[] {
+  const parsed = shards.map((s) => /^(\d+)\/(\d+)$/.exec(s ?? ''));
+  const count = parsed[0]?.[2];
+  if (!count || parsed.some((m) => m?.[2] !== count)) return [];
+  const have = new Set(parsed.map((m) => Number(m![1])));
+  return Array.from({ length: Number(count) }, (_, i) => i + 1)
+    .filter((i) => !have.has(i))
+    .map((i) => `${i}/${count}`);
 }

@@ -5,12 +5,15 @@
 //
 //  - lockstep: each problem has a base and a thinking sequence; a round feeds both the tokens
 //    emitted since the last round, many problems per decode;
-//  - speculative lockstep (speculate = k > 1): the base model runs k greedy tokens ahead and the
-//    thinking model checks them in one k-row decode; both roll back to the first disagreement;
+//  - speculative lockstep (speculate = k > 1): the base model runs up to k greedy tokens ahead and
+//    the thinking model checks them in one decode; both roll back to the first disagreement. The
+//    draft length adapts per problem: halved at a disagreement, doubled after a round without
+//    one (drafts past a disagreement are wasted base decodes, and disagreements cluster);
 //  - windows −n: a fork of the base sequence truncated at N−n re-decodes n tokens steered (the
 //    shared prefix costs nothing); all problems' windows go into one decode;
-//  - window 0: a steered sequence per (problem, coefficient, latent) catches up on the tokens
-//    emitted since its last use (SteeredPool);
+//  - window 0: a steered sequence per (problem, coefficient, vector) catches up on the tokens
+//    emitted since its last use (SteeredPool); latents that steer with the same vector (only_bias,
+//    a latent without a vector) share one;
 //  - early exit: candidates are produced coefficient by coefficient in grid order; once one
 //    scores the thinking model's top log-probability no later candidate can win.
 import type { Sequence } from '../engine/index.ts';
@@ -50,6 +53,22 @@ export interface HybridCounters {
   rejected: number;
   /** times a base or thinking context was replaced by a larger one */
   contextsGrown: number;
+  /**
+   * Process CPU time (ms) spent while each kind of decode ran: where the time goes. The decodes run
+   * off the JS thread, which waits meanwhile, so this is mostly llama.cpp's.
+   */
+  cpuMs: { base: number; thinking: number; windows: number; window0: number };
+}
+
+/** Runs `work`, adding the process CPU time it took to `into[kind]`. */
+async function cpuTimed<K extends string, T>(into: Record<K, number>, kind: K, work: () => Promise<T>): Promise<T> {
+  const c0 = process.cpuUsage();
+  try {
+    return await work();
+  } finally {
+    const c = process.cpuUsage(c0);
+    into[kind] += (c.user + c.system) / 1000;
+  }
 }
 
 /** One problem in flight. */
@@ -67,6 +86,8 @@ interface Lane {
   /** thinking logits and SAE-layer residual after the last fed thinking token */
   thinkLogits: Float32Array | null;
   thinkResid: Float32Array | null;
+  /** tokens to draft next round (adaptive, 1..speculate) */
+  draft: number;
   promptTokens: { base: number; thinking: number };
   records: TokenRecord[];
   text: string;
@@ -113,6 +134,7 @@ export function hybridRun(pair: HybridPair, problems: HybridProblem[], options: 
     earlyExits: 0,
     rejected: 0,
     contextsGrown: 0,
+    cpuMs: { base: 0, thinking: 0, windows: 0, window0: 0 },
   };
   const opts = resolveOptions(options);
   checkProblems(pair, problems);
@@ -191,6 +213,7 @@ async function* run(
         thinkSeq: thinkKv.ctx.sequence(),
         thinkLogits: null,
         thinkResid: null,
+        draft: opts.speculate,
         promptTokens: { base: B.length, thinking: T.length },
         records: [],
         text: '',
@@ -219,10 +242,10 @@ async function* run(
     }
   };
 
-  const decodeFeed: typeof feed = async (ctx, items, hooks) => {
-    const rows = items.reduce((s, it) => s + it.ids.length, 0);
-    counters.decodes += Math.ceil(rows / ctx.nBatch);
-    return feed(ctx, items, hooks);
+  const decodeFeed = async (kind: 'base' | 'thinking' | 'windows', ...args: Parameters<typeof feed>) => {
+    const rows = args[1].reduce((s, it) => s + it.ids.length, 0);
+    counters.decodes += Math.ceil(rows / args[0].nBatch);
+    return cpuTimed(counters.cpuMs, kind, () => feed(...args));
   };
 
   /** Room for `extra` more cells in the base context (every lane's sequence moves when it grows). */
@@ -273,7 +296,7 @@ async function* run(
   async function lockstep(active: Lane[], events: HybridEvent[]): Promise<Step[]> {
     const drafts = new Map<Lane, Draft[]>(active.map((l) => [l, []]));
     let drafting = [...active];
-    for (let j = 0; j < opts.speculate && drafting.length; j++) {
+    for (let j = 0; drafting.length; j++) {
       // a token that re-encodes to nothing leaves the text as it was: decode its last token again
       for (const l of drafting) if (l.baseSeq.length === l.B.length) l.baseSeq.truncate(l.B.length - 1);
       await baseRoom(drafting.reduce((s, l) => s + l.B.length - l.baseSeq.length, 0));
@@ -282,7 +305,7 @@ async function* run(
         return { seq: l.baseSeq, ids, outputs: [ids.length - 1] };
       });
       counters.baseRows += items.reduce((s, it) => s + it.ids.length, 0);
-      const out = await decodeFeed(baseKv.ctx, items);
+      const out = await decodeFeed('base', baseKv.ctx, items);
       const still: Lane[] = [];
       drafting.forEach((l, i) => {
         const logits = out.logits[i][0];
@@ -291,7 +314,7 @@ async function* run(
         const token = draws.greedy ? greedy : draws.pick(logits, l, l.records.length + d.length, BASE_SLOT);
         d.push({ greedy, token, logits, baseLen: l.B.length });
         const room = l.records.length + d.length < opts.maxTokens;
-        if (j + 1 < opts.speculate && token !== base.info.eos && room) {
+        if (j + 1 < l.draft && token !== base.info.eos && room) {
           l.B.push(...bridge.fromBase(token).baseIds);
           still.push(l);
         }
@@ -347,6 +370,7 @@ async function* run(
     counters.thinkingRows += fed.reduce((s, p) => s + p.item.ids.length, 0);
     const out = fed.length
       ? await decodeFeed(
+          'thinking',
           thinkKv.ctx,
           fed.map((p) => p.item),
           { capture: saeHook },
@@ -374,6 +398,7 @@ async function* run(
           l.thinkSeq.truncate(p.lengthAt[j]);
           l.thinkLogits = logits;
           l.thinkResid = resid;
+          l.draft = Math.max(1, l.draft >> 1);
           steps.push({
             lane: l,
             step: l.records.length,
@@ -391,6 +416,7 @@ async function* run(
         else emit(l, rec, events);
         l.thinkLogits = logits;
         l.thinkResid = resid;
+        if (j + 1 === p.drafts.length) l.draft = Math.min(opts.speculate, 2 * l.draft);
       }
     }
     return steps;
@@ -559,7 +585,9 @@ async function* run(
         continue;
       }
       counters.decodes++;
-      logits[i] = await pool!.logits(`${lane.uid}:${c}:${latent}`, lane.B, policy.addVector(latent, c), policy.hook);
+      logits[i] = await cpuTimed(counters.cpuMs, 'window0', () =>
+        pool!.logits(`${lane.uid}:${c}:${policy.vectorKey(latent)}`, lane.B, policy.addVector(latent, c), policy.hook),
+      );
     }
     while (forks.length) {
       const free = baseKv.ctx.nSeqMax - baseKv.ctx.sequences;
@@ -577,7 +605,7 @@ async function* run(
       });
       try {
         counters.windowRows += items.reduce((s, it) => s + it.ids.length, 0);
-        const out = await decodeFeed(baseKv.ctx, items, { addHook: policy.hook });
+        const out = await decodeFeed('windows', baseKv.ctx, items, { addHook: policy.hook });
         wave.forEach((i, j) => {
           logits[i] = out.logits[j][0];
         });

@@ -137,7 +137,7 @@ interface Steered {
 
 /**
  * Window-0 candidates kept up to date lazily: one steered sequence per (problem, coefficient,
- * latent). Window 0 steers every position, so a steered sequence's cache is valid for as long as
+ * vector). Window 0 steers every position, so a steered sequence's cache is valid for as long as
  * the text only grows, and a candidate costs only the tokens emitted since that key's last use
  * (the paper re-decodes the whole text). Each sequence has its own context: in llama.cpp's unified
  * KV cache a row attends over every cell of its context, so sharing one would slow every row.

@@ -114,13 +114,16 @@ export interface HybridOptions {
   /** pure_steering: the one coefficient and window (default: the grid's largest coefficient, window 0) */
   pureCoefficient?: number;
   pureWindow?: number;
-  /** fast path: tokens the base model runs ahead before the thinking model checks them (1 = plain lockstep) */
+  /**
+   * fast path: most tokens the base model runs ahead before the thinking model checks them (1 = plain
+   * lockstep); per problem the draft halves at a disagreement and doubles after a round without one
+   */
   speculate?: number;
   /** fast path: problems decoded together (each group shares one base and one thinking context) */
   batch?: number;
   /**
    * fast path: window-0 steered sequences kept (least recently used evicted). Default: as many as
-   * fit in 1 GiB of KV cache and attention buffers, at most one per (problem, coefficient, latent).
+   * fit in 1 GiB of KV cache and attention buffers, at most one per (problem, coefficient, vector).
    * 0 keeps none, so every window-0 candidate re-decodes the whole text (the paper's cost; for benchmarks).
    */
   steeredPool?: number;

@@ -38,6 +38,8 @@ export interface Policy {
   steering(latent: number): Steering;
   /** c·(bias + category vector) for a latent, cached */
   addVector(latent: number, coefficient: number): Float32Array;
+  /** names what a latent steers with: latents that steer with the same vector share one name */
+  vectorKey(latent: number): string;
 }
 
 const usesCategoryVectors = (p: PolicyName) =>
@@ -182,6 +184,9 @@ export function makePolicy(pair: HybridPair, opts: ResolvedOptions): Policy {
       return argmaxRows(z, z.length)[0];
     },
     steering,
+    vectorKey(k) {
+      return steering(k).category ? `latent ${k}` : 'bias';
+    },
     addVector(k, c) {
       const key = `${k}:${c}`;
       let v = scaled.get(key);

@@ -116,3 +116,22 @@ test('sampling (temperature 0.9): fast = reference; each (problem, sample) draws
   const [other] = await collectResults(hybridRun(pair, [problems[2]], { ...o, seed: 8 }).events);
   assert.notEqual(other.text, ref[2].text, 'the seed changes the draws');
 });
+
+test('only_bias: latents that steer with the same vector share one window-0 sequence, exactly', async (t) => {
+  const pair = await organismPair();
+  const { ref, out } = await check(
+    t,
+    pair,
+    organismProblems(pair, 2),
+    { grid: { coefficients: [0.5, 2], windows: [0] }, maxTokens: 90, policy: 'only_bias' },
+    [{ speculate: 4, batch: 2 }],
+  );
+  // the shared sequence was reused across different latents of one problem (else nothing is tested)
+  const reused = ref.some((r) => new Set(r.records.filter((x) => x.steered).map((x) => x.latent)).size >= 2);
+  assert.ok(reused, 'no problem had disagreements in two categories');
+  // one sequence per (problem, coefficient) caught up: far fewer rows than a full re-decode per step
+  const fullRedecodes = ref
+    .flatMap((r) => r.records.filter((x) => x.steered).map((x) => r.promptTokens.base + x.step))
+    .reduce((s, n) => s + 2 * n, 0);
+  assert.ok(out[0].counters.steeredRows < fullRedecodes / 2, `${out[0].counters.steeredRows} rows`);
+});

@@ -147,8 +147,26 @@ test('a full queue answers 429 with Retry-After; a client that leaves frees its 
       c.completions.create({ model: 'base', prompt: q1, max_tokens: 5 }),
       (e: unknown) => e instanceof OpenAI.RateLimitError,
     );
+    // the official client retries a 429 on its own after Retry-After (docs/scale-out.md): the long
+    // request's client leaves while the retry waits, so the retry finds the slot free
+    const statuses: number[] = [];
+    const retrying = new OpenAI({
+      baseURL: `${busy.url}/v1`,
+      apiKey: 'unused',
+      fetch: async (url, init) => {
+        const res = await fetch(url, init);
+        statuses.push(res.status);
+        return res;
+      },
+    });
+    const t0 = performance.now();
+    const retried = retrying.completions.create({ model: 'base', prompt: q1, temperature: 0, max_tokens: 5 });
+    while (statuses.length === 0) await new Promise((res) => setTimeout(res, 20));
     // the client leaves: its sequence is freed and the next request runs
     abort.abort();
+    assert.equal((await retried).usage?.completion_tokens, 5);
+    assert.deepEqual(statuses, [429, 200]);
+    assert.ok(performance.now() - t0 >= 2900, `retried after ${performance.now() - t0} ms, Retry-After 3 s`);
     const health = async () =>
       ((await (await fetch(`${busy.url}/health`)).json()) as { models: { base: { active: number } } }).models.base;
     for (let i = 0; i < 100 && (await health()).active > 0; i++) await new Promise((res) => setTimeout(res, 20));
