@@ -223,9 +223,11 @@ once. See docs/rl.md.`,
     const workDir = values.work ?? join('runs', 'organism-rl', variant);
     const t0 = Date.now();
     let stepsDone = 0;
+    let resumedAt: number | undefined; // steps a checkpoint had done (the ETA counts this session's steps)
     const bar = (done: number, extra: string) => {
       const frac = done / config.steps;
-      const eta = done > 0 ? ((Date.now() - t0) / done) * (config.steps - done) : Number.NaN;
+      const now = done - (resumedAt ?? done);
+      const eta = now > 0 ? ((Date.now() - t0) / now) * (config.steps - done) : Number.NaN;
       const line = `rl [${'#'.repeat(Math.round(frac * 20)).padEnd(20, '-')}] ${done}/${config.steps} steps ${extra}ETA ${formatDuration(eta)}`;
       if (process.stderr.isTTY) process.stderr.write(`\r${line}\x1b[K`);
       else if (!extra.startsWith('sampling')) console.error(line);
@@ -240,6 +242,7 @@ once. See docs/rl.md.`,
       log: (l) => console.error(process.stderr.isTTY ? `\n${l}` : l),
       onRollout: (done, total) => bar(stepsDone, `sampling ${done}/${total}, `),
       onStep: (s) => {
+        resumedAt ??= s.step - 1;
         stepsDone = s.step;
         bar(
           s.step,
