@@ -143,6 +143,12 @@ export async function trainGrpo<P>(task: GrpoTask<P>, o: GrpoOptions): Promise<G
       `use another output folder, or delete ${o.out} and ${recordFile(o.out)} to train again`,
     );
   }
+  if (existsSync(o.out))
+    throw new ThinkwhenError(
+      'RL_RUN_MISMATCH',
+      `${o.out} exists but is not the output of a finished run (no ${recordFile(o.out)}): it is not overwritten`,
+      'choose another output path, or delete the file',
+    );
   mkdirSync(dirname(o.out), { recursive: true });
   const tr = Trainer.open(o.policy, { mode: 'weights', threads: o.threads });
   try {

@@ -2,7 +2,7 @@
 // the trainer), and the GRPO loop's resume after a crash.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -94,6 +94,10 @@ test('grpo: a run that crashed resumes from its checkpoint with the same history
     // step 2 is redone from the same weights, problems and seeds: the same samples
     assert.deepEqual(strip(r.history[1]), strip(seen[1]));
     await assert.rejects(trainGrpo(task, { ...opts, lr: 2e-4 }), /other settings/);
+    const foreign = join(dir, 'foreign.gguf');
+    writeFileSync(foreign, 'not ours');
+    await assert.rejects(trainGrpo(task, { ...opts, out: foreign }), /not overwritten/);
+    assert.equal(readFileSync(foreign, 'utf8'), 'not ours');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
