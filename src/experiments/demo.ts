@@ -1,6 +1,6 @@
 // `thinkwhen demo`: the whole pipeline on the shipped model organism — the taxonomy SAE and the
 // steering vectors (shipped, or regenerated from seeds when they do not match the models) → base,
-// thinking, the hybrid and every control on held-out problems → pass@k of sampled runs → one
+// thinking, the hybrid and every control on held-out problems → pass@k of base, thinking and hybrid → one
 // report. Every step writes into the workspace and resumes there.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -165,15 +165,29 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       }),
     );
   }
-  // pass@k: sampled base and thinking runs (the hybrid samples too, through `run --system hybrid`; not drawn here yet).
+  // pass@k: base, thinking and the hybrid (the paper's policy) sampled on the same problems with the same seeds.
   const k = o.passAtK;
   if (k.samples > 1 && k.problems > 0) {
     const sampled: RunDataset = organismDataset(Math.min(k.problems, o.problems));
     const sampling: Sampling = { samples: k.samples, temperature: k.temperature, topP: 1, seed: k.seed };
+    const name = (system: string) => `${system}-n${k.samples}-t${k.temperature}`;
     for (const system of ['base', 'thinking'] as const) {
       if (interrupted) break;
-      const name = `${system}-n${k.samples}-t${k.temperature}`;
-      finish(await runSystem({ ...common(name), system, dataset: sampled, sampling }));
+      finish(await runSystem({ ...common(name(system)), system, dataset: sampled, sampling }));
+    }
+    if (!interrupted) {
+      finish(
+        await runHybrid({
+          ...common(name('hybrid')),
+          dataset: sampled,
+          sampling,
+          seed: k.seed,
+          policy: 'paper',
+          vectors: artifacts.paths.vectors,
+          taxonomy: artifacts.paths.sae,
+          missingVector: skipped.length ? 'bias' : 'error',
+        }),
+      );
     }
   }
 

@@ -214,7 +214,7 @@ export async function runHybrid(o: HybridRunOptions): Promise<RunResult> {
     store.setMeta('pair', preset.name);
     const problems = selectShard(dataset.problems, o.shard);
     const pending = store.pending(problems);
-    const total = problems.length;
+    const total = problems.length * sampling.samples;
     o.onStart?.({
       path: store.path,
       name,

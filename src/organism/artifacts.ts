@@ -24,8 +24,10 @@ import { latentsOf, readSelectionFile, readSources } from '../steer/sources.ts';
 import { PAPER_TRAIN_SETTINGS, trainVectorSet, type VectorTrainSettings } from '../steer/train.ts';
 import { type VectorSetManifest, writeManifest } from '../steer/vector-set.ts';
 import { annotateTraces } from '../taxonomy/annotate.ts';
-import { readSelection, type Selection } from '../taxonomy/selection.ts';
+import type { Grid } from '../taxonomy/evaluate.ts';
+import { type Selection, writeSelection } from '../taxonomy/selection.ts';
 import { readTraces } from '../traces/generate.ts';
+import { measureReadout } from './artifacts-readout.ts';
 import { type OrganismModelPaths, organismModelPaths } from './index.ts';
 import { runOrganismChain } from './taxonomy.ts';
 import { promptText } from './vocab.ts';
@@ -176,6 +178,55 @@ function replaceable(dir: string, marker: string): void {
 }
 
 /**
+ * The SAE of the grid with the best readout at the pair's disagreements (src/organism/artifacts-readout.ts),
+ * not the paper's interpretability score: the hybrid reads the category from one token's activation where
+ * the two models disagree, and on this organism the offline score's choice (layer 2, K 10) reads the wrong
+ * category at most verification points (docs/demo.md, "What the hybrid does on this pair, and why").
+ */
+async function selectByReadout(
+  models: { base: string; thinking: string },
+  tracesPath: string,
+  taxDir: string,
+  grid: Grid,
+  threads: number | undefined,
+  log: (line: string) => void,
+): Promise<Selection> {
+  const cache = join(taxDir, 'readout.json');
+  const pair = `${sha256(models.base)} ${sha256(models.thinking)}`;
+  let readout: Record<string, number> | null = null;
+  if (existsSync(cache)) {
+    const cached = JSON.parse(readFileSync(cache, 'utf8'));
+    if (cached.pair === pair) readout = cached.readout;
+  }
+  if (!readout) {
+    log(`artifacts: readout of ${grid.entries.length} SAEs at the pair's disagreements on the train traces`);
+    const base = await Model.load(models.base);
+    const thinking = await Model.load(models.thinking);
+    try {
+      const traces = (await readTraces(tracesPath)).records;
+      const r = await measureReadout({ base, thinking }, traces, grid.entries, { threads });
+      readout = Object.fromEntries(r.entries.map((e) => [`${e.layer}/${e.k}`, e.readout]));
+      const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
+      log(
+        `artifacts: ${r.positions} disagreement positions (${r.boundaryPositions} at a sentence start); readout (at sentence starts / inside): ${r.entries.map((e) => `L${e.layer} K${e.k} ${pct(e.readout)} (${pct(e.boundary)} / ${pct(e.inside)})`).join(', ')}`,
+      );
+      // the details stay beside the choice (docs/demo.md cites them)
+      const details = { positions: r.positions, sentenceStarts: r.boundaryPositions, entries: r.entries };
+      writeFileSync(cache, `${JSON.stringify({ pair, readout, details }, null, 2)}\n`);
+    } finally {
+      thinking.free();
+      base.free();
+    }
+  }
+  const measured = readout;
+  const scored: Grid = {
+    ...grid,
+    entries: grid.entries.map((e) => ({ ...e, metrics: { ...e.metrics, readout: measured[`${e.layer}/${e.k}`] } })),
+  };
+  return writeSelection(taxDir, scored, 'readout');
+}
+
+/**
  * Regenerates the SAE and the vectors from seeds: traces of the thinking model on train-split
  * problems → sentence activations → SAE grid → selection → annotation → bias and category vectors
  * of the base model. Deterministic: the same models give the same bytes (the test compares them
@@ -212,10 +263,10 @@ export async function buildOrganismArtifacts(o: BuildArtifactsOptions): Promise<
     onProgress: log,
   });
   const taxDir = join(chainDir, 'taxonomy');
-  const selection = await readSelection(taxDir);
+  const tracesPath = join(chainDir, 'traces.jsonl');
+  const selection = await selectByReadout(models, tracesPath, taxDir, chain.grid, o.threads, log);
 
   // Annotation of the traces with the selected SAE (the examples of the vectors).
-  const tracesPath = join(chainDir, 'traces.jsonl');
   const annotatedPath = join(o.work, `annotated-layer${selection.layer}-k${selection.k}.jsonl`);
   if (!existsSync(annotatedPath)) {
     log(`artifacts: annotating the traces with the selected SAE (layer ${selection.layer}, K=${selection.k})`);
@@ -283,7 +334,12 @@ export async function buildOrganismArtifacts(o: BuildArtifactsOptions): Promise<
     },
     layer: selection.layer,
     k: selection.k,
-    metrics: { ari: chain.ari, nmi: chain.nmi, purity: chain.purity },
+    // the selected SAE's own agreement (the chain's result describes its offline choice)
+    metrics: {
+      ari: selection.metrics.ari ?? Number.NaN,
+      nmi: selection.metrics.nmi ?? Number.NaN,
+      purity: selection.metrics.purity ?? Number.NaN,
+    },
     files: Object.fromEntries([
       ['sae/sae.safetensors', sha256(join(stage, 'sae', 'sae.safetensors'))],
       ...files.map((f) => [`${basename(paths.vectors)}/${f}`, sha256(join(stageVectors, f))]),

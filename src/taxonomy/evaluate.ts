@@ -46,6 +46,11 @@ export interface EntryMetrics {
   nmi?: number;
   purity?: number;
   labelledSentences?: number;
+  /**
+   * Share of the pair's disagreement positions where the SAE's argmax on the single token's activation
+   * equals its label of the sentence being written (src/organism/artifacts-readout.ts; needs the base model).
+   */
+  readout?: number;
   /** The paper's LLM metrics (means over repetitions) and the 95 % interval of the final score. */
   avgF1?: number;
   avgConfidence?: number;

@@ -23,6 +23,7 @@ export const SELECTION_METRICS = [
   'ari',
   'nmi',
   'purity',
+  'readout',
 ] as const;
 export type SelectionMetric = (typeof SELECTION_METRICS)[number];
 
@@ -58,6 +59,8 @@ function metricValue(m: EntryMetrics, metric: SelectionMetric): number | undefin
       return m.nmi;
     case 'purity':
       return m.purity;
+    case 'readout':
+      return m.readout;
   }
 }
 
@@ -98,7 +101,9 @@ export function selectEntry(grid: Grid, metric: SelectionMetric): GridEntry {
         ? 'it needs LLM labelling (pass --llm-base-url/--llm-model, or select with --select offline)'
         : metric === 'ari' || metric === 'nmi' || metric === 'purity'
           ? 'it needs ground-truth sentence types in the activations'
-          : 'no entry has it';
+          : metric === 'readout'
+            ? 'it needs both models of the pair (the organism measures it when it builds its artifacts)'
+            : 'no entry has it';
     throw new ThinkwhenError('NO_METRIC', `cannot select by "${metric}": ${why}`, 'choose another --select metric');
   }
   return best;

@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Model } from '../../src/engine/index.ts';
 import { resolveSae } from '../../src/experiments/hybrid.ts';
+import { randomSae } from '../../src/hybrid/synthetic.ts';
 import {
   ARTIFACT_SEED,
   type ArtifactRecord,
@@ -15,8 +16,13 @@ import {
   buildOrganismArtifacts,
   organismArtifactPaths,
 } from '../../src/organism/artifacts.ts';
+import { measureReadout } from '../../src/organism/artifacts-readout.ts';
 import { generateProblems, organismModelPaths, TEST_SEED } from '../../src/organism/index.ts';
+import { makeTrace } from '../../src/organism/language.ts';
+import { Rng } from '../../src/rng.ts';
 import { loadVectorSet } from '../../src/steer/vector-set.ts';
+import { saveSae } from '../../src/taxonomy/sae.ts';
+import type { TraceRecord } from '../../src/traces/generate.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'thinkwhen-artifacts-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -63,6 +69,38 @@ describe('shipped organism artifacts', () => {
       assert.equal(set.vectors.size + set.skipped.size, sae.sae.latents);
       assert.equal(resolve(shipped.vectors, String(set.manifest.model.file)), resolve(models.base));
     } finally {
+      base.free();
+    }
+  });
+
+  it('the shipped SAE was chosen by its readout, and reads the verify category where the pair disagrees', async () => {
+    const selection = JSON.parse(readFileSync(join(shipped.sae, 'selection.json'), 'utf8'));
+    assert.equal(selection.metric, 'readout');
+    assert.equal(selection.layer, record().layer);
+    // the thinking corpus's traces (a verification after every quick result) of a few train problems
+    const traces = generateProblems('train', 6, ARTIFACT_SEED).map(
+      (p) =>
+        ({
+          id: p.id,
+          question: p.question,
+          generated: makeTrace(p, { kind: 'always' }, new Rng(0)).text,
+        }) as TraceRecord,
+    );
+    const other = await saveSae(join(tmp, 'random-sae'), randomSae(128, selection.k, 7));
+    const base = await Model.load(models.base);
+    const thinking = await Model.load(models.thinking);
+    try {
+      const r = await measureReadout({ base, thinking }, traces, [
+        { layer: selection.layer, k: selection.k, path: join(shipped.sae, 'sae.safetensors') },
+        { layer: selection.layer, k: selection.k, path: other },
+      ]);
+      // every quick result is a point where the thinking model starts a check and the base model does not
+      assert.ok(r.boundaryPositions >= traces.length, `${r.boundaryPositions} disagreements at sentence starts`);
+      const [shippedSae, random] = r.entries;
+      assert.ok(shippedSae.boundary >= 0.8, `shipped SAE at sentence starts: ${shippedSae.boundary}`);
+      assert.ok(random.readout < shippedSae.readout, `random ${random.readout} vs shipped ${shippedSae.readout}`);
+    } finally {
+      thinking.free();
       base.free();
     }
   });

@@ -31,9 +31,11 @@ describe('thinkwhen demo', () => {
     }
     assert.equal(json.systems.thinking.acc, 1, 'the thinking model solves these');
     assert.equal(json.systems.oracle.steered_mean > 0, true, 'the oracle replaces some base tokens');
-    assert.deepEqual(Object.keys(json.pass_at_k).sort(), ['base', 'thinking']);
-    assert.deepEqual(Object.keys(json.pass_at_k.base), ['1', '2', '3']);
-    assert.ok(json.pass_at_k.thinking['3'] >= json.pass_at_k.thinking['1']);
+    assert.deepEqual(Object.keys(json.pass_at_k).sort(), ['base', 'hybrid', 'thinking']);
+    for (const system of ['base', 'thinking', 'hybrid']) {
+      assert.deepEqual(Object.keys(json.pass_at_k[system]), ['1', '2', '3'], system);
+      assert.ok(json.pass_at_k[system]['3'] >= json.pass_at_k[system]['1'], system);
+    }
     assert.match(r.err, /SAE and vectors: the shipped ones/);
     const html = readFileSync(join(out, 'report', 'report.html'), 'utf8');
     for (const name of ['selection_only', 'random_firing', 'pass@k']) assert.ok(html.includes(name), name);
