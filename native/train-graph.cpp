@@ -408,7 +408,19 @@ std::unique_ptr<Built> Trainer::build(const RunSpec& s) {
   }
   if (sel) {
     if (s.logitScale != 1.0f) sel = ggml_scale(c, sel, s.logitScale);
-    b->ce = ggml_cross_entropy_loss(c, sel, b->labels);  // mean over the nR rows
+    if (s.rowWeights.empty()) {
+      b->ce = ggml_cross_entropy_loss(c, sel, b->labels);  // mean over the nR rows
+    } else {
+      // Weighted rows (e.g. policy-gradient advantages, negative allowed): sum_r w_r * -log p_r(y_r) / nR.
+      // ggml's fused cross-entropy cannot take weights (its backward assumes labels summing to 1), so
+      // the loss is spelled out: softmax, the label's probability, log. Its gradient w_r (p_r - onehot_r)
+      // is exact; only a label probability below ~1e-38 (float underflow) would make it infinite.
+      b->rowWeights = ggml_new_tensor_2d(c, GGML_TYPE_F32, 1, nR);
+      ggml_set_input(b->rowWeights);
+      ggml_tensor* py = ggml_sum_rows(c, ggml_mul(c, ggml_soft_max(c, sel), b->labels));  // [1, nR]
+      ggml_tensor* nll = ggml_neg(c, ggml_log(c, py));
+      b->ce = ggml_scale(c, ggml_sum(c, ggml_mul(c, nll, b->rowWeights)), 1.0f / (float)nR);
+    }
     ggml_set_output(b->ce);
     b->loss = ggml_scale(c, b->ce, (float)nR * s.lossScale);
     ggml_set_loss(b->loss);
@@ -498,6 +510,7 @@ void Trainer::execute(const RunSpec& s, float* lossOut, std::vector<float>* logi
     std::vector<float> onehot((size_t)hp.nVocab * s.rows.size(), 0.0f);
     for (size_t r = 0; r < s.rows.size(); r++) onehot[r * hp.nVocab + s.labels[r]] = 1.0f;
     ggml_backend_tensor_set(b->labels, onehot.data(), 0, onehot.size() * sizeof(float));
+    if (b->rowWeights) ggml_backend_tensor_set(b->rowWeights, s.rowWeights.data(), 0, ggml_nbytes(b->rowWeights));
   }
   if (s.backward) {
     ggml_tensor* lg = ggml_graph_get_grad_acc(b->gf, b->loss);

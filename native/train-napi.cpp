@@ -283,7 +283,8 @@ Napi::Value Trainer::SetParam(const Napi::CallbackInfo& info) {
 }
 
 // Batch: {nSeq, seqLen, tokens: Int32Array(nSeq*seqLen), lengths: Int32Array(nSeq), targets: Int32Array(nSeq*seqLen)
-// (-1 = not scored; the token predicted at that position), steer?: Float32Array (seqLen*nSeq per vector, or one shared),
+// (-1 = not scored; the token predicted at that position), weights?: Float32Array(nSeq*seqLen) (loss weight of each
+// scored row; default 1), steer?: Float32Array (seqLen*nSeq per vector, or one shared),
 // logitScale, lossScale, backward, logits}
 RunSpec Trainer::parseRun(Napi::Env env, Napi::Object o) {
   RunSpec s;
@@ -304,6 +305,17 @@ RunSpec Trainer::parseRun(Napi::Env env, Napi::Object o) {
   s.tokens = i32("tokens", N);
   std::vector<int32_t> lengths = i32("lengths", s.B);
   std::vector<int32_t> targets = i32("targets", N);
+  // weights?: Float32Array(nSeq*seqLen), the weight of each scored row's loss (finite, any sign)
+  std::vector<float> weights;
+  Napi::Value wv = o.Get("weights");
+  if (!wv.IsUndefined() && !wv.IsNull()) {
+    if (!wv.IsTypedArray() || wv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+        wv.As<Napi::Float32Array>().ElementLength() != N) {
+      throw Napi::TypeError::New(env, "weights must be a Float32Array of " + std::to_string(N) + " elements");
+    }
+    Napi::Float32Array a = wv.As<Napi::Float32Array>();
+    weights.assign(a.Data(), a.Data() + N);
+  }
   for (int b = 0; b < s.B; b++) {
     if (lengths[b] < 1 || lengths[b] > s.T) throw Napi::RangeError::New(env, "each length must be in 1..seqLen");
   }
@@ -320,6 +332,10 @@ RunSpec Trainer::parseRun(Napi::Env env, Napi::Object o) {
         if (t >= lengths[b]) throw Napi::RangeError::New(env, "target at a padding position (row " + std::to_string(i) + ")");
         s.rows.push_back((int32_t)i);
         s.labels.push_back(y);
+        if (!weights.empty()) {
+          if (!std::isfinite(weights[i])) throw Napi::RangeError::New(env, "weight at row " + std::to_string(i) + " is not finite");
+          s.rowWeights.push_back(weights[i]);
+        }
       }
       // Causal within the real tokens; a padding query sees the real tokens only (never read by real rows).
       float* m = s.mask.data() + ((size_t)b * s.T + t) * s.T;

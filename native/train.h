@@ -81,6 +81,7 @@ struct Vec {
 struct RunSpec {
   int B = 0, T = 0;
   std::vector<int32_t> tokens, pos, rows, labels;
+  std::vector<float> rowWeights;  // per scored row (empty: every row weighs 1, ggml's cross-entropy)
   std::vector<float> mask;   // [B][T][T]
   std::vector<float> steer;  // nMasks * B * T
   int nMasks = 0;
@@ -91,8 +92,8 @@ struct RunSpec {
 struct Built {
   ggml_context* ctx = nullptr;
   ggml_cgraph* gf = nullptr;
-  ggml_tensor *tok = nullptr, *pos = nullptr, *mask = nullptr, *rows = nullptr, *labels = nullptr, *ce = nullptr,
-              *loss = nullptr, *logits = nullptr;
+  ggml_tensor *tok = nullptr, *pos = nullptr, *mask = nullptr, *rows = nullptr, *labels = nullptr, *rowWeights = nullptr,
+              *ce = nullptr, *loss = nullptr, *logits = nullptr;
   std::vector<ggml_tensor*> steer;
   ~Built() {
     if (ctx) ggml_free(ctx);

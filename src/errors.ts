@@ -95,6 +95,9 @@ export type ErrorCode =
   | 'ORGANISM_EVAL'
   | 'ORGANISM_MISSING'
   | 'ORGANISM_VOCAB'
+  // rl
+  | 'RL_NON_FINITE_LOSS'
+  | 'RL_RUN_MISMATCH'
   // serve
   | 'BAD_REQUEST'
   | 'BODY_TOO_LARGE'

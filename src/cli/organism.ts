@@ -1,6 +1,7 @@
 import { join } from 'node:path';
+import { ThinkwhenError } from '../errors.ts';
 import type { Command } from './command.ts';
-import { choice, defineCommand, defineGroup, flag, int, text, threads } from './options.ts';
+import { choice, defineCommand, defineGroup, flag, int, num, text, threads } from './options.ts';
 
 // The organism modules load lazily: \`organism sample\` needs neither the engine nor the trainer.
 
@@ -145,13 +146,145 @@ const sample = defineCommand({
   },
 });
 
+const rl = defineCommand({
+  name: 'organism rl',
+  summary: 'RL with a verifiable reward (GRPO) from the base model; measures what RL changed (resumable)',
+  usage: '[--quick] [--json] [--work DIR] [--steps N] [--reward answer|random|format] [--one-shot] [--threads N]',
+  description: `Trains the organism's base model with reinforcement learning (GRPO: a group of samples per
+problem at temperature 1, reward = the boxed answer is right minus a cost per generated token,
+group-normalised advantage, no KL term) on the project's own trainer, writes thinking-rl.gguf into
+the work folder, then measures on held-out problems: greedy accuracy, P(the next sentence starts a
+verification) after quick results that are wrong (needed) or right (not needed) from the logits,
+and pass@k at temperature 1 (unbiased estimator) for the base and the RL model. Resumable: rerun
+the same command to continue (checkpoints in the work folder); a finished run prints its result at
+once. See docs/rl.md.`,
+  options: {
+    quick: flag('a miniature run (3 steps, few samples; about a minute): checks the pipeline, not the result'),
+    json: flag(
+      'print one JSON line: acc, p_verify_needed, p_verify_not_needed, knows_how_verify_heldout, pass_at_k, …',
+    ),
+    work: text({
+      arg: 'DIR',
+      help: 'work folder: checkpoints, thinking-rl.gguf, cached measurements (default runs/organism-rl/NAME)',
+    }),
+    steps: int({ help: 'optimizer steps (default: 40; quick 3)', min: 1, max: 1_000_000 }),
+    lr: num({ help: 'learning rate (default 3e-5)', min: 0, max: 1 }),
+    'token-cost': num({ help: 'reward subtracted per generated token (default 0.001)', min: 0, max: 1 }),
+    reward: choice({
+      help: 'answer: the boxed answer is right; random: a coin flip (spurious reward); format: any boxed integer',
+      choices: ['answer', 'random', 'format'],
+      default: 'answer',
+    }),
+    'one-shot': flag('train on one problem only (1-shot RL)'),
+    'eval-n': int({
+      help: 'held-out problems for accuracy and P(verify) (default 200; quick 8)',
+      min: 1,
+      max: 100_000,
+    }),
+    'pass-problems': int({
+      help: 'held-out problems for pass@k (default 16; quick 3; at most --eval-n)',
+      min: 1,
+      max: 100_000,
+    }),
+    'pass-samples': int({
+      help: 'samples per problem for pass@k; k runs over 1, 4, 16, 64, 256 up to it (default 256; quick 8)',
+      min: 1,
+      max: 100_000,
+    }),
+    seed: int({ help: 'seed of problems and samples', min: 0, max: 2 ** 31 - 1, default: 1 }),
+    threads: threads('CPU threads for training and sampling (default: THINKWHEN_THREADS, else all cores)'),
+  },
+  examples: [
+    'thinkwhen organism rl --quick --json',
+    'thinkwhen organism rl --json',
+    'thinkwhen organism rl --reward random --work runs/rl-random',
+  ],
+  async run({ values }) {
+    const { RL_DEFAULT, RL_QUICK, runOrganismRl } = await import('../organism/rl.ts');
+    const { formatDuration } = await import('../experiments/progress.ts');
+    const base = values.quick ? RL_QUICK : RL_DEFAULT;
+    const config = {
+      ...base,
+      steps: values.steps ?? base.steps,
+      lr: values.lr ?? base.lr,
+      tokenCost: values['token-cost'] ?? base.tokenCost,
+      evalProblems: values['eval-n'] ?? base.evalProblems,
+      passProblems: values['pass-problems'] ?? base.passProblems,
+      passSamples: values['pass-samples'] ?? base.passSamples,
+      ks: RL_DEFAULT.ks,
+    };
+    if (config.passProblems > config.evalProblems)
+      throw new ThinkwhenError(
+        'BAD_ARGUMENT',
+        `--pass-problems ${config.passProblems} exceeds the ${config.evalProblems} held-out problems`,
+        'raise --eval-n or lower --pass-problems',
+      );
+    const variant = `${config.name}${values.reward === 'answer' ? '' : `-${values.reward}`}${values['one-shot'] ? '-1shot' : ''}`;
+    const workDir = values.work ?? join('runs', 'organism-rl', variant);
+    const t0 = Date.now();
+    let stepsDone = 0;
+    let resumedAt: number | undefined; // steps a checkpoint had done (the ETA counts this session's steps)
+    const bar = (done: number, extra: string) => {
+      const frac = done / config.steps;
+      const now = done - (resumedAt ?? done);
+      const eta = now > 0 ? ((Date.now() - t0) / now) * (config.steps - done) : Number.NaN;
+      const line = `rl [${'#'.repeat(Math.round(frac * 20)).padEnd(20, '-')}] ${done}/${config.steps} steps ${extra}ETA ${formatDuration(eta)}`;
+      if (process.stderr.isTTY) process.stderr.write(`\r${line}\x1b[K`);
+      else if (!extra.startsWith('sampling')) console.error(line);
+    };
+    const r = await runOrganismRl({
+      config,
+      workDir,
+      reward: values.reward,
+      oneShot: values['one-shot'],
+      seed: values.seed,
+      threads: values.threads,
+      log: (l) => console.error(process.stderr.isTTY ? `\n${l}` : l),
+      onRollout: (done, total) => bar(stepsDone, `sampling ${done}/${total}, `),
+      onStep: (s) => {
+        resumedAt ??= s.step - 1;
+        stepsDone = s.step;
+        bar(
+          s.step,
+          `reward ${s.reward.toFixed(3)}, length ${s.length.toFixed(0)} tokens, ${s.seconds.toFixed(0)} s/step, `,
+        );
+      },
+    });
+    if (process.stderr.isTTY) process.stderr.write('\n');
+    console.error(
+      `organism rl: ${r.model} (${r.cached ? 'finished before' : `${r.history.length} steps in ${formatDuration(r.trainSeconds * 1000)}`}); measurements ${formatDuration(r.evalSeconds * 1000)}`,
+    );
+    const l = r.line;
+    if (values.json) {
+      console.log(JSON.stringify(l));
+    } else {
+      const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+      const ks = Object.keys(l.pass_at_k.rl);
+      console.log(
+        [
+          `organism                ${l.organism}, reward ${l.reward}${l.one_shot ? ', 1-shot' : ''}, ${l.steps} steps`,
+          `accuracy (greedy)       base ${pct(l.base_acc)}  ->  rl ${pct(l.acc)}`,
+          `P(verify | needed)      base ${l.base_p_verify_needed.toFixed(3)}  ->  rl ${l.p_verify_needed.toFixed(3)}`,
+          `P(verify | not needed)  base ${l.base_p_verify_not_needed.toFixed(3)}  ->  rl ${l.p_verify_not_needed.toFixed(3)}`,
+          `verifies (own traces)   after wrong quick: base ${pct(l.verify_rate_needed.base)} -> rl ${pct(l.verify_rate_needed.rl)}; after right: base ${pct(l.verify_rate_not_needed.base)} -> rl ${pct(l.verify_rate_not_needed.rl)}`,
+          `knows how (held-out)    ${l.knows_how_verify_heldout ?? 'n/a (organism v1 has no held-out operations)'}`,
+          `pass@k                  ${ks.map((k) => `k=${k}`.padStart(8)).join('')}`,
+          `  base                  ${ks.map((k) => l.pass_at_k.base[k].toFixed(3).padStart(8)).join('')}`,
+          `  rl                    ${ks.map((k) => l.pass_at_k.rl[k].toFixed(3).padStart(8)).join('')}`,
+        ].join('\n'),
+      );
+    }
+    return 0;
+  },
+});
+
 export const command: Command = defineGroup({
   name: 'organism',
-  summary: 'build / evaluate / sample the tiny base+thinking model organism',
+  summary: 'build / evaluate / sample / RL-train the tiny base+thinking model organism',
   description: `The model organism: a tiny base model and a tiny thinking model (llama.cpp GGUF, shipped in
 src/organism/models/) on multi-step arithmetic word problems, where "the base model knows how to
 reason, the thinking model knows when" holds by construction and every sentence of every trace
 has a known type. See docs/organism.md.`,
-  subcommands: [build, evaluate, sample],
+  subcommands: [build, evaluate, sample, rl],
   examples: ['thinkwhen organism eval', 'thinkwhen organism sample --count 5', 'thinkwhen organism build --quick'],
 });

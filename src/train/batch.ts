@@ -6,6 +6,12 @@ import type { NativeRunBatch } from './native.ts';
 export interface Example {
   prompt: ArrayLike<number>;
   target: ArrayLike<number>;
+  /**
+   * Loss weight of the target tokens: one number for all of them (a per-sequence weight such as a
+   * policy-gradient advantage; negative pushes the sequence's probability down, 0 = not scored) or
+   * one per target token. Default 1 (plain cross-entropy).
+   */
+  weight?: number | ArrayLike<number>;
 }
 
 export interface BatchOptions {
@@ -39,21 +45,38 @@ export function exampleBatch(examples: Example[], opts: BatchOptions = {}): Nati
   const tokens = new Int32Array(B * T).fill(opts.padToken ?? 0);
   const targets = new Int32Array(B * T).fill(-1);
   const steer = new Float32Array(B * T);
+  const weighted = examples.some((e) => e.weight !== undefined);
+  const weights = weighted ? new Float32Array(B * T) : undefined;
   const shift = opts.steerRows === 'predictors' ? 1 : 0;
   examples.forEach((e, b) => {
     const P = e.prompt.length;
     if (P < 1 || e.target.length < 1) {
       throw new ThinkwhenError('BAD_EXAMPLE', `example ${b} needs a non-empty prompt and target`);
     }
+    const w = e.weight ?? 1;
+    if (typeof w !== 'number' && w.length !== e.target.length)
+      throw new ThinkwhenError(
+        'BAD_EXAMPLE',
+        `example ${b} has ${w.length} weights for ${e.target.length} target tokens`,
+        'give one weight per target token, or one number for all of them',
+      );
     const row = b * T;
     for (let i = 0; i < P; i++) tokens[row + i] = e.prompt[i];
     for (let i = 0; i < e.target.length; i++) {
       tokens[row + P + i] = e.target[i];
       targets[row + P - 1 + i] = e.target[i];
       steer[row + P + i - shift] = 1;
+      if (weights) {
+        const wi = typeof w === 'number' ? w : w[i];
+        if (!Number.isFinite(wi))
+          throw new ThinkwhenError('BAD_EXAMPLE', `example ${b} has a non-finite weight (${wi}) at target token ${i}`);
+        weights[row + P - 1 + i] = wi;
+      }
     }
   });
-  return { nSeq: B, seqLen: T, tokens, lengths: Int32Array.from(lengths), targets, steer };
+  const batch: NativeRunBatch = { nSeq: B, seqLen: T, tokens, lengths: Int32Array.from(lengths), targets, steer };
+  if (weights) batch.weights = weights;
+  return batch;
 }
 
 /** Language-model batches: every position but the last predicts the next token. */

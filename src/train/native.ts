@@ -42,6 +42,11 @@ export interface NativeRunBatch {
   lengths: Int32Array;
   /** nSeq * seqLen: the token to predict at each position, -1 where the position is not scored */
   targets: Int32Array;
+  /**
+   * nSeq * seqLen: the loss weight of each scored position (any finite sign; default 1). With
+   * weights the loss is sum_r w_r · CE_r · lossScale and `loss` reports sum_r w_r · CE_r / nTargets.
+   */
+  weights?: Float32Array;
   /** coefficient of the vectors at each position: nSeq * seqLen shared, or that many per vector */
   steer?: Float32Array;
   logitScale?: number;
