@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { DEMO_SYSTEMS, demoTable, runDemo } from '../experiments/demo.ts';
 import { formatDuration, type ProgressBar, progressBar } from '../experiments/progress.ts';
 import { choice, defineCommand, flag, int, num, text, threads } from './options.ts';
-import { resultLine, stopOnSigint } from './run.ts';
+import { resultLine, stopOnSignal } from './run.ts';
 
 /**
  * Defaults: ≥ 300 held-out problems (the issue's floor for meaningful intervals); pass@k on 30 of them,
@@ -85,7 +85,7 @@ to continue (Ctrl-C stops cleanly). Progress bars on stderr.`,
   ],
   async run({ values }) {
     const out = values.out ?? join('runs', 'demo', values.pair);
-    const stop = stopOnSigint();
+    const stop = stopOnSignal();
     let bar: ProgressBar | null = null;
     try {
       const r = await runDemo({

@@ -34,16 +34,23 @@ export function resolvePair(values: { preset?: string; base?: string; thinking?:
   return { preset: getPreset('organism'), checked: true };
 }
 
-/** Ctrl-C: stop after the current decode, keep what is stored. */
-export function stopOnSigint(): { signal: AbortSignal; dispose: () => void } {
+/**
+ * Ctrl-C, or SIGTERM from a job engine (Kubernetes, Slurm, systemd): stop after the current
+ * decode, keep what is stored. A second signal kills as usual.
+ */
+export function stopOnSignal(): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController();
-  const onSigint = () => {
-    process.stderr.write('\nstopping after the current decode (Ctrl-C again to kill)…\n');
-    controller.abort();
-    process.off('SIGINT', onSigint);
+  const signals = ['SIGINT', 'SIGTERM'] as const;
+  const dispose = () => {
+    for (const s of signals) process.off(s, onSignal);
   };
-  process.on('SIGINT', onSigint);
-  return { signal: controller.signal, dispose: () => process.off('SIGINT', onSigint) };
+  function onSignal(name: NodeJS.Signals) {
+    process.stderr.write(`\n${name}: stopping after the current decode (send it again to kill)…\n`);
+    controller.abort();
+    dispose();
+  }
+  for (const s of signals) process.on(s, onSignal);
+  return { signal: controller.signal, dispose };
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
@@ -201,7 +208,7 @@ are graded by the rule-based grader (docs/grader.md): GSM8K with the flexible
 rule (the headline) and the strict one, everything else with 'math'.
 
 Resumable: each problem is stored as soon as it finishes; rerunning the same
-command continues (Ctrl-C stops cleanly). A store refuses to resume with other
+command continues (Ctrl-C or SIGTERM stops cleanly). A store refuses to resume with other
 settings. Shardable: --shard i/n runs one n-th of the problems; \`thinkwhen merge\`
 combines the shards.
 
@@ -271,7 +278,7 @@ layers, width, tokenizer) before anything runs. --base/--thinking without
     const name = values.name ?? defaultRunName(system === 'hybrid' ? `hybrid-${values.policy}` : system, sampling);
     const out = values.out ?? defaultOut(preset, dataset, datasetName, name, shard);
 
-    const stop = stopOnSigint();
+    const stop = stopOnSignal();
     let bar: ProgressBar | null = null;
     const common = {
       preset,
