@@ -8,7 +8,7 @@ import { Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
 import type { DatasetInfo, Problem } from '../eval/datasets.ts';
 import { type RunConfig, RunStore } from '../eval/store.ts';
-import { type Grader, loadRunDataset, NAMED_DATASETS, ORGANISM_TEST_COUNT } from '../experiments/datasets.ts';
+import { type Grader, NAMED_DATASETS } from '../experiments/datasets.ts';
 import { checkPromptSpec, promptIds } from '../experiments/prompts.ts';
 import { checkSampling, gradeAll, MAX_SAMPLES, type Sampling } from '../experiments/run.ts';
 import {
@@ -31,6 +31,7 @@ import {
 import { organismModelPaths } from '../organism/index.ts';
 import { fileSha256, loadVectorSet } from '../steer/vector-set.ts';
 import { loadSae, type TopKSae } from '../taxonomy/sae.ts';
+import { datasetOptions, loadDatasetOption } from './dataset-options.ts';
 import { choice, defineCommand, flag, int, ints, MAX_TOKENS, num, nums, text, threads } from './options.ts';
 
 /** Longest window a grid may hold (positions back from the end of the text). */
@@ -112,22 +113,7 @@ the candidate. Sample i of a problem draws the same tokens in every run (--seed)
     }),
     organism: flag('the shipped organism pair; both models prompted with their ChatML template'),
     question: text({ arg: 'TEXT', help: 'one question: prints the answer and the statistics (no store needed)' }),
-    dataset: text({
-      arg: 'NAME|FILE',
-      help: `gsm8k (first 500 of test, as the paper), math500, organism (its held-out test set, ${ORGANISM_TEST_COUNT} problems), or a JSONL/parquet file`,
-    }),
-    limit: int({ help: 'only the first N problems', min: 1, max: 1 << 24 }),
-    'data-dir': text({
-      arg: 'DIR',
-      help: 'local copies of gsm8k/test.jsonl, math500/test.jsonl (default $THINKWHEN_DATA_DIR, else downloaded once)',
-    }),
-    'question-field': text({ arg: 'F', help: 'question field of a custom file (default question)' }),
-    'answer-field': text({ arg: 'F', help: 'gold answer field of a custom file (default answer)' }),
-    'id-field': text({ arg: 'F', help: 'id field of a custom file (default id, else the row number)' }),
-    'answer-format': choice({
-      help: 'how the gold is read from the answer field: as is, after "####", or the last \\boxed{}',
-      choices: ['raw', 'gsm8k', 'boxed'],
-    }),
+    ...datasetOptions('with --out: a run store graded as `thinkwhen run` does'),
     policy: choice({
       arg: 'P',
       help: "paper: the rule above. Controls: only_bias (c·bias alone), random_firing (a random category), random_vectors (random unit vectors, bias kept), norm_random (random vectors of the trained norms, bias kept), selection_only (no steering: the thinking model picks among the base model's top tokens), pure_steering (one cell, no guardrail), oracle (the thinking model's token: an upper bound)",
@@ -460,13 +446,7 @@ async function readProblems(values: {
       'name a dataset or give the path of a JSONL/parquet file',
     );
   }
-  const d = await loadRunDataset({
-    dataset: name,
-    limit: values.limit,
-    dataDir: values['data-dir'],
-    fields: { question: values['question-field'], answer: values['answer-field'], id: values['id-field'] },
-    answerFormat: values['answer-format'],
-  });
+  const d = await loadDatasetOption(name, values);
   if (d.problems.length === 0) {
     throw new ThinkwhenError('NO_PROBLEMS', `the problem set ${d.info.name} is empty`, 'check the file or --limit');
   }

@@ -2,7 +2,7 @@ import { ThinkwhenError } from '../errors.ts';
 import { wilson } from '../eval/metrics.ts';
 import { resolveShard } from '../eval/shard.ts';
 import type { Shard } from '../eval/store.ts';
-import { loadRunDataset, NAMED_DATASETS, ORGANISM_TEST_COUNT, type RunDataset } from '../experiments/datasets.ts';
+import { NAMED_DATASETS, ORGANISM_TEST_COUNT, type RunDataset } from '../experiments/datasets.ts';
 import { runHybrid } from '../experiments/hybrid.ts';
 import { getPreset, type PairPreset, PRESETS } from '../experiments/presets.ts';
 import { type ProgressBar, progressBar } from '../experiments/progress.ts';
@@ -16,6 +16,7 @@ import {
   type Sampling,
 } from '../experiments/run.ts';
 import { POLICIES, type PolicyName } from '../hybrid/index.ts';
+import { datasetOptions, loadDatasetOption } from './dataset-options.ts';
 import { choice, defineCommand, flag, int, ints, MAX_TOKENS, num, nums, text, threads } from './options.ts';
 
 export const RUN_SYSTEMS = ['base', 'thinking', 'hybrid'] as const;
@@ -129,23 +130,7 @@ const options = {
     choices: ['error', 'bias'],
     default: 'error',
   }),
-  dataset: text({
-    arg: 'NAME|FILE',
-    help: `gsm8k (first 500 of test, as the paper), math500, organism (the organism's held-out test set, ${ORGANISM_TEST_COUNT} problems), or a JSONL/parquet file (default: organism for the organism pairs)`,
-  }),
-  limit: int({ help: 'only the first N problems (a quick look; its own default --out)', min: 1, max: 10_000_000 }),
-  'data-dir': text({
-    arg: 'DIR',
-    help: 'local copies of gsm8k/test.jsonl, math500/test.jsonl (default $THINKWHEN_DATA_DIR, else downloaded from the hub once)',
-  }),
-  'question-field': text({ arg: 'F', help: 'question field of a custom file (default question)' }),
-  'answer-field': text({ arg: 'F', help: 'answer field of a custom file (default answer)' }),
-  'id-field': text({ arg: 'F', help: 'id field of a custom file (default id)' }),
-  'answer-format': choice({
-    arg: 'F',
-    help: 'answer format of a custom file (default raw)',
-    choices: ['raw', 'gsm8k', 'boxed'],
-  }),
+  ...datasetOptions('default: organism for the organism pairs'),
   out: text({ arg: 'FILE', help: 'run store (default runs/PAIR/DATASET[-N]/NAME.sqlite)' }),
   name: text({
     arg: 'NAME',
@@ -258,13 +243,7 @@ layers, width, tokenizer) before anything runs. --base/--thinking without
         `pass --dataset ${NAMED_DATASETS.join('|')} or a JSONL file`,
       );
     }
-    const dataset = await loadRunDataset({
-      dataset: datasetName,
-      limit: values.limit,
-      dataDir: values['data-dir'],
-      fields: { question: values['question-field'], answer: values['answer-field'], id: values['id-field'] },
-      answerFormat: values['answer-format'],
-    });
+    const dataset = await loadDatasetOption(datasetName, values);
     const sampling: Sampling = {
       samples: values.samples,
       temperature: values.temperature,
