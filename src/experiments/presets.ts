@@ -8,6 +8,14 @@ import { ThinkwhenError } from '../errors.ts';
 import { readGguf } from '../gguf/read.ts';
 import { ORGANISM_COEFS } from '../organism/artifacts.ts';
 import { FULL_SPEC, organismModelPaths, organismVocab } from '../organism/index.ts';
+import { PAPER_PRESETS } from '../taxonomy/layers.ts';
+
+/** The SAE (layer, K) the paper chose for a thinking model: one table, src/taxonomy/layers.ts. */
+function paperSae(name: string): { saeLayer: number; k: number } {
+  const p = PAPER_PRESETS.find((x) => x.name === name);
+  if (!p) throw new Error(`no taxonomy preset ${name}`); // a typo in this file, caught by any test loading it
+  return { saeLayer: p.saeLayer, k: p.k };
+}
 
 /** What a GGUF of one model must look like (read from its header, no weights loaded). */
 export interface ModelSpec {
@@ -143,8 +151,7 @@ export const PRESETS: readonly PairPreset[] = [
       151936,
       R1_QWEN_PRE,
     ),
-    saeLayer: 4,
-    k: 15,
+    ...paperSae('r1-qwen-1.5b'),
     steerLayer: 10,
     grid: PAPER_GRID,
     batchBias: 3,
@@ -173,8 +180,7 @@ export const PRESETS: readonly PairPreset[] = [
       tokenizer: 'gpt2',
       pre: LLAMA3_PRE,
     },
-    saeLayer: 6,
-    k: 15,
+    ...paperSae('r1-llama-8b'),
     steerLayer: 12,
     grid: PAPER_GRID,
     batchBias: 4,
@@ -192,8 +198,7 @@ export const PRESETS: readonly PairPreset[] = [
       152064,
       R1_QWEN_PRE,
     ),
-    saeLayer: 38,
-    k: 5,
+    ...paperSae('r1-qwen-14b'),
     steerLayer: 18,
     grid: PAPER_GRID,
     batchBias: 2,
@@ -211,8 +216,7 @@ export const PRESETS: readonly PairPreset[] = [
       152064,
       R1_QWEN_PRE,
     ),
-    saeLayer: 27,
-    k: 15,
+    ...paperSae('r1-qwen-32b'),
     steerLayer: 24,
     grid: PAPER_GRID_32B,
     // The run's hyperparameter JSON (2 / 1); the run script says 4 / 4 (docs/method.md A9).
@@ -224,8 +228,7 @@ export const PRESETS: readonly PairPreset[] = [
     summary: 'Qwen2.5-32B + QwQ-32B',
     base: qwen('Qwen/Qwen2.5-32B', 'Qwen2.5-32B.gguf', 64, 5120, 152064, QWEN_PRE),
     thinking: qwen('Qwen/QwQ-32B', 'QwQ-32B.gguf', 64, 5120, 152064, QWEN_PRE),
-    saeLayer: 27,
-    k: 10,
+    ...paperSae('qwq-32b'),
     steerLayer: 24,
     grid: PAPER_GRID_32B,
     batchBias: 1,
