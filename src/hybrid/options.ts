@@ -2,27 +2,21 @@
 // and the literal reference (reference.ts). docs/hybrid.md describes each field.
 import type { Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
+import type { VectorSet } from '../steer/vector-set.ts';
 import type { TopKSae } from '../taxonomy/sae.ts';
 
 /**
- * Steering vectors as the hybrid needs them. `loadVectorSet()` (src/steer/vector-set.ts) returns
- * a superset of this; tests build one in memory.
+ * Steering vectors as the hybrid needs them: the fields of a loaded vector set
+ * (`loadVectorSet()`, src/steer/vector-set.ts) it reads; tests build one in memory. Category
+ * vectors are keyed by latent id, never by position among the present categories; vectors are
+ * added at `applyHook` = blocks.{layer}.hook_resid_post of the base model.
  */
-export interface HybridVectors {
+export type HybridVectors = Pick<VectorSet, 'layer' | 'applyHook' | 'bias' | 'vectors' | 'titles' | 'skipped'> & {
   /** where the set came from (records name its files) */
   dir?: string;
-  /** apply layer S: vectors are added at blocks.S.hook_resid_post of the base model */
-  layer: number;
-  applyHook: string;
-  bias: Float32Array | null;
-  /** category vectors by latent id (never by position among the present categories) */
-  vectors: Map<number, Float32Array>;
-  titles: Map<number, string>;
-  /** latents without a vector, with the reason */
-  skipped: Map<number, string>;
   /** the set's manifest: file names of the bias and of each latent's vector, when known */
   manifest?: { bias?: { file: string } | null; categories?: { latent: number; file: string }[] };
-}
+};
 
 /** A vector set with no vectors, for the policies that steer nothing (selection_only, oracle). */
 export function noVectors(): HybridVectors {
