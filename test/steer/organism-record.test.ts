@@ -17,6 +17,7 @@ import {
 } from '../../bench/vectors-organism-record.ts';
 import { organismModelPaths } from '../../src/organism/index.ts';
 import { fileSha256 } from '../../src/steer/vector-set.ts';
+import { VECTOR_EVAL_COLUMNS } from '../helpers/vector-eval.ts';
 
 const record = (): OrganismRecord => JSON.parse(readFileSync(RECORD_PATH, 'utf8'));
 const METHODS = ['optimised', 'diffmean'] as const;
@@ -28,18 +29,7 @@ function checkShape(t: EvalTable, method: string): void {
   assert.equal(t.categories.length + t.skipped.length, t.taxonomy.k, `${method}: every latent has a row or a reason`);
   for (const r of t.categories) {
     const at = `${method} latent ${r.latent}`;
-    assert.deepEqual(Object.keys(r).slice(0, 10), [
-      'latent',
-      'title',
-      'type',
-      'n',
-      'best_coef',
-      'rate_vector',
-      'rate_bias',
-      'rate_random',
-      'rate_random_bias',
-      'rate_unsteered',
-    ]);
+    assert.deepEqual(Object.keys(r).slice(0, VECTOR_EVAL_COLUMNS.length), [...VECTOR_EVAL_COLUMNS]);
     assert.ok(Number.isInteger(r.latent) && r.latent >= 0 && r.latent < t.taxonomy.k, at);
     assert.equal(typeof r.title, 'string', at);
     assert.ok(Number.isInteger(r.n) && r.n > 0, at);

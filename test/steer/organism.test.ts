@@ -15,6 +15,7 @@ import { readExamples } from '../../src/steer/train.ts';
 import { loadVectorSet } from '../../src/steer/vector-set.ts';
 import { readTraces } from '../../src/traces/generate.ts';
 import { cli } from '../helpers/cli.ts';
+import { VECTOR_EVAL_COLUMNS } from '../helpers/vector-eval.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tw-organism-vectors-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -61,21 +62,10 @@ test('vectors eval --organism: trains, evaluates with controls, resumes, loads',
   assert.equal(out.method, 'optimised');
   assert.ok(out.categories.length >= 1, r.err);
   for (const c of out.categories) {
-    assert.deepEqual(Object.keys(c).slice(0, 10), [
-      'latent',
-      'title',
-      'type',
-      'n',
-      'best_coef',
-      'rate_vector',
-      'rate_bias',
-      'rate_random',
-      'rate_random_bias',
-      'rate_unsteered',
-    ]);
+    assert.deepEqual(Object.keys(c).slice(0, VECTOR_EVAL_COLUMNS.length), [...VECTOR_EVAL_COLUMNS]);
     assert.ok(c.n >= 1 && c.n <= 6);
     assert.ok([1, 4].includes(c.best_coef));
-    for (const k of ['rate_vector', 'rate_bias', 'rate_random', 'rate_random_bias', 'rate_unsteered'])
+    for (const k of VECTOR_EVAL_COLUMNS.filter((col) => col.startsWith('rate_')))
       assert.ok(c[k] >= 0 && c[k] <= 1, `${k} = ${c[k]}`);
     // null: most of the latent's sentences are not sentences of the parser's language
     assert.ok(c.type === null || ['setup', 'plan', 'compute', 'verify', 'backtrack', 'conclude'].includes(c.type));
