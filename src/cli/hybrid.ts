@@ -31,7 +31,7 @@ import {
 import { organismModelPaths } from '../organism/index.ts';
 import { fileSha256, loadVectorSet } from '../steer/vector-set.ts';
 import { loadSae, type TopKSae } from '../taxonomy/sae.ts';
-import { datasetOptions, loadDatasetOption } from './dataset-options.ts';
+import { type DatasetValues, datasetOptions, loadDatasetOption } from './dataset-options.ts';
 import { choice, defineCommand, flag, int, ints, MAX_TOKENS, num, nums, text, threads } from './options.ts';
 
 /** Longest window a grid may hold (positions back from the end of the text). */
@@ -425,16 +425,7 @@ async function resolveSae(
   return { sae, saeLayer: layer, saePath };
 }
 
-async function readProblems(values: {
-  question?: string;
-  dataset?: string;
-  limit?: number;
-  'data-dir'?: string;
-  'question-field'?: string;
-  'answer-field'?: string;
-  'id-field'?: string;
-  'answer-format'?: 'raw' | 'gsm8k' | 'boxed';
-}): Promise<Problems> {
+async function readProblems(values: DatasetValues & { question?: string; dataset?: string }): Promise<Problems> {
   if (values.question !== undefined) {
     return { items: [{ id: 'question', question: values.question, answer: '', meta: {} }], dataset: null, graders: [] };
   }

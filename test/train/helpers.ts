@@ -1,6 +1,7 @@
 // Tiny models for the training tests, written once per spec into the OS temp folder.
 import { GgmlType } from '../../src/gguf/types.ts';
 import { gradcheckSpec } from '../../src/train/gradcheck.ts';
+import type { Trainer } from '../../src/train/trainer.ts';
 import { tinyModelPath } from '../helpers/models.ts';
 
 export const f32Model = (arch: 'qwen2' | 'llama') => tinyModelPath(gradcheckSpec(arch));
@@ -24,4 +25,29 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
     den += b[i] ** 2;
   }
   return Math.sqrt(num / den);
+}
+
+/**
+ * The backprop gradient of a weight's largest-|g| element next to its central finite difference
+ * (step h) of `loss`, which must run the graph forward only; the weight is restored afterwards.
+ */
+export async function largestGradientByDifference(
+  tr: Trainer,
+  name: string,
+  loss: () => Promise<number>,
+  h = 1e-2,
+): Promise<{ index: number; backprop: number; difference: number }> {
+  const g = tr.grad(name);
+  const p = tr.param(name);
+  const i = Array.from(g.keys()).reduce((a, j) => (Math.abs(g[j]) > Math.abs(g[a]) ? j : a), 0);
+  const orig = p[i];
+  p[i] = orig + h;
+  tr.setParam(name, p);
+  const lp = await loss();
+  p[i] = orig - h;
+  tr.setParam(name, p);
+  const lm = await loss();
+  p[i] = orig;
+  tr.setParam(name, p);
+  return { index: i, backprop: g[i], difference: (lp - lm) / (2 * h) };
 }
