@@ -70,7 +70,11 @@ to continue (Ctrl-C stops cleanly). Progress bars on stderr.`,
     seed: int({ help: 'sampling seed of the pass@k runs', min: 0, max: 2 ** 32 - 1, default: 0 }),
     out: text({ arg: 'DIR', help: 'workspace: runs/, report/, regenerated artifacts (default runs/demo/PAIR)' }),
     models: text({ arg: 'DIR', help: 'organism model folder (default: the shipped src/organism/models)' }),
-    parallel: int({ help: 'problems decoded together (default 8)', min: 1, max: 256 }),
+    parallel: int({
+      help: 'problems decoded together (default 8; the hybrid systems at most 2, their fastest on the organism: docs/hybrid.md)',
+      min: 1,
+      max: 256,
+    }),
     threads: threads('CPU threads (default: THINKWHEN_THREADS or all cores)'),
     json: flag(
       `print {"systems": {NAME: {acc, n, gap_recovered, steered_mean, steered_token}}, "pass_at_k": {NAME: {k: value}}, "seconds": s} on stdout, NAME in ${DEMO_SYSTEMS.join(', ')}`,

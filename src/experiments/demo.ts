@@ -157,6 +157,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     finish(
       await runHybrid({
         ...common(name),
+        parallel: hybridBatch(o.parallel),
         dataset,
         policy: policy as PolicyName,
         vectors: artifacts.paths.vectors,
@@ -179,6 +180,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       finish(
         await runHybrid({
           ...common(name('hybrid')),
+          parallel: hybridBatch(o.parallel),
           dataset: sampled,
           sampling,
           seed: k.seed,
@@ -195,6 +197,14 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const files = writeReport(report, join(o.out, 'report'));
   return { json: demoJson(report, (Date.now() - t0) / 1000), report, files, artifacts, interrupted };
 }
+
+/**
+ * The hybrid systems decode at most HYBRID_BATCH problems together: on the organism a batch of 2
+ * cost the least CPU per token and 8 the most (bench/results/hybrid-organism.json, docs/hybrid.md:
+ * the shared KV cache makes every forked window row attend over all problems of the batch).
+ */
+const HYBRID_BATCH = 2;
+const hybridBatch = (parallel: number | undefined) => Math.min(parallel ?? HYBRID_BATCH, HYBRID_BATCH);
 
 /** `--json`'s object from the report's systems section. */
 export function demoJson(report: Report, seconds: number): DemoResult['json'] {
