@@ -25,7 +25,6 @@
 //   THINKWHEN_THREADS=1 nice -n 15 node --import tsx bench/serve.ts --small
 // Options: --clients 64 --requests 1000 --distinct 100 --block 100 --max-tokens 64 --models base,thinking
 //   --parallel 8 (the server's --parallel)
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { getPriority } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -35,6 +34,7 @@ import { generateProblems, organismModelPaths } from '../src/organism/index.ts';
 import { PlainModel } from '../src/serve/models.ts';
 import { startServer } from '../src/serve/server.ts';
 import { VectorLibrary } from '../src/serve/steering.ts';
+import { startServeChild } from '../test/helpers/serve-child.ts';
 
 const { values } = parseArgs({
   options: {
@@ -93,37 +93,14 @@ interface Served {
 
 /** Starts `thinkwhen serve --port 0` as a child process (its defaults otherwise: queue 64 per model). */
 async function startChild(): Promise<Served> {
-  const child = spawn(process.execPath, ['bin/thinkwhen.js', 'serve', '--port', '0', '--parallel', String(parallel)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => {
-    out += d;
-  });
-  child.stderr.on('data', (d) => {
-    err += d;
-  });
-  const exited = new Promise<void>((res) => child.on('exit', () => res()));
-  const [url, served] = await new Promise<[string, string]>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`no listening line in 120 s: ${out} ${err}`)), 120_000);
-    child.stdout.on('data', () => {
-      const m = /listening on (http:\/\/\S+)\/v1 \(models: ([^)]*)\)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        res([m[1], m[2]]);
-      }
-    });
-    child.on('exit', () => rej(new Error(`thinkwhen serve exited: ${err}`)));
-  });
-  for (const l of err.split('\n').filter(Boolean)) console.error(`[server] ${l}`);
+  const s = await startServeChild(['--parallel', String(parallel)], 120_000);
+  for (const l of s.stderr().split('\n').filter(Boolean)) console.error(`[server] ${l}`);
   return {
-    url,
-    models: served.split(', '),
-    rss: () => childRssMiB(child.pid!),
+    url: s.url,
+    models: s.models.split(', '),
+    rss: () => childRssMiB(s.child.pid!),
     stop: async () => {
-      child.kill('SIGTERM');
-      await exited;
+      await s.stop();
     },
   };
 }

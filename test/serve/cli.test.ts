@@ -2,7 +2,6 @@
 // hybrid), or with no arguments (the hybrid from the shipped SAE and vectors when they belong to the
 // shipped models), listening on a free port, answering the openai client, and exiting 0 on SIGTERM.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,6 +14,7 @@ import { artifactsMismatch, organismArtifactPaths } from '../../src/organism/art
 import { organismModelPaths } from '../../src/organism/index.ts';
 import { saveSae } from '../../src/taxonomy/sae.ts';
 import { cli } from '../helpers/cli.ts';
+import { startServeChild } from '../helpers/serve-child.ts';
 import { writeRandomVectorSet } from '../helpers/vector-set.ts';
 import { questions } from './fixtures.ts';
 
@@ -31,51 +31,8 @@ async function vectorSet(): Promise<string> {
   });
 }
 
-interface Running {
-  url: string;
-  /** the model ids of the listening line */
-  models: string;
-  stderr: () => string;
-  /** SIGTERM, then the exit code */
-  stop: () => Promise<number | null>;
-}
-
 /** Starts `thinkwhen serve ARGS --port 0` and waits for its listening line. */
-async function startServe(args: string[]): Promise<Running> {
-  const child = spawn(process.execPath, ['bin/thinkwhen.js', 'serve', '--port', '0', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => {
-    out += d;
-  });
-  child.stderr.on('data', (d) => {
-    err += d;
-  });
-  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
-  const stop = async () => {
-    child.kill('SIGTERM');
-    return exited;
-  };
-  try {
-    const [url, models] = await new Promise<[string, string]>((res, rej) => {
-      const timer = setTimeout(() => rej(new Error(`no listening line in 60 s: ${out} ${err}`)), 60_000);
-      child.stdout.on('data', () => {
-        const m = /listening on (http:\/\/\S+)\/v1 \(models: ([^)]*)\)/.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          res([m[1], m[2]]);
-        }
-      });
-      child.on('exit', () => rej(new Error(`exited early: ${err}`)));
-    });
-    return { url, models, stderr: () => err, stop };
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-}
+const startServe = (args: string[]) => startServeChild(args, 60_000);
 
 test('thinkwhen serve: base, thinking and hybrid on a free port; SIGTERM exits 0', async () => {
   const vectors = await vectorSet();
