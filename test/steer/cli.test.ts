@@ -153,6 +153,17 @@ describe('vectors import, show, export', () => {
 });
 
 describe('vectors: options that cannot apply are refused, not ignored', () => {
+  /** training inputs that do not exist: the checks under test stop before reading them */
+  const trainArgs = [
+    '--traces',
+    't.jsonl',
+    '--annotated',
+    'a.jsonl',
+    '--taxonomy',
+    join(tmp, 'tax'),
+    '--out',
+    join(tmp, 'v'),
+  ];
   it('bounds, choices and unknown words', async () => {
     refused(await cli(['vectors']), /no vectors subcommand given \(fix: use train, eval, show, import, export/);
     refused(await cli(['vectors', 'trian']), /unknown vectors subcommand 'trian'/);
@@ -207,22 +218,12 @@ describe('vectors: options that cannot apply are refused, not ignored', () => {
   });
 
   it('--preset must be a pair preset whose base model the file is', async () => {
-    const args = [
-      '--traces',
-      't.jsonl',
-      '--annotated',
-      'a.jsonl',
-      '--taxonomy',
-      join(tmp, 'tax'),
-      '--out',
-      join(tmp, 'v'),
-    ];
     refused(
-      await cli(['vectors', 'train', '--model', tinyLlama(), '--preset', 'qwen-9', ...args]),
+      await cli(['vectors', 'train', '--model', tinyLlama(), '--preset', 'qwen-9', ...trainArgs]),
       /--preset must be one of qwen2\.5-math-1\.5b/,
     );
     refused(
-      await cli(['vectors', 'train', '--model', tinyLlama(), '--preset', 'llama-3.1-8b', ...args]),
+      await cli(['vectors', 'train', '--model', tinyLlama(), '--preset', 'llama-3.1-8b', ...trainArgs]),
       /is not the base model of preset 'llama-3\.1-8b' .*4 layers \(expected 32\)/,
     );
     assert.equal(existsSync(join(tmp, 'v')), false);
@@ -241,24 +242,14 @@ describe('vectors: options that cannot apply are refused, not ignored', () => {
       writeGguf(path, meta, []);
       return path;
     };
-    const args = [
-      '--traces',
-      't.jsonl',
-      '--annotated',
-      'a.jsonl',
-      '--taxonomy',
-      join(tmp, 'tax'),
-      '--out',
-      join(tmp, 'v'),
-    ];
-    const math = await cli(['vectors', 'train', '--model', header('Qwen2.5 Math 1.5B', 28, 1536), ...args]);
+    const math = await cli(['vectors', 'train', '--model', header('Qwen2.5 Math 1.5B', 28, 1536), ...trainArgs]);
     assert.equal(math.code, 2);
     assert.match(math.err, /preset qwen2\.5-math-1\.5b \(layer 10, minibatch 3\/3\)/);
-    const qwen32 = await cli(['vectors', 'train', '--model', header('Qwen2.5-32B', 64, 5120), ...args]);
+    const qwen32 = await cli(['vectors', 'train', '--model', header('Qwen2.5-32B', 64, 5120), ...trainArgs]);
     assert.match(qwen32.err, /preset qwen2\.5-32b \(layer 24, minibatch 2\/1\)/);
     // the name of another model of the same shape, or the right name at another depth: no preset
     for (const path of [header('Qwen2.5 1.5B Instruct', 28, 1536), header('Qwen2.5 Math 1.5B', 24, 1536)]) {
-      const r = await cli(['vectors', 'train', '--model', path, ...args]);
+      const r = await cli(['vectors', 'train', '--model', path, ...trainArgs]);
       assert.equal(r.code, 2);
       assert.doesNotMatch(r.err, /preset/);
     }
