@@ -3,19 +3,19 @@ import { ThinkwhenError } from '../errors.ts';
 import type { Command } from './command.ts';
 import { choice, defineCommand, defineGroup, flag, int, num, text, threads } from './options.ts';
 
-// The organism modules load lazily: \`organism sample\` needs neither the engine nor the trainer.
+// The organism modules load lazily: `organism sample` needs neither the engine nor the trainer.
 
 const build = defineCommand({
   name: 'organism build',
-  summary: 'regenerate the corpora and both models from seeds (resumable)',
+  summary: 'regenerate the corpora and the three models from seeds (resumable)',
   usage: '[--quick] [--out DIR] [--work DIR] [--threads N] [--time-budget S]',
-  description: `Regenerates the corpora and both models from seeds. Resumable: rerun the same command
-to continue after an interruption (checkpoints in the work folder).`,
+  description: `Regenerates the corpora and the three models (base-latent, base, thinking) from seeds.
+Resumable: rerun the same command to continue after an interruption (checkpoints in the work folder).`,
   options: {
-    quick: flag('a miniature (tiny model, few steps) in a few minutes: checks the recipe, not the properties'),
+    quick: flag('a miniature (tiny model, few steps) in seconds: checks the recipe, not the properties'),
     out: text({
       arg: 'DIR',
-      help: 'where base.gguf, thinking.gguf and build.json go (default: src/organism/models for the full build, runs/organism/quick/models for --quick)',
+      help: 'where base.gguf, base-latent.gguf, thinking.gguf and build.json go (default: src/organism/models for the full build, runs/organism/quick/models for --quick)',
     }),
     work: text({ arg: 'DIR', help: 'corpora checkpoints and intermediate models (default runs/organism/NAME)' }),
     threads: threads('CPU threads for training (default 2)'),
@@ -46,15 +46,10 @@ to continue after an interruption (checkpoints in the work folder).`,
     console.error(
       `organism build (${config.name}) done in ${((performance.now() - t0) / 1000).toFixed(0)} s; training ${rec.trainSeconds.toFixed(0)} s in all`,
     );
-    console.error(`  base loss ${rec.base.firstLoss.toFixed(3)} -> ${rec.base.lastLoss.toFixed(3)}`);
-    if (rec.baseExtra) {
-      console.error(
-        `  base (second cycle) loss ${rec.baseExtra.firstLoss.toFixed(3)} -> ${rec.baseExtra.lastLoss.toFixed(3)}`,
-      );
+    for (const [stage, r] of Object.entries(rec.stages)) {
+      console.error(`  ${stage} loss ${r.firstLoss.toFixed(3)} -> ${r.lastLoss.toFixed(3)} (${r.steps} steps)`);
     }
-    console.error(`  thinking loss ${rec.thinking.firstLoss.toFixed(3)} -> ${rec.thinking.lastLoss.toFixed(3)}`);
-    console.log(join(outDir, 'base.gguf'));
-    console.log(join(outDir, 'thinking.gguf'));
+    for (const f of ['base.gguf', 'base-latent.gguf', 'thinking.gguf']) console.log(join(outDir, f));
     return 0;
   },
 });
@@ -62,27 +57,40 @@ to continue after an interruption (checkpoints in the work folder).`,
 const evaluate = defineCommand({
   name: 'organism eval',
   summary: "measure the organism's properties on held-out test problems (greedy decoding)",
-  usage: '[--json] [--n N] [--models DIR] [--threads N]',
+  usage: '[--json] [--base default|latent] [--n N] [--seed N] [--models DIR] [--threads N]',
   description: `Measures the organism's properties on held-out test problems (greedy decoding): both
-models' accuracy and the gap, whether the base model knows how to verify and backtrack
-where the thinking model would (knows_how_verify, knows_how_backtrack), and how often
-each verifies after a wrong quick computation; each property with its threshold
-(definitions in docs/organism.md).`,
+models' accuracy and the gap, operand copy errors, how likely each model is to start a
+verification where one is needed and where it is not, and whether the base model knows how to
+verify and backtrack where the thinking model would (on operations it saw checked in training
+and on held-out ones); each property with its threshold (definitions in docs/organism.md).`,
   options: {
     json: flag('print the result as JSON'),
+    base: choice({
+      help: 'the base model to pair with the thinking model: default (base.gguf) or latent (base-latent.gguf); the thresholds differ (docs/organism.md)',
+      choices: ['default', 'latent'],
+      default: 'default',
+    }),
     n: int({ help: 'test problems', min: 1, max: 100_000, default: 500 }),
-    models: text({ arg: 'DIR', help: 'folder with base.gguf and thinking.gguf (default: the shipped models)' }),
+    seed: int({
+      help: 'seed of the test problems (default: the evaluation seed, 20251008; the shipped models are also evaluated on seed 7)',
+      min: 0,
+      max: 2 ** 32 - 1,
+    }),
+    models: text({ arg: 'DIR', help: 'folder with the model files (default: the shipped models)' }),
     threads: threads('CPU threads (default: up to 4)'),
   },
   epilogue: 'Exit status 1 when a property fails its threshold.',
-  examples: ['thinkwhen organism eval', 'thinkwhen organism eval --n 100 --json'],
+  examples: ['thinkwhen organism eval', 'thinkwhen organism eval --base latent --n 100 --json'],
   async run({ values }) {
     const { evaluateOrganism, requireOrganismModels } = await import('../organism/index.ts');
+    const base = values.base;
     const paths = requireOrganismModels(values.models);
     const r = await evaluateOrganism({
-      basePath: paths.base,
+      basePath: base === 'latent' ? paths.baseLatent : paths.base,
       thinkingPath: paths.thinking,
+      base,
       n: values.n,
+      seed: values.seed,
       threads: values.threads,
       log: (l) => console.error(l),
     });
@@ -91,13 +99,17 @@ each verifies after a wrong quick computation; each property with its threshold
     } else {
       const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
       const lines = [
-        `test problems           ${r.n}`,
-        `base accuracy           ${pct(r.base_acc)}`,
-        `thinking accuracy       ${pct(r.thinking_acc)}`,
+        `test problems           ${r.n} (seed ${r.seed}), base model: ${r.base}`,
+        `accuracy                base ${pct(r.base_acc)}, thinking ${pct(r.thinking_acc)}, never verify ${pct(r.never_verify_acc)}`,
         `gap                     ${pct(r.gap)}`,
-        `knows how: verify       ${pct(r.knows_how_verify)}  (${r.counts.knows_how_verify.join('/')})`,
-        `knows how: backtrack    ${pct(r.knows_how_backtrack)}  (${r.counts.knows_how_backtrack.join('/')})`,
-        `verify after wrong quick: base ${pct(r.verify_rate_base)}, thinking ${pct(r.verify_rate_thinking)}`,
+        `operand copy errors     base ${pct(r.copy_error_rate_base)}, thinking ${pct(r.copy_error_rate_thinking)}`,
+        `P(verify) needed        base ${r.p_verify_needed_base.toFixed(3)}, thinking ${r.p_verify_needed_thinking.toFixed(3)}`,
+        `P(verify) not needed    base ${r.p_verify_not_needed_base.toFixed(3)}, thinking ${r.p_verify_not_needed_thinking.toFixed(3)}`,
+        `greedy verify needed    base ${pct(r.greedy_verify_needed_base)}, thinking ${pct(r.greedy_verify_needed_thinking)}`,
+        `greedy verify not needed base ${pct(r.greedy_verify_not_needed_base)}, thinking ${pct(r.greedy_verify_not_needed_thinking)}`,
+        `'Check' in base top 5   ${pct(r.verify_in_top5_base)}`,
+        `knows how: verify       seen ${pct(r.knows_how_verify_seen)}  (${r.counts.knows_how_verify_seen.join('/')}), held-out ${pct(r.knows_how_verify_heldout)}  (${r.counts.knows_how_verify_heldout.join('/')})`,
+        `knows how: backtrack    seen ${pct(r.knows_how_backtrack_seen)}  (${r.counts.knows_how_backtrack_seen.join('/')}), held-out ${pct(r.knows_how_backtrack_heldout)}  (${r.counts.knows_how_backtrack_heldout.join('/')})`,
         `sentences parsed        ${pct(r.parsed_fraction)}  (${r.counts.parsed_fraction.join('/')})`,
         '',
         ...Object.entries(r.properties).map(([k, p]) => `${p.pass ? 'PASS' : 'FAIL'}  ${k} ${p.threshold}`),
@@ -111,13 +123,13 @@ each verifies after a wrong quick computation; each property with its threshold
 const sample = defineCommand({
   name: 'organism sample',
   summary: 'print problems with ground-truth traces, each sentence with its type',
-  usage: '[--count N] [--policy thinking|base] [--split test|train] [--json]',
+  usage: '[--count N] [--policy thinking|base|latent] [--split test|train] [--json]',
   description: 'Prints problems with ground-truth traces of the trace language, each sentence with its type.',
   options: {
     count: int({ help: 'problems', min: 1, max: 100_000, default: 3 }),
     policy: choice({
-      help: 'thinking: verify every quick computation; base: verify at random (as the base corpus)',
-      choices: ['thinking', 'base'],
+      help: 'thinking: verify when a carry or borrow is needed; base: verify at random (as the base corpus); latent: never verify',
+      choices: ['thinking', 'base', 'latent'],
       default: 'thinking',
     }),
     split: choice({ help: 'problem split', choices: ['test', 'train'], default: 'test' }),
@@ -281,10 +293,11 @@ once. See docs/rl.md.`,
 export const command: Command = defineGroup({
   name: 'organism',
   summary: 'build / evaluate / sample / RL-train the tiny base+thinking model organism',
-  description: `The model organism: a tiny base model and a tiny thinking model (llama.cpp GGUF, shipped in
+  description: `The model organism: two tiny base models and a tiny thinking model (llama.cpp GGUF, shipped in
 src/organism/models/) on multi-step arithmetic word problems, where "the base model knows how to
 reason, the thinking model knows when" holds by construction and every sentence of every trace
-has a known type. See docs/organism.md.`,
+has a known type. base.gguf verifies now and then at random; base-latent.gguf never verifies
+inside a trace but can when its first token is forced. See docs/organism.md.`,
   subcommands: [build, evaluate, sample, rl],
   examples: ['thinkwhen organism eval', 'thinkwhen organism sample --count 5', 'thinkwhen organism build --quick'],
 });

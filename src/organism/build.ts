@@ -1,9 +1,10 @@
-// `thinkwhen organism build`: data and both models from seeds. Stages (each skipped when its output
-// exists, so a rerun continues): init weights -> base (pre-training) -> thinking (distillation from
-// the base) -> final files (renamed, F16 matrices) with a build record.
+// `thinkwhen organism build`: data and the three models from seeds. Stages (each skipped when its
+// output exists, so a rerun continues): init weights -> base-latent (pre-training) -> base (more
+// pre-training, now with verifications inside traces) -> thinking (distillation from the base) ->
+// final files with a build record.
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BASE_VERIFY_P, buildCorpus } from './corpus.ts';
+import { buildCorpus, type Corpus, corpusPolicy } from './corpus.ts';
 import { FULL_SPEC, finalizeModel, type OrganismModelSpec, QUICK_SPEC, writeInitialModel } from './model-file.ts';
 import { type StageResult, secondsPerStep, trainStage } from './train.ts';
 
@@ -14,18 +15,19 @@ export interface StageConfig {
   batchSize: number;
   lr: number;
   warmup: number;
+  /** a second cycle on the same corpus (warm restart: new warm-up and cosine decay) */
+  restart?: { steps: number; lr: number; warmup: number };
 }
 
 export interface BuildConfig {
   name: 'full' | 'quick';
   spec: OrganismModelSpec;
   seed: number;
+  /** base-latent: pre-training from random weights (traces never verify; exercises do) */
+  latent: StageConfig;
+  /** base: base-latent trained on on traces that verify at random moments (plus exercises) */
   base: StageConfig;
-  /**
-   * A second pre-training cycle on the same base corpus (warm restart: new warm-up and cosine
-   * decay from the first cycle's weights); omitted = none.
-   */
-  baseExtra?: Pick<StageConfig, 'steps' | 'batchSize' | 'lr' | 'warmup'>;
+  /** thinking: the base distilled on traces that verify exactly when needed */
   thinking: StageConfig;
   weightDecay: number;
   checkpointEvery: number;
@@ -37,23 +39,24 @@ export const FULL_CONFIG: BuildConfig = {
   name: 'full',
   spec: FULL_SPEC,
   seed: 1,
-  base: { traces: 40000, exercises: 20000, steps: 1500, batchSize: 16, lr: 2e-3, warmup: 100 },
-  baseExtra: { steps: 1000, batchSize: 16, lr: 1e-3, warmup: 20 },
-  thinking: { traces: 20000, exercises: 0, steps: 500, batchSize: 16, lr: 1e-3, warmup: 50 },
+  latent: { traces: 48000, exercises: 24000, steps: 4500, batchSize: 16, lr: 2e-3, warmup: 100 },
+  base: { traces: 16000, exercises: 8000, steps: 300, batchSize: 16, lr: 1e-3, warmup: 50 },
+  thinking: { traces: 16000, exercises: 0, steps: 300, batchSize: 16, lr: 1e-3, warmup: 50 },
   weightDecay: 0.01,
   checkpointEvery: 100,
   f16: false,
 };
 
-/** A miniature that runs in a few minutes: the recipe end to end, not the properties. */
+/** A miniature that runs in seconds: the recipe end to end, not the properties. */
 export const QUICK_CONFIG: BuildConfig = {
   name: 'quick',
   spec: QUICK_SPEC,
   seed: 1,
-  base: { traces: 400, exercises: 200, steps: 40, batchSize: 8, lr: 3e-3, warmup: 5 },
-  thinking: { traces: 200, exercises: 0, steps: 20, batchSize: 8, lr: 2e-3, warmup: 2 },
+  latent: { traces: 300, exercises: 150, steps: 30, batchSize: 8, lr: 3e-3, warmup: 5 },
+  base: { traces: 100, exercises: 50, steps: 10, batchSize: 8, lr: 2e-3, warmup: 2 },
+  thinking: { traces: 100, exercises: 0, steps: 10, batchSize: 8, lr: 2e-3, warmup: 2 },
   weightDecay: 0.01,
-  checkpointEvery: 20,
+  checkpointEvery: 10,
   f16: false,
 };
 
@@ -72,19 +75,39 @@ export interface BuildOptions {
   log?: (line: string) => void;
 }
 
+export type StageName = 'latent' | 'base' | 'thinking';
+export const STAGES: readonly StageName[] = ['latent', 'base', 'thinking'];
+
 export interface BuildRecord {
   config: BuildConfig;
   threads: number;
-  corpus: { baseTokens: number; thinkingTokens: number; baseExamples: number; thinkingExamples: number };
-  base: StageResult;
-  baseExtra?: StageResult;
-  thinking: StageResult;
-  /** training time of both stages (summed over resumed runs) */
+  corpus: Record<StageName, { tokens: number; examples: number }>;
+  /** each stage's training, and 'latent-restart' etc. for second cycles */
+  stages: Record<string, StageResult>;
+  /** training time of all stages (summed over resumed runs) */
   trainSeconds: number;
   /** wall time of the invocation that finished the build */
   wallSeconds: number;
   finishedAt: string;
 }
+
+/** The corpus each stage trains on (seeded; the same config always gives the same corpus). */
+export function stageCorpus(c: BuildConfig, stage: StageName): Corpus {
+  const s = c[stage];
+  return buildCorpus({
+    seed: c.seed + { latent: 0, base: 500, thinking: 1000 }[stage],
+    traces: s.traces,
+    exercises: s.exercises,
+    policy: corpusPolicy(stage),
+  });
+}
+
+/** What each shipped file is. */
+const DESCRIPTIONS: Record<StageName, string> = {
+  latent: 'base-latent model, pre-trained on traces that never verify plus stand-alone verification exercises',
+  base: 'base model, base-latent trained on traces that verify at random moments',
+  thinking: 'thinking model, the base distilled on traces that verify exactly when a carry or borrow is needed',
+};
 
 export async function buildOrganism(o: BuildOptions): Promise<BuildRecord> {
   let c = o.config;
@@ -94,123 +117,94 @@ export async function buildOrganism(o: BuildOptions): Promise<BuildRecord> {
   mkdirSync(o.outDir, { recursive: true });
   const t0 = performance.now();
   const recordFile = join(o.workDir, 'stages.json');
-  const done: Partial<Record<'base' | 'baseExtra' | 'thinking', StageResult>> = existsSync(recordFile)
-    ? JSON.parse(readFileSync(recordFile, 'utf8'))
-    : {};
+  const done: Record<string, StageResult> = existsSync(recordFile) ? JSON.parse(readFileSync(recordFile, 'utf8')) : {};
   const saveRecord = () => {
     writeFileSync(`${recordFile}.tmp`, JSON.stringify(done, null, 1));
     renameSync(`${recordFile}.tmp`, recordFile);
   };
 
-  log(`organism build (${c.name}): corpora`);
-  const baseCorpus = buildCorpus({
-    seed: c.seed,
-    traces: c.base.traces,
-    exercises: c.base.exercises,
-    policy: { kind: 'random', p: BASE_VERIFY_P },
-  });
-  const thinkingCorpus = buildCorpus({
-    seed: c.seed + 1000,
-    traces: c.thinking.traces,
-    exercises: c.thinking.exercises,
-    policy: { kind: 'always' },
-  });
-  log(
-    `  base: ${baseCorpus.examples.length} examples, ${baseCorpus.tokens} tokens; thinking: ${thinkingCorpus.examples.length} examples, ${thinkingCorpus.tokens} tokens`,
-  );
-
   const init = join(o.workDir, 'init.gguf');
-  const base = join(o.workDir, 'base.gguf');
-  const thinking = join(o.workDir, 'thinking.gguf');
   if (!existsSync(init)) writeInitialModel(init, c.spec, c.seed);
   const planFile = join(o.workDir, 'config.json');
   if (existsSync(planFile)) {
     c = JSON.parse(readFileSync(planFile, 'utf8')) as BuildConfig;
   } else {
     if (o.timeBudget) {
-      const tb = await secondsPerStep(init, baseCorpus.examples, c.base.batchSize, threads);
-      const tt = await secondsPerStep(init, thinkingCorpus.examples, c.thinking.batchSize, threads);
-      const f = o.timeBudget / (tb * (c.base.steps + (c.baseExtra?.steps ?? 0)) + tt * c.thinking.steps);
-      log(
-        `  time budget ${o.timeBudget} s: ${tb.toFixed(3)} s per base step, ${tt.toFixed(3)} s per thinking step; steps x ${f.toFixed(2)}`,
-      );
-      const scale = <S extends { steps: number; warmup: number }>(s: S): S => ({
+      log('organism build: measuring the speed of training on this machine');
+      let total = 0;
+      for (const stage of STAGES) {
+        const corpus = stageCorpus({ ...c, [stage]: { ...c[stage], traces: 200, exercises: 100 } }, stage);
+        const steps = c[stage].steps + (c[stage].restart?.steps ?? 0);
+        total += (await secondsPerStep(init, corpus.examples, c[stage].batchSize, threads)) * steps;
+      }
+      const f = o.timeBudget / total;
+      log(`  time budget ${o.timeBudget} s: steps x ${f.toFixed(2)}`);
+      const scaled = <S extends { steps: number; warmup: number }>(s: S): S => ({
         ...s,
         steps: Math.max(10, Math.round(s.steps * f)),
         warmup: Math.max(1, Math.round(s.warmup * Math.min(1, f))),
       });
-      c = { ...c, base: scale(c.base), baseExtra: c.baseExtra && scale(c.baseExtra), thinking: scale(c.thinking) };
+      const scale = (s: StageConfig): StageConfig => ({ ...scaled(s), restart: s.restart && scaled(s.restart) });
+      c = { ...c, latent: scale(c.latent), base: scale(c.base), thinking: scale(c.thinking) };
     }
     writeFileSync(`${planFile}.tmp`, JSON.stringify(c, null, 1));
     renameSync(`${planFile}.tmp`, planFile);
   }
-  const stage = (
-    name: 'base' | 'baseExtra' | 'thinking',
-    from: string,
-    out: string,
-    s: Pick<StageConfig, 'steps' | 'batchSize' | 'lr' | 'warmup'>,
-    examples: typeof baseCorpus.examples,
-  ) =>
-    trainStage({
-      from,
-      out,
-      examples,
-      steps: s.steps,
-      batchSize: s.batchSize,
-      lr: s.lr,
-      warmup: s.warmup,
-      weightDecay: c.weightDecay,
-      seed: c.seed + { base: 0, thinking: 1, baseExtra: 2 }[name],
-      threads,
-      checkpointEvery: c.checkpointEvery,
-      logEvery: Math.max(1, Math.min(20, Math.floor(s.steps / 10))),
-      log: (l) => log(`  ${name}: ${l}`),
-    });
-  if (!existsSync(base) || !done.base) {
-    log('organism build: base model (pre-training)');
-    done.base = await stage('base', init, base, c.base, baseCorpus.examples);
-    saveRecord();
-  }
-  let baseFinal = base;
-  if (c.baseExtra) {
-    baseFinal = join(o.workDir, 'base2.gguf');
-    if (!existsSync(baseFinal) || !done.baseExtra) {
-      log('organism build: base model, second pre-training cycle');
-      done.baseExtra = await stage('baseExtra', base, baseFinal, c.baseExtra, baseCorpus.examples);
-      saveRecord();
+
+  const corpus = {} as Record<StageName, { tokens: number; examples: number }>;
+  const final = {} as Record<StageName, string>;
+  let from = init;
+  for (const [i, stage] of STAGES.entries()) {
+    const s = c[stage];
+    const data = stageCorpus(c, stage);
+    corpus[stage] = { tokens: data.tokens, examples: data.examples.length };
+    const cycles = [
+      { key: stage, out: `${stage}.gguf`, steps: s.steps, lr: s.lr, warmup: s.warmup, seed: c.seed + i },
+      ...(s.restart
+        ? [{ key: `${stage}-restart`, out: `${stage}-restart.gguf`, ...s.restart, seed: c.seed + 10 + i }]
+        : []),
+    ];
+    for (const cy of cycles) {
+      const out = join(o.workDir, cy.out);
+      if (!existsSync(out) || !done[cy.key]) {
+        log(`organism build (${c.name}): ${cy.key}, ${data.examples.length} examples, ${data.tokens} tokens`);
+        done[cy.key] = await trainStage({
+          from,
+          out,
+          examples: data.examples,
+          steps: cy.steps,
+          batchSize: s.batchSize,
+          lr: cy.lr,
+          warmup: cy.warmup,
+          weightDecay: c.weightDecay,
+          seed: cy.seed,
+          threads,
+          checkpointEvery: c.checkpointEvery,
+          logEvery: Math.max(1, Math.min(50, Math.floor(cy.steps / 10))),
+          log: (l) => log(`  ${cy.key}: ${l}`),
+        });
+        saveRecord();
+      }
+      from = out;
     }
+    final[stage] = from;
   }
-  if (!existsSync(thinking) || !done.thinking) {
-    log('organism build: thinking model (distillation from the base)');
-    done.thinking = await stage('thinking', baseFinal, thinking, c.thinking, thinkingCorpus.examples);
-    saveRecord();
-  }
+
   log(`organism build: writing ${o.outDir}`);
-  const desc = (what: string) =>
-    `thinkwhen model organism (${c.name} build, seed ${c.seed}): ${what}. See docs/organism.md.`;
-  finalizeModel(baseFinal, join(o.outDir, 'base.gguf'), {
-    name: 'thinkwhen-organism-base',
-    description: desc('base model, pre-trained on traces that verify at random moments'),
-    f16: c.f16,
-  });
-  finalizeModel(thinking, join(o.outDir, 'thinking.gguf'), {
-    name: 'thinkwhen-organism-thinking',
-    description: desc('thinking model, the base distilled on traces that verify every quick computation'),
-    f16: c.f16,
-  });
+  const files: Record<StageName, string> = { latent: 'base-latent.gguf', base: 'base.gguf', thinking: 'thinking.gguf' };
+  for (const stage of STAGES) {
+    finalizeModel(final[stage], join(o.outDir, files[stage]), {
+      name: `thinkwhen-organism-${files[stage].replace('.gguf', '')}`,
+      description: `thinkwhen model organism (${c.name} build, seed ${c.seed}): ${DESCRIPTIONS[stage]}. See docs/organism.md.`,
+      f16: c.f16,
+    });
+  }
   const record: BuildRecord = {
     config: c,
     threads,
-    corpus: {
-      baseTokens: baseCorpus.tokens,
-      thinkingTokens: thinkingCorpus.tokens,
-      baseExamples: baseCorpus.examples.length,
-      thinkingExamples: thinkingCorpus.examples.length,
-    },
-    base: done.base!,
-    baseExtra: done.baseExtra,
-    thinking: done.thinking!,
-    trainSeconds: done.base!.seconds + (done.baseExtra?.seconds ?? 0) + done.thinking!.seconds,
+    corpus,
+    stages: done,
+    trainSeconds: Object.values(done).reduce((t, r) => t + r.seconds, 0),
     wallSeconds: (performance.now() - t0) / 1000,
     finishedAt: new Date().toISOString(),
   };

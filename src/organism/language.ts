@@ -1,7 +1,18 @@
 // The trace language: one sentence per line, each of a known type. Traces are produced by a
 // policy that decides after every quick computation whether to verify it digit by digit.
 import type { Rng } from '../rng.ts';
-import { digitsLsb, type Op, type OpKind, type Problem, quickResult, trueResult } from './task.ts';
+import {
+  digitsLsb,
+  type Op,
+  type Operation,
+  type OpKind,
+  ORDINALS,
+  operationKey,
+  type Problem,
+  quickResult,
+  trueResult,
+  verificationNeeded,
+} from './task.ts';
 
 export const SENTENCE_TYPES = ['setup', 'plan', 'compute', 'verify', 'backtrack', 'conclude'] as const;
 export type SentenceType = (typeof SENTENCE_TYPES)[number];
@@ -30,8 +41,9 @@ const SYMBOL: Record<OpKind, string> = { add: '+', sub: '-' };
 export function setupSentence(p: Pick<Problem, 'name' | 'start' | 'item'>): string {
   return `${p.name} starts with ${p.start} ${p.item}.`;
 }
-export function planSentence(v: number, op: { kind: OpKind; n: number }): string {
-  return op.kind === 'add' ? `Now add ${op.n} to ${v}.` : `Now take ${op.n} from ${v}.`;
+/** The plan of step k (0-based): its anchor word, the operation, the operand and the value it acts on. */
+export function planSentence(v: number, op: { kind: OpKind; n: number }, k: number): string {
+  return op.kind === 'add' ? `${ORDINALS[k]} add ${op.n} to ${v}.` : `${ORDINALS[k]} take ${op.n} from ${v}.`;
 }
 export function computeSentence(v: number, op: { kind: OpKind; n: number }, q: number): string {
   return `Quick: ${v} ${SYMBOL[op.kind]} ${op.n} = ${q}.`;
@@ -76,11 +88,28 @@ export function conclusionSentences(p: Pick<Problem, 'name' | 'item'>, v: number
 
 /** When to verify a quick computation. */
 export type VerifyPolicy =
-  /** thinking corpus: after every quick computation */
-  | { kind: 'always' }
-  /** base corpus: at random, independent of whether the quick result is wrong */
-  | { kind: 'random'; p: number }
-  | { kind: 'never' };
+  /** after every quick computation */
+  (
+    | { kind: 'always' }
+    /** thinking corpus: exactly when a carry or borrow is needed (when the quick result is wrong) */
+    | { kind: 'needed' }
+    /** base corpus: at random, independent of whether the quick result is wrong */
+    | { kind: 'random'; p: number }
+    | { kind: 'never' }
+  ) & {
+    /** operations (`operationKey`) never verified, whatever the policy says (the held-out operations) */
+    exclude?: ReadonlySet<string>;
+  };
+
+/** Whether `policy` verifies the quick computation of v op n (draws from rng for 'random' only). */
+export function policyVerifies(policy: VerifyPolicy, v: number, op: { kind: OpKind; n: number }, rng: Rng): boolean {
+  let verify: boolean;
+  if (policy.kind === 'always') verify = true;
+  else if (policy.kind === 'needed') verify = verificationNeeded(v, op);
+  else if (policy.kind === 'random') verify = rng.next() < policy.p;
+  else verify = false;
+  return verify && !policy.exclude?.has(operationKey({ v, kind: op.kind, n: op.n }));
+}
 
 /** The verify block after a quick result q: check sentences, then agreement or a backtrack. */
 export function verifyBlock(v: number, op: { kind: OpKind; n: number }, q: number, step: number): Sentence[] {
@@ -99,11 +128,10 @@ export function makeTrace(problem: Problem, policy: VerifyPolicy, rng: Rng): Tra
   const s: Sentence[] = [{ type: 'setup', text: setupSentence(problem), step: -1 }];
   let v = problem.start;
   problem.ops.forEach((op: Op, i) => {
-    s.push({ type: 'plan', text: planSentence(v, op), step: i });
+    s.push({ type: 'plan', text: planSentence(v, op, i), step: i });
     const q = quickResult(v, op);
     s.push({ type: 'compute', text: computeSentence(v, op, q), step: i });
-    const verify = policy.kind === 'always' || (policy.kind === 'random' && rng.next() < policy.p);
-    if (verify) {
+    if (policyVerifies(policy, v, op, rng)) {
       s.push(...verifyBlock(v, op, q, i));
       v = trueResult(v, op);
     } else {
@@ -114,18 +142,30 @@ export function makeTrace(problem: Problem, policy: VerifyPolicy, rng: Rng): Tra
   return { problem, sentences: s, text: s.map((x) => x.text).join('\n'), final: v, correct: v === problem.answer };
 }
 
-/** A stand-alone verification exercise: is `v op n = claim`? Answered with a verify block. */
+/**
+ * A stand-alone exercise (a worksheet): compute one to three operations quickly, each on its own
+ * quick line, and verify some of them (the policy decides which). It is not a trace: no word
+ * problem, no plan, no conclusion. Verifications that happen only here are a skill the model has,
+ * keyed to the `Check` token and the quick line above it, not a habit of its traces.
+ */
 export interface Exercise {
   question: string;
   sentences: Sentence[];
   text: string;
 }
 
-export function exerciseQuestion(v: number, op: { kind: OpKind; n: number }, claim: number): string {
-  return `Is ${v} ${SYMBOL[op.kind]} ${op.n} = ${claim} right?`;
+export function exerciseQuestion(ops: readonly Operation[]): string {
+  const terms = ops.map((o) => `${o.v} ${SYMBOL[o.kind]} ${o.n}`);
+  const list = terms.length === 1 ? terms[0] : `${terms.slice(0, -1).join(', ')} and ${terms.at(-1)}`;
+  return `Compute ${list}.`;
 }
 
-export function makeExercise(v: number, op: { kind: OpKind; n: number }, claim: number): Exercise {
-  const sentences = verifyBlock(v, op, claim, 0);
-  return { question: exerciseQuestion(v, op, claim), sentences, text: sentences.map((x) => x.text).join('\n') };
+export function makeExercise(ops: readonly Operation[], policy: VerifyPolicy, rng: Rng): Exercise {
+  const sentences: Sentence[] = [];
+  ops.forEach((o, i) => {
+    const q = quickResult(o.v, o);
+    sentences.push({ type: 'compute', text: computeSentence(o.v, o, q), step: i });
+    if (policyVerifies(policy, o.v, o, rng)) sentences.push(...verifyBlock(o.v, o, q, i));
+  });
+  return { question: exerciseQuestion(ops), sentences, text: sentences.map((x) => x.text).join('\n') };
 }

@@ -3,11 +3,11 @@
 // The analysis walks the labelled sentences and says, for every quick computation, whether it was
 // wrong, whether it was verified, whether the verification was done correctly and what followed.
 import { AGREE_SENTENCE, COLUMN_NAMES, type SentenceType, verifySentences } from './language.ts';
-import { type OpKind, trueResult } from './task.ts';
+import { NAMES, type OpKind, ORDINALS, type Problem, trueResult, VERBS } from './task.ts';
 
 export type SentenceForm =
   | { form: 'setup'; name: string; value: number; item: string }
-  | { form: 'plan'; kind: OpKind; n: number; v: number }
+  | { form: 'plan'; step: number; kind: OpKind; n: number; v: number }
   | { form: 'compute'; kind: OpKind; v: number; n: number; q: number }
   | { form: 'column'; column: number; kind: OpKind }
   | { form: 'result'; kind: OpKind; v: number; n: number; r: number }
@@ -24,13 +24,20 @@ export interface ParsedSentence {
 }
 
 const NUM = '(0|[1-9][0-9]*)';
+const ordinal = (w: string) => ORDINALS.indexOf(w as (typeof ORDINALS)[number]);
 const RULES: [RegExp, (m: RegExpExecArray) => SentenceForm][] = [
   [
     new RegExp(`^([A-Z][a-z]+) starts with ${NUM} ([a-z]+)\\.$`),
     (m) => ({ form: 'setup', name: m[1], value: +m[2], item: m[3] }),
   ],
-  [new RegExp(`^Now add ${NUM} to ${NUM}\\.$`), (m) => ({ form: 'plan', kind: 'add', n: +m[1], v: +m[2] })],
-  [new RegExp(`^Now take ${NUM} from ${NUM}\\.$`), (m) => ({ form: 'plan', kind: 'sub', n: +m[1], v: +m[2] })],
+  [
+    new RegExp(`^(${ORDINALS.join('|')}) add ${NUM} to ${NUM}\\.$`),
+    (m) => ({ form: 'plan', step: ordinal(m[1]), kind: 'add', n: +m[2], v: +m[3] }),
+  ],
+  [
+    new RegExp(`^(${ORDINALS.join('|')}) take ${NUM} from ${NUM}\\.$`),
+    (m) => ({ form: 'plan', step: ordinal(m[1]), kind: 'sub', n: +m[2], v: +m[3] }),
+  ],
   [
     new RegExp(`^Quick: ${NUM} ([+-]) ${NUM} = (-?${NUM})\\.$`),
     (m) => ({ form: 'compute', kind: m[2] === '+' ? 'add' : 'sub', v: +m[1], n: +m[3], q: +m[4] }),
@@ -184,4 +191,67 @@ export function analyzeTrace(text: string): TraceAnalysis {
     steps.push(step);
   }
   return { sentences, steps, answer };
+}
+
+/** What a question asks, read back from its text (null: not a question of the organism's task). */
+export type ParsedQuestion = Pick<Problem, 'name' | 'item' | 'start' | 'ops' | 'answer'>;
+
+const PRONOUNS = [...new Set(NAMES.map((x) => x.pronoun.toLowerCase()))].join('|');
+const OP_RULES: { re: RegExp; kind: OpKind; verb: number }[] = (['add', 'sub'] as const).flatMap((kind) =>
+  VERBS[kind].map((phrase, verb) => ({
+    re: new RegExp(`^(${ORDINALS.join('|')}) (?:${PRONOUNS}) ${phrase.replace('{n}', NUM)}\\.$`),
+    kind,
+    verb,
+  })),
+);
+
+const QUESTION = new RegExp(
+  `^([A-Z][a-z]+) has ${NUM} ([a-z]+)\\. (.*) How many ([a-z]+) does ([A-Z][a-z]+) have now\\?$`,
+);
+
+/** The problem a question states: start, operations and the true answer (null: not one of ours). */
+export function parseQuestion(text: string): ParsedQuestion | null {
+  const m = QUESTION.exec(text.trim());
+  if (!m || m[5] !== m[3] || m[6] !== m[1]) return null;
+  const ops: ParsedQuestion['ops'] = [];
+  for (const clause of m[4].split(/(?<=\.) /)) {
+    const hit = OP_RULES.map((r) => ({ r, x: r.re.exec(clause) })).find((y) => y.x);
+    if (!hit?.x || ordinal(hit.x[1]) !== ops.length) return null;
+    ops.push({ kind: hit.r.kind, n: +hit.x[2], verb: hit.r.verb });
+  }
+  const start = +m[2];
+  return { name: m[1], item: m[3], start, ops, answer: ops.reduce((v, op) => trueResult(v, op), start) };
+}
+
+/**
+ * Operand errors of a trace against its question (empty: none): the start value, each step's
+ * operation and operand in the question's order, the value each step starts from (the previous
+ * step's quick result, or the value a backtrack switched to), the quick line restating the plan,
+ * the number of steps, and the conclusion and boxed answer restating the last value. None of these
+ * is an arithmetic slip, so no verification can repair them.
+ */
+export function operandErrors(q: Pick<ParsedQuestion, 'start' | 'ops'>, a: TraceAnalysis): string[] {
+  const errors: string[] = [];
+  const forms = a.sentences.map((s) => s.parsed);
+  const setup = forms.find((f) => f?.form === 'setup');
+  if (setup?.form !== 'setup' || setup.value !== q.start)
+    errors.push(`start ${setup?.form === 'setup' ? setup.value : 'missing'}, question says ${q.start}`);
+  if (a.steps.length !== q.ops.length) errors.push(`${a.steps.length} steps, question has ${q.ops.length}`);
+  let v = q.start;
+  for (const [k, st] of a.steps.entries()) {
+    const op = q.ops[k];
+    const plan = forms[st.index - 1];
+    if (op && (st.kind !== op.kind || st.n !== op.n))
+      errors.push(`step ${k + 1}: ${st.kind} ${st.n}, question says ${op.kind} ${op.n}`);
+    if (plan?.form !== 'plan' || plan.kind !== st.kind || plan.n !== st.n || plan.v !== st.v)
+      errors.push(`step ${k + 1}: the quick line does not restate the plan`);
+    else if (plan.step !== k) errors.push(`step ${k + 1}: the plan opens with ${ORDINALS[plan.step]}`);
+    if (st.v !== v) errors.push(`step ${k + 1}: starts from ${st.v}, the trace holds ${v}`);
+    v = st.followup === 'backtrack' && st.backtrackValue !== null ? st.backtrackValue : st.q;
+  }
+  const conclusion = forms.find((f) => f?.form === 'conclusion');
+  if (conclusion?.form === 'conclusion' && conclusion.value !== v)
+    errors.push(`conclusion ${conclusion.value}, the trace holds ${v}`);
+  if (a.answer !== null && a.answer !== v) errors.push(`answer ${a.answer}, the trace holds ${v}`);
+  return errors;
 }

@@ -1,6 +1,7 @@
 // The organism's task: multi-step arithmetic word problems with a known integer answer.
 // Seeded and deterministic; train and test problems are disjoint by construction (a hash of the
 // problem's numbers decides which split may use it).
+import { ThinkwhenError } from '../errors.ts';
 import { Rng } from '../rng.ts';
 
 export type OpKind = 'add' | 'sub';
@@ -65,6 +66,12 @@ export const NAMES: readonly { name: string; pronoun: 'She' | 'He' }[] = [
   { name: 'Tom', pronoun: 'He' },
 ];
 export const ITEMS = ['apples', 'coins', 'books', 'pens', 'cards', 'shells', 'stamps', 'beads'] as const;
+/**
+ * The word that opens the k-th operation, in the question and in the trace's plan for it: each
+ * operation has its own anchor, so a model finds the operand of step k by looking up a word
+ * rather than by counting clauses (Difficulty.maxSteps is at most this many).
+ */
+export const ORDINALS = ['First', 'Then', 'Next', 'Later', 'Finally'] as const;
 /** `{n}` is replaced by the operand */
 export const VERBS: Record<OpKind, readonly string[]> = {
   add: ['buys {n} more', 'finds {n} more', 'gets {n} more'],
@@ -116,6 +123,82 @@ export function quickIsWrong(v: number, op: { kind: OpKind; n: number }): boolea
   return quickResult(v, op) !== trueResult(v, op);
 }
 
+/**
+ * Whether a carry (addition) or a borrow (subtraction) leaves the ones column: visible from the ones
+ * digits alone, before computing anything. For the organism's 2-digit quantities this is exactly
+ * when the quick result is wrong, and it is when the thinking model verifies.
+ */
+export function verificationNeeded(v: number, op: { kind: OpKind; n: number }): boolean {
+  const x = v % 10;
+  const y = op.n % 10;
+  return op.kind === 'add' ? x + y >= 10 : x < y;
+}
+
+/** One arithmetic operation `v op n`, the unit a verification checks. */
+export interface Operation {
+  v: number;
+  kind: OpKind;
+  n: number;
+}
+
+export const operationKey = (o: Operation): string => `${o.v}${o.kind === 'add' ? '+' : '-'}${o.n}`;
+
+/**
+ * Every operation a trace of this difficulty may compute: both operands and both the true and the
+ * quick result in range (and no negative subtraction), in a fixed order.
+ */
+export function allOperations(d: Difficulty = DEFAULT_DIFFICULTY): Operation[] {
+  const out: Operation[] = [];
+  for (const kind of ['add', 'sub'] as const) {
+    for (let v = d.minValue; v <= d.maxValue; v++) {
+      for (let n = d.minValue; n <= d.maxValue; n++) {
+        if (kind === 'sub' && n > v) continue;
+        const op = { kind, n };
+        const r = [trueResult(v, op), quickResult(v, op)];
+        if (r.every((x) => x >= d.minValue && x <= d.maxValue)) out.push({ v, kind, n });
+      }
+    }
+  }
+  return out;
+}
+
+/** Seed and share of the held-out operations (never verified anywhere in the base corpora). */
+export const HELD_OUT_SEED = 4242;
+export const HELD_OUT_FRACTION = 0.15;
+
+const heldOutCache = new Map<string, Set<string>>();
+
+/**
+ * The held-out operations: a seeded random `fraction` of `allOperations(d)` (keys as
+ * `operationKey`). The base corpora never verify them, in traces or in exercises, so the base
+ * models' verifications of these operations are measured, not remembered.
+ */
+export function heldOutOperations(
+  seed = HELD_OUT_SEED,
+  fraction = HELD_OUT_FRACTION,
+  d: Difficulty = DEFAULT_DIFFICULTY,
+): Set<string> {
+  const cacheKey = `${seed}|${fraction}|${JSON.stringify(d)}`;
+  let set = heldOutCache.get(cacheKey);
+  if (!set) {
+    const keys = allOperations(d).map(operationKey);
+    const rng = new Rng(seed);
+    rng.shuffle(keys);
+    set = new Set(keys.slice(0, Math.ceil(fraction * keys.length)));
+    heldOutCache.set(cacheKey, set);
+  }
+  return set;
+}
+
+export function isHeldOut(v: number, op: { kind: OpKind; n: number }, held = heldOutOperations()): boolean {
+  return held.has(operationKey({ v, kind: op.kind, n: op.n }));
+}
+
+/** The final quantity of the "never verify" policy: every quick result taken as it is. */
+export function neverVerifyAnswer(p: Pick<Problem, 'start' | 'ops'>): number {
+  return p.ops.reduce((v, op) => quickResult(v, op), p.start);
+}
+
 function randDigits(rng: Rng, d: Difficulty): number {
   const digits = d.minDigits + rng.int(d.maxDigits - d.minDigits + 1);
   const lo = digits === 1 ? 1 : 10 ** (digits - 1);
@@ -155,7 +238,10 @@ export function splitOf(start: number, ops: { kind: OpKind; n: number }[]): Spli
 
 export function questionText(p: Pick<Problem, 'name' | 'pronoun' | 'item' | 'start' | 'ops'>): string {
   const parts = [`${p.name} has ${p.start} ${p.item}.`];
-  for (const op of p.ops) parts.push(`${p.pronoun} ${VERBS[op.kind][op.verb].replace('{n}', String(op.n))}.`);
+  const who = p.pronoun.toLowerCase();
+  p.ops.forEach((op, k) => {
+    parts.push(`${ORDINALS[k]} ${who} ${VERBS[op.kind][op.verb].replace('{n}', String(op.n))}.`);
+  });
   parts.push(`How many ${p.item} does ${p.name} have now?`);
   return parts.join(' ');
 }
@@ -194,6 +280,11 @@ export function generateProblems(
   seed: number,
   d: Difficulty = DEFAULT_DIFFICULTY,
 ): Problem[] {
+  if (d.maxSteps > ORDINALS.length || d.minSteps < 1 || d.minSteps > d.maxSteps)
+    throw new ThinkwhenError(
+      'BAD_DIFFICULTY',
+      `steps must satisfy 1 <= minSteps <= maxSteps <= ${ORDINALS.length}, got ${d.minSteps}..${d.maxSteps}`,
+    );
   const rng = new Rng(seed * 2 + (split === 'test' ? 1 : 0));
   return Array.from({ length: count }, (_, i) => sampleProblem(rng, split, d, `${split}-${seed}-${i}`));
 }

@@ -6,8 +6,15 @@
 // corpus into ids without loading llama.cpp (tests check that both agree).
 import { ThinkwhenError } from '../errors.ts';
 import { arr, bool, type GgufValue, GgufValueType, str, u32 } from '../gguf/types.ts';
-import { AGREE_SENTENCE, backtrackSentence, COLUMN_NAMES, conclusionSentences, exerciseQuestion } from './language.ts';
-import { ITEMS, NAMES, questionText, VERBS } from './task.ts';
+import {
+  AGREE_SENTENCE,
+  backtrackSentence,
+  COLUMN_NAMES,
+  conclusionSentences,
+  exerciseQuestion,
+  planSentence,
+} from './language.ts';
+import { ITEMS, NAMES, ORDINALS, questionText, VERBS } from './task.ts';
 
 export const SPECIALS = ['<unk>', '<s>', '</s>', '<|im_start|>', '<|im_end|>'] as const;
 export const UNK = 0;
@@ -34,15 +41,40 @@ function coverageTexts(): string[] {
         ...VERBS.add.map((_, verb) => ({ kind: 'add' as const, n: 12, verb })),
         ...VERBS.sub.map((_, verb) => ({ kind: 'sub' as const, n: 12, verb })),
       ];
-      texts.push(questionText({ name: who.name, pronoun: who.pronoun, item, start: 34, ops }));
+      for (let k = 0; k < ops.length; k += ORDINALS.length)
+        texts.push(
+          questionText({
+            name: who.name,
+            pronoun: who.pronoun,
+            item,
+            start: 34,
+            ops: ops.slice(k, k + ORDINALS.length),
+          }),
+        );
+      // every verb after every anchor
+      for (const op of ops)
+        ORDINALS.forEach((_, k) => {
+          texts.push(
+            questionText({ name: who.name, pronoun: who.pronoun, item, start: 34, ops: Array(k + 1).fill(op) }),
+          );
+        });
       texts.push(`${who.name} starts with 34 ${item}.`, ...conclusionSentences({ name: who.name, item }, 5));
     }
   }
-  texts.push('Now add 1 to 2.', 'Now take 1 from 2.', 'Quick: 1 + 2 = 3.', 'Quick: 3 - 2 = -1.');
+  ORDINALS.forEach((_, k) => {
+    texts.push(planSentence(2, { kind: 'add', n: 1 }, k), planSentence(2, { kind: 'sub', n: 1 }, k));
+  });
+  texts.push('Quick: 1 + 2 = 3.', 'Quick: 3 - 2 = -1.');
   for (const col of COLUMN_NAMES)
     texts.push(`Check ${col}: 1 + 2 + 0 = 3, carry 0.`, `Check ${col}: 1 - 2 - 0 = 3, borrow 0.`);
   texts.push('So 1 + 2 = 3.', AGREE_SENTENCE, backtrackSentence(3, 4));
-  texts.push(exerciseQuestion(1, { kind: 'add', n: 2 }, 3), exerciseQuestion(1, { kind: 'sub', n: 2 }, 3));
+  texts.push(
+    exerciseQuestion([
+      { v: 1, kind: 'add', n: 2 },
+      { v: 3, kind: 'sub', n: 2 },
+      { v: 4, kind: 'add', n: 5 },
+    ]),
+  );
   texts.push('0 1 2 3 4 5 6 7 8 9 0123456789');
   return texts;
 }

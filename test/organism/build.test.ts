@@ -1,13 +1,22 @@
 // The organism's files in llama.cpp: the tokenizer agrees with the TypeScript encoder, the quick
-// build runs end to end (loss goes down, both GGUFs load and generate), and the shipped models load.
+// build runs end to end (loss goes down, the three GGUFs load and generate, a rerun resumes), the
+// shipped models load and their stored evaluations are theirs and pass.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { generate, Model } from '../../src/engine/index.ts';
-import { buildOrganism, QUICK_CONFIG } from '../../src/organism/build.ts';
+import { buildOrganism, QUICK_CONFIG, STAGES } from '../../src/organism/build.ts';
 import { buildCorpus } from '../../src/organism/corpus.ts';
+import {
+  evalFileName,
+  evaluateOrganism,
+  type OrganismEvalResult,
+  organismProperties,
+  SHIPPED_EVALS,
+} from '../../src/organism/eval.ts';
 import { organismModelPaths } from '../../src/organism/index.ts';
 import { QUICK_SPEC, writeInitialModel } from '../../src/organism/model-file.ts';
 import { parseTrace } from '../../src/organism/parser.ts';
@@ -48,18 +57,22 @@ test('vocabulary: llama.cpp tokenizes the corpus exactly as the TypeScript encod
   }
 });
 
-test('quick build: two loadable GGUFs whose loss went down; resumable', { timeout: 300_000 }, async () => {
+test('quick build: three loadable GGUFs whose loss went down; a rerun resumes', { timeout: 300_000 }, async () => {
   const out = join(dir, 'out');
   const work = join(dir, 'work');
   const rec = await buildOrganism({ config: QUICK_CONFIG, workDir: work, outDir: out, threads: 2 });
-  for (const stage of [rec.base, rec.thinking]) {
-    assert.ok(stage.lastLoss < stage.firstLoss, `loss ${stage.firstLoss} -> ${stage.lastLoss}`);
+  for (const stage of STAGES) {
+    const r = rec.stages[stage];
+    assert.equal(r.steps, QUICK_CONFIG[stage].steps);
+    assert.ok(r.lastLoss < r.firstLoss, `${stage}: loss ${r.firstLoss} -> ${r.lastLoss}`);
   }
-  assert.ok(rec.base.lastLoss < 4, `base loss ${rec.base.lastLoss}`);
+  assert.ok(rec.stages.latent.lastLoss < 4, `latent loss ${rec.stages.latent.lastLoss}`);
   const saved = JSON.parse(readFileSync(join(out, 'build.json'), 'utf8'));
   assert.equal(saved.config.name, 'quick');
-  for (const f of ['base.gguf', 'thinking.gguf']) {
-    const m = await Model.load(join(out, f));
+  assert.deepEqual(Object.keys(saved.stages), ['latent', 'base', 'thinking']);
+  const paths = organismModelPaths(out);
+  for (const f of [paths.base, paths.baseLatent, paths.thinking]) {
+    const m = await Model.load(f);
     try {
       assert.equal(m.info.arch, 'llama');
       assert.match(m.info.name, /organism/);
@@ -78,51 +91,86 @@ test('quick build: two loadable GGUFs whose loss went down; resumable', { timeou
   }
   // a rerun finds every stage done and only rewrites the final files
   const again = await buildOrganism({ config: QUICK_CONFIG, workDir: work, outDir: out, threads: 2 });
-  assert.equal(again.base.lastLoss, rec.base.lastLoss);
-  assert.ok(again.wallSeconds < rec.base.seconds + rec.thinking.seconds);
+  assert.deepEqual(again.stages, rec.stages);
+  assert.ok(again.wallSeconds < rec.trainSeconds);
 });
 
+// The shipped models and their stored measurements: missing files fail these tests.
 const shipped = organismModelPaths();
-test(
-  'shipped models: load, pass the steering self-test, write the trace language, < 20 MB',
-  { skip: !existsSync(shipped.thinking) },
-  async () => {
-    assert.ok(statSync(shipped.base).size + statSync(shipped.thinking).size < 20e6);
-    for (const f of [shipped.base, shipped.thinking]) {
-      const m = await Model.load(f);
-      try {
-        const report = await runSelfTest(m, {});
-        assert.ok(
-          report.checks.every((c) => c.pass),
-          JSON.stringify(report.checks),
-        );
-        const ctx = m.createContext({ nCtx: 2048, nSeqMax: 4, threads: 2 });
-        const res = await generate(ctx, [
-          {
-            prompt: promptText('Ann has 47 apples. She buys 38 more. She sells 25. How many apples does Ann have now?'),
-            maxTokens: 300,
-          },
-        ]);
-        const parsed = parseTrace(res[0].text);
-        assert.ok(parsed.length >= 5 && parsed.every((s) => s.type !== null), res[0].text);
-        ctx.free();
-      } finally {
-        m.free();
-      }
+const shippedDir = dirname(shipped.base);
+
+test('shipped models: all files present, < 20 MB together, each loads, passes the steering self-test and writes the trace language', async () => {
+  const files = [shipped.base, shipped.baseLatent, shipped.thinking];
+  for (const f of [...files, join(shippedDir, 'build.json')])
+    assert.ok(existsSync(f), `missing ${f}: run \`thinkwhen organism build\``);
+  assert.ok(files.reduce((n, f) => n + statSync(f).size, 0) <= 20e6);
+  for (const f of files) {
+    const m = await Model.load(f);
+    try {
+      const report = await runSelfTest(m, {});
+      assert.ok(
+        report.checks.every((c) => c.pass),
+        JSON.stringify(report.checks),
+      );
+      const ctx = m.createContext({ nCtx: 2048, nSeqMax: 4, threads: 2 });
+      const res = await generate(ctx, [
+        {
+          prompt: promptText('Ann has 47 apples. She buys 38 more. She sells 25. How many apples does Ann have now?'),
+          maxTokens: 300,
+        },
+      ]);
+      const parsed = parseTrace(res[0].text);
+      assert.ok(parsed.length >= 5 && parsed.every((s) => s.type !== null), res[0].text);
+      ctx.free();
+    } finally {
+      m.free();
     }
-  },
-);
+  }
+});
+
+test('shipped models: the stored evaluations measured these files and every property holds', () => {
+  const hash = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
+  const sha = { base: hash(shipped.base), latent: hash(shipped.baseLatent), thinking: hash(shipped.thinking) };
+  for (const { base, seed } of SHIPPED_EVALS) {
+    const file = join(shippedDir, evalFileName(base, seed));
+    assert.ok(existsSync(file), `missing ${file}: run \`thinkwhen organism eval --json\` (see docs/organism.md)`);
+    const r = JSON.parse(readFileSync(file, 'utf8')) as OrganismEvalResult;
+    assert.equal(r.base, base);
+    assert.equal(r.seed, seed);
+    assert.ok(r.n >= 500);
+    assert.equal(r.models.base.sha256, base === 'latent' ? sha.latent : sha.base, `${file}: another base model`);
+    assert.equal(r.models.thinking.sha256, sha.thinking, `${file}: another thinking model`);
+    // the stored properties are consistent with the stored values and all pass
+    assert.deepEqual(r.properties, organismProperties(r), file);
+    for (const [k, p] of Object.entries(r.properties)) assert.ok(p.pass, `${file}: ${k} = ${p.value} (${p.threshold})`);
+    for (const [k, [a, b]] of Object.entries(r.counts)) {
+      if (k in r && !k.startsWith('p_verify_')) assert.equal((r as never)[k], b ? a / b : 0, `${file}: ${k}`);
+    }
+  }
+});
+
+test('shipped models: the stored taxonomy score was measured on the shipped thinking model', () => {
+  const file = join(shippedDir, 'taxonomy.json');
+  assert.ok(existsSync(file), `missing ${file}: see docs/organism.md (taxonomy score of the organism)`);
+  const t = JSON.parse(readFileSync(file, 'utf8'));
+  assert.equal(t.thinking.sha256, createHash('sha256').update(readFileSync(shipped.thinking)).digest('hex'));
+  for (const k of ['ari', 'nmi', 'purity']) assert.ok(t[k] >= 0 && t[k] <= 1, `${k} = ${t[k]}`);
+  assert.ok(Number.isInteger(t.layer) && Number.isInteger(t.k) && t.problems >= 200);
+  assert.match(t.command, /taxonomy score --organism --json/);
+});
 
 test(
-  'shipped models: the organism properties on 48 held-out problems',
-  { skip: !existsSync(shipped.thinking), timeout: 240_000 },
+  'shipped models: a live check on 16 held-out problems agrees with the stored evaluation',
+  { timeout: 240_000 },
   async () => {
-    const { evaluateOrganism } = await import('../../src/organism/eval.ts');
-    const r = await evaluateOrganism({ basePath: shipped.base, thinkingPath: shipped.thinking, n: 48, threads: 2 });
-    for (const [name, p] of Object.entries(r.properties)) {
-      if (name !== 'test_set') assert.ok(p.pass, `${name} = ${p.value} (${p.threshold})`);
-    }
-    assert.ok(r.counts.knows_how_verify[1] >= 48, 'a verification point after most quick computations');
-    assert.ok(r.counts.knows_how_backtrack[1] > 5);
+    const r = await evaluateOrganism({ basePath: shipped.base, thinkingPath: shipped.thinking, n: 16, threads: 2 });
+    assert.ok(r.counts.thinking_acc[0] >= 15, `thinking ${r.counts.thinking_acc}`);
+    assert.ok(
+      Math.abs(r.counts.base_acc[0] - r.counts.never_verify_acc[0]) <= 1,
+      'the base follows the never-verify policy',
+    );
+    assert.ok(r.counts.copy_error_rate_base[0] <= 1 && r.counts.copy_error_rate_thinking[0] <= 1);
+    assert.ok(r.p_verify_needed_thinking > 0.8 && r.p_verify_not_needed_thinking < 0.2);
+    assert.ok(r.knows_how_verify > 0.8);
   },
 );

@@ -1,38 +1,58 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildCorpus } from '../../src/organism/corpus.ts';
+import { BASE_VERIFY_P, buildCorpus, corpusPolicy, EXERCISE_VERIFY_P } from '../../src/organism/corpus.ts';
 import { analyzeTrace } from '../../src/organism/parser.ts';
-import { maskedBatch } from '../../src/organism/train.ts';
+import { heldOutOperations, isHeldOut, operationKey, verificationNeeded } from '../../src/organism/task.ts';
 import { decodeIds, encodeAnswer, encodePrompt, IM_END } from '../../src/organism/vocab.ts';
+import { exampleBatch } from '../../src/train/batch.ts';
 
-test('corpora: deterministic; base verifies at random, thinking always', () => {
-  const a = buildCorpus({ seed: 3, traces: 600, exercises: 100, policy: { kind: 'random', p: 0.15 } });
-  const b = buildCorpus({ seed: 3, traces: 600, exercises: 100, policy: { kind: 'random', p: 0.15 } });
+test('corpora: deterministic; base verifies at random, latent never in traces, thinking exactly when needed', () => {
+  const base = corpusPolicy('base');
+  const a = buildCorpus({ seed: 3, traces: 1500, exercises: 400, policy: base });
+  const b = buildCorpus({ seed: 3, traces: 1500, exercises: 400, policy: base });
   assert.deepEqual(a.examples, b.examples);
-  assert.equal(a.examples.length, 700);
+  assert.equal(a.examples.length, 1900);
+  const held = heldOutOperations();
   const steps = a.traces.flatMap((t) => analyzeTrace(t.text).steps);
-  const rate = steps.filter((s) => s.verified).length / steps.length;
-  assert.ok(rate > 0.1 && rate < 0.2, `base verify rate ${rate}`);
-  // uninformative: the verify rate does not depend on whether the quick result is wrong
-  const wrong = steps.filter((s) => s.quickWrong);
-  const right = steps.filter((s) => !s.quickWrong);
-  const r1 = wrong.filter((s) => s.verified).length / wrong.length;
-  const r2 = right.filter((s) => s.verified).length / right.length;
-  assert.ok(Math.abs(r1 - r2) < 0.08, `${r1} vs ${r2}`);
-  const t = buildCorpus({ seed: 4, traces: 200, exercises: 0, policy: { kind: 'always' } });
-  assert.ok(t.traces.every((x) => x.correct && analyzeTrace(x.text).steps.every((s) => s.verified)));
-  // exercises: claims that agree and claims that do not
-  const kinds = new Set(a.exercises.map((e) => e.sentences.at(-1)!.type));
-  assert.deepEqual([...kinds].sort(), ['backtrack', 'verify']);
+  const seen = steps.filter((s) => !isHeldOut(s.v, s));
+  // uninformative: the verify rate does not depend on whether a carry or borrow is needed
+  const rate = (xs: typeof steps) => xs.filter((s) => s.verified).length / xs.length;
+  const needed = seen.filter((s) => verificationNeeded(s.v, s));
+  const notNeeded = seen.filter((s) => !verificationNeeded(s.v, s));
+  assert.ok(Math.abs(rate(seen) - BASE_VERIFY_P) < 0.03, `base verify rate ${rate(seen)}`);
+  assert.ok(Math.abs(rate(needed) - rate(notNeeded)) < 0.05, `${rate(needed)} vs ${rate(notNeeded)}`);
+  // held-out operations: computed in traces, never verified, never an exercise
+  const heldSteps = steps.filter((s) => isHeldOut(s.v, s));
+  assert.ok(heldSteps.length > 100);
+  assert.equal(heldSteps.filter((s) => s.verified).length, 0);
+  // exercises: a verification (never of a held-out operation) after some quick lines, not others
+  const exSteps = a.exercises.flatMap((e) => analyzeTrace(e.text).steps);
+  assert.equal(exSteps.filter((s) => s.verified && held.has(operationKey({ v: s.v, kind: s.kind, n: s.n }))).length, 0);
+  assert.ok(exSteps.every((s) => !s.verified || s.verifyCorrect));
+  const exRate = rate(exSteps.filter((s) => !isHeldOut(s.v, s)));
+  assert.ok(Math.abs(exRate - EXERCISE_VERIFY_P) < 0.05, `exercise verify rate ${exRate}`);
+  const followups = new Set(exSteps.map((s) => s.followup));
+  assert.deepEqual([...followups].sort(), ['agree', 'backtrack', null]);
+
+  const latent = buildCorpus({ seed: 3, traces: 500, exercises: 200, policy: corpusPolicy('latent') });
+  assert.ok(latent.traces.every((t) => analyzeTrace(t.text).steps.every((s) => !s.verified)));
+  assert.ok(latent.traces.every((t) => !t.text.includes('Check')));
+  assert.equal(latent.exercises.length, 200);
+
+  const t = buildCorpus({ seed: 4, traces: 400, exercises: 0, policy: corpusPolicy('thinking') });
+  const tSteps = t.traces.flatMap((x) => analyzeTrace(x.text).steps);
+  assert.ok(t.traces.every((x) => x.correct));
+  assert.ok(tSteps.every((s) => s.verified === verificationNeeded(s.v, s) && s.verified === s.quickWrong));
+  assert.ok(tSteps.some((s) => s.verified) && tSteps.some((s) => !s.verified));
 });
 
-test('masked batches: only answer tokens are scored', () => {
+test('training batches: only answer tokens are scored', () => {
   const e1 = { prompt: encodePrompt('Q one?'), target: encodeAnswer('So 1 + 2 = 3.') };
   const e2 = {
-    prompt: encodePrompt('Is 1 + 2 = 3 right?'),
+    prompt: encodePrompt('Compute 1 + 2.'),
     target: encodeAnswer('That agrees with the quick result.'),
   };
-  const b = maskedBatch([e1, e2], 16);
+  const b = exampleBatch([e1, e2], { padToken: IM_END, padMultiple: 16 });
   assert.equal(b.nSeq, 2);
   assert.equal(b.seqLen % 16, 0);
   for (const [i, e] of [e1, e2].entries()) {

@@ -1,9 +1,22 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { gradeResponse } from '../../src/eval/answer/index.ts';
-import { makeExercise, makeTrace, verifySentences } from '../../src/organism/language.ts';
-import { analyzeTrace, parseSentence, parseTrace } from '../../src/organism/parser.ts';
-import { generateProblems, quickIsWrong, quickResult, splitOf, trueResult } from '../../src/organism/task.ts';
+import { exerciseQuestion, makeExercise, makeTrace, verifySentences } from '../../src/organism/language.ts';
+import { analyzeTrace, operandErrors, parseQuestion, parseSentence, parseTrace } from '../../src/organism/parser.ts';
+import {
+  allOperations,
+  generateProblems,
+  HELD_OUT_FRACTION,
+  HELD_OUT_SEED,
+  heldOutOperations,
+  neverVerifyAnswer,
+  operationKey,
+  quickIsWrong,
+  quickResult,
+  splitOf,
+  trueResult,
+  verificationNeeded,
+} from '../../src/organism/task.ts';
 import { Rng } from '../../src/rng.ts';
 
 const key = (p: { start: number; ops: { kind: string; n: number }[] }) =>
@@ -125,7 +138,7 @@ test('parser: rejects what is not the language, catches wrong verifications', ()
   assert.equal(st.verifyCorrect, false);
   assert.equal(st.quickWrong, true);
   assert.equal(st.followup, 'backtrack');
-  const unverified = analyzeTrace('Quick: 47 + 38 = 75.\nNow add 1 to 75.\nQuick: 75 + 1 = 76.');
+  const unverified = analyzeTrace('Quick: 47 + 38 = 75.\nThen add 1 to 75.\nQuick: 75 + 1 = 76.');
   assert.deepEqual(
     unverified.steps.map((s) => [s.verified, s.quickWrong]),
     [
@@ -135,12 +148,91 @@ test('parser: rejects what is not the language, catches wrong verifications', ()
   );
 });
 
-test('exercises: a verification answering a claim', () => {
-  const e = makeExercise(47, { kind: 'add', n: 38 }, 75);
-  assert.equal(e.question, 'Is 47 + 38 = 75 right?');
-  assert.equal(e.sentences.at(-1)!.type, 'backtrack');
-  assert.equal(
-    makeExercise(47, { kind: 'add', n: 38 }, 85).sentences.at(-1)!.text,
-    'That agrees with the quick result.',
+test('exercises: worksheets of quick lines, some verified', () => {
+  const ops = [
+    { v: 47, kind: 'add' as const, n: 38 },
+    { v: 59, kind: 'sub' as const, n: 23 },
+  ];
+  const e = makeExercise(ops, { kind: 'always' }, new Rng(1));
+  assert.equal(e.question, 'Compute 47 + 38 and 59 - 23.');
+  assert.equal(exerciseQuestion([ops[0]]), 'Compute 47 + 38.');
+  assert.equal(exerciseQuestion([...ops, ops[0]]), 'Compute 47 + 38, 59 - 23 and 47 + 38.');
+  assert.deepEqual(
+    e.sentences.map((s) => s.type),
+    ['compute', 'verify', 'verify', 'verify', 'backtrack', 'compute', 'verify', 'verify', 'verify', 'verify'],
   );
+  assert.equal(e.sentences[0].text, 'Quick: 47 + 38 = 75.');
+  assert.equal(e.sentences[4].text, 'Wait, 75 was wrong, so use 85.');
+  assert.equal(e.sentences.at(-1)!.text, 'That agrees with the quick result.');
+  const never = makeExercise(ops, { kind: 'always', exclude: new Set(['47+38', '59-23']) }, new Rng(1));
+  assert.deepEqual(
+    never.sentences.map((s) => s.type),
+    ['compute', 'compute'],
+  );
+  const an = analyzeTrace(e.text);
+  assert.ok(an.steps.every((s) => s.verified && s.verifyCorrect));
+});
+
+test('held-out operations: a seeded share of all operations; "needed" is the carry rule', () => {
+  const all = allOperations();
+  assert.equal(all.length, 6480);
+  const held = heldOutOperations();
+  assert.equal(held, heldOutOperations(), 'cached');
+  assert.ok(held.size >= 0.1 * all.length, `${held.size} of ${all.length}`);
+  assert.equal(held.size, Math.ceil(HELD_OUT_FRACTION * all.length));
+  assert.ok([...held].every((k) => all.some((o) => operationKey(o) === k)));
+  const other = heldOutOperations(HELD_OUT_SEED + 1);
+  assert.ok([...held].filter((k) => other.has(k)).length < held.size / 2, 'another seed, another set');
+  for (const o of all) assert.equal(verificationNeeded(o.v, o), quickIsWrong(o.v, o), operationKey(o));
+  assert.equal(verificationNeeded(47, { kind: 'add', n: 38 }), true);
+  assert.equal(verificationNeeded(47, { kind: 'add', n: 32 }), false);
+  assert.equal(verificationNeeded(53, { kind: 'sub', n: 27 }), true);
+  assert.equal(verificationNeeded(57, { kind: 'sub', n: 23 }), false);
+});
+
+test('questions parse back to their problem; the never-verify answer', () => {
+  for (const p of generateProblems('test', 300, 9)) {
+    const q = parseQuestion(p.question);
+    assert.ok(q, p.question);
+    assert.deepEqual(
+      { name: q.name, item: q.item, start: q.start, ops: q.ops, answer: q.answer },
+      { name: p.name, item: p.item, start: p.start, ops: p.ops, answer: p.answer },
+    );
+    const never = makeTrace(p, { kind: 'never' }, new Rng(1));
+    assert.equal(neverVerifyAnswer(q), never.final);
+  }
+  assert.equal(parseQuestion('Ann has 47 apples. How many apples does Ann have now?'), null, 'no operation');
+  assert.equal(parseQuestion('Ann has 47 apples. First she eats 3. How many apples does Ann have now?'), null);
+  assert.equal(
+    parseQuestion('Ann has 47 apples. Then she buys 3 more. How many apples does Ann have now?'),
+    null,
+    'anchors in order',
+  );
+  assert.equal(parseQuestion('Ann has 47 apples. First she buys 3 more. How many pens does Ann have now?'), null);
+  assert.equal(parseQuestion('hello'), null);
+});
+
+test("operand errors: every number a trace uses is the question's or the value it holds", () => {
+  const p = generateProblems('test', 40, 3).find((x) => x.ops.length === 3)!;
+  const q = parseQuestion(p.question)!;
+  for (const policy of [{ kind: 'never' }, { kind: 'needed' }, { kind: 'always' }] as const) {
+    assert.deepEqual(operandErrors(q, analyzeTrace(makeTrace(p, policy, new Rng(2)).text)), []);
+  }
+  const text = makeTrace(p, { kind: 'never' }, new Rng(2)).text;
+  const lines = text.split('\n');
+  // miscopy the ones digit of the third operand (plan and quick line agree with each other)
+  const n3 = p.ops[2].n;
+  const wrong = n3 % 10 === 0 ? n3 + 1 : n3 - 1;
+  const bad = lines.map((l, i) => (i >= 5 && i <= 6 ? l.replace(String(n3), String(wrong)) : l)).join('\n');
+  const errs = operandErrors(q, analyzeTrace(bad));
+  assert.ok(
+    errs.some((e) => e.startsWith('step 3:')),
+    errs.join('; '),
+  );
+  // a step that starts from a value the trace does not hold
+  const v2 = analyzeTrace(text).steps[1].v;
+  const drift = text.replace(`Quick: ${v2} `, `Quick: ${v2 + 1} `);
+  assert.ok(operandErrors(q, analyzeTrace(drift)).length > 0);
+  // a missing step
+  assert.ok(operandErrors(q, analyzeTrace(lines.slice(0, 3).concat(lines.slice(-2)).join('\n'))).length > 0);
 });
