@@ -122,7 +122,7 @@ export function modelId(path: string): ModelId {
   return { file: basename(path), sha256: createHash('sha256').update(readFileSync(path)).digest('hex') };
 }
 
-async function greedy(ctx: Context, prompts: string[], maxTokens: number, parallel: number): Promise<string[]> {
+export async function greedy(ctx: Context, prompts: string[], maxTokens: number, parallel: number): Promise<string[]> {
   const out: string[] = [];
   for (let i = 0; i < prompts.length; i += parallel) {
     const res = await generate(
