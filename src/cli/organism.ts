@@ -166,10 +166,11 @@ const rl = defineCommand({
 problem at temperature 1, reward = the boxed answer is right minus a cost per generated token,
 group-normalised advantage, no KL term) on the project's own trainer, writes thinking-rl.gguf into
 the work folder, then measures on held-out problems: greedy accuracy, P(the next sentence starts a
-verification) after quick results that are wrong (needed) or right (not needed) from the logits,
-and pass@k at temperature 1 (unbiased estimator) for the base and the RL model. Resumable: rerun
-the same command to continue (checkpoints in the work folder); a finished run prints its result at
-once. See docs/rl.md.`,
+verification) after quick results where a carry or borrow is needed and where it is not, from the
+logits, knows-how on held-out operations (as organism eval measures it), and pass@k at
+temperature 1 (unbiased estimator) for the base and the RL model. Resumable: rerun the same
+command to continue (checkpoints in the work folder); a finished run prints its result at once.
+See docs/rl.md.`,
   options: {
     quick: flag('a miniature run (3 steps, few samples; about a minute): checks the pipeline, not the result'),
     json: flag(
@@ -189,7 +190,7 @@ once. See docs/rl.md.`,
     }),
     'one-shot': flag('train on one problem only (1-shot RL)'),
     'eval-n': int({
-      help: 'held-out problems for accuracy and P(verify) (default 200; quick 8)',
+      help: 'held-out problems for accuracy, P(verify) and knows-how (default 200; quick 16)',
       min: 1,
       max: 100_000,
     }),
@@ -271,6 +272,7 @@ once. See docs/rl.md.`,
       console.log(JSON.stringify(l));
     } else {
       const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+      const rate = (x: number | null) => (x === null ? 'n/a (no held-out operation)' : pct(x));
       const ks = Object.keys(l.pass_at_k.rl);
       console.log(
         [
@@ -279,7 +281,7 @@ once. See docs/rl.md.`,
           `P(verify | needed)      base ${l.base_p_verify_needed.toFixed(3)}  ->  rl ${l.p_verify_needed.toFixed(3)}`,
           `P(verify | not needed)  base ${l.base_p_verify_not_needed.toFixed(3)}  ->  rl ${l.p_verify_not_needed.toFixed(3)}`,
           `verifies (own traces)   after wrong quick: base ${pct(l.verify_rate_needed.base)} -> rl ${pct(l.verify_rate_needed.rl)}; after right: base ${pct(l.verify_rate_not_needed.base)} -> rl ${pct(l.verify_rate_not_needed.rl)}`,
-          `knows how (held-out)    ${l.knows_how_verify_heldout ?? 'n/a (organism v1 has no held-out operations)'}`,
+          `knows how (held-out)    base ${rate(l.base_knows_how_verify_heldout)}  ->  rl ${rate(l.knows_how_verify_heldout)}  (verify; ${r.knowsHow.rl.verify_heldout[1]} points)`,
           `pass@k                  ${ks.map((k) => `k=${k}`.padStart(8)).join('')}`,
           `  base                  ${ks.map((k) => l.pass_at_k.base[k].toFixed(3).padStart(8)).join('')}`,
           `  rl                    ${ks.map((k) => l.pass_at_k.rl[k].toFixed(3).padStart(8)).join('')}`,

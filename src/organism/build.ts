@@ -92,6 +92,23 @@ export interface BuildRecord {
   finishedAt: string;
 }
 
+/**
+ * Which organism the build record (build.json) in `dir` describes: 'v2' for the three-stage build
+ * (base-latent -> base -> thinking), 'v1' for the first, two-stage one (base -> thinking); a build
+ * other than the full one says so ('v2 (quick build)'); 'unknown' without a readable record.
+ */
+export function organismVersion(dir: string): string {
+  let rec: Partial<BuildRecord> & { base?: unknown; thinking?: unknown };
+  try {
+    rec = JSON.parse(readFileSync(join(dir, 'build.json'), 'utf8'));
+  } catch {
+    return 'unknown';
+  }
+  const version = rec.stages?.latent ? 'v2' : rec.base && rec.thinking ? 'v1' : 'unknown';
+  const name = rec.config?.name;
+  return version !== 'unknown' && name && name !== 'full' ? `${version} (${name} build)` : version;
+}
+
 /** The corpus each stage trains on (seeded; the same config always gives the same corpus). */
 export function stageCorpus(c: BuildConfig, stage: StageName): Corpus {
   const s = c[stage];

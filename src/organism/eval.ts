@@ -205,6 +205,79 @@ async function nextTokenAt(
 
 const ratio = ([a, b]: [number, number]) => (b ? a / b : 0);
 
+/** `knowsHow` of the model file at `modelPath` (`traces`: the analyses of its own answers to `prompts`). */
+export async function knowsHowOfModel(
+  modelPath: string,
+  prompts: string[],
+  traces: TraceAnalysis[],
+  o: { threads?: number; parallel?: number; log?: (line: string) => void } = {},
+): Promise<KnowsHowCounts> {
+  const parallel = o.parallel ?? 8;
+  const model = await Model.load(modelPath);
+  try {
+    // 512 tokens a sequence: the organism's context, enough for a prompt, a trace and a forced check
+    const ctx = model.createContext({ nCtx: parallel * 512, nBatch: 2048, nSeqMax: parallel, threads: o.threads });
+    try {
+      return await knowsHow(ctx, prompts, traces, parallel, o.log);
+    } finally {
+      ctx.free();
+    }
+  } finally {
+    model.free();
+  }
+}
+
+/** "Knows how" counts, [right, points], split by operations the base corpora verified (seen) and held-out ones. */
+export interface KnowsHowCounts {
+  verify_seen: [number, number];
+  verify_heldout: [number, number];
+  backtrack_seen: [number, number];
+  backtrack_heldout: [number, number];
+}
+
+/**
+ * "Knows how" of the model behind `ctx`: at every quick result of its own traces (`traces[i]`, the
+ * analysis of its greedy answer to `prompts[i]`) the first token of a verification is forced and the
+ * model continues greedily. verify: the verification is exactly the careful check; backtrack: after a
+ * check that contradicts the quick result, the model backtracks to the true value.
+ */
+export async function knowsHow(
+  ctx: Context,
+  prompts: string[],
+  traces: TraceAnalysis[],
+  parallel: number,
+  log: (line: string) => void = () => {},
+): Promise<KnowsHowCounts> {
+  const points = traces.flatMap((a, i) =>
+    a.steps.map((s, k) => ({ problem: i, step: s, stepIndex: k, prefix: linesUpTo(a, s.index + 1) })),
+  );
+  log(`organism eval: forcing '${VERIFY_PREFIX}' into the model's traces at ${points.length} quick results`);
+  const forced = await greedy(
+    ctx,
+    points.map((p) => `${prompts[p.problem]}${p.prefix}\n${VERIFY_PREFIX}`),
+    FORCED_TOKENS,
+    parallel,
+  );
+  const kh: KnowsHowCounts = {
+    verify_seen: [0, 0],
+    verify_heldout: [0, 0],
+    backtrack_seen: [0, 0],
+    backtrack_heldout: [0, 0],
+  };
+  points.forEach((p, i) => {
+    const held = isHeldOut(p.step.v, p.step) ? 'heldout' : 'seen';
+    const s = analyzeTrace(`${p.prefix}\n${VERIFY_PREFIX}${forced[i]}`).steps[p.stepIndex];
+    const ok = s && s.v === p.step.v && s.n === p.step.n && s.kind === p.step.kind;
+    kh[`verify_${held}`][1]++;
+    if (ok && s.verifyCorrect) kh[`verify_${held}`][0]++;
+    if (ok && s.verifyResult !== null && s.verifyResult !== s.q) {
+      kh[`backtrack_${held}`][1]++;
+      if (s.followup === 'backtrack' && s.backtrackValue === trueResult(s.v, s)) kh[`backtrack_${held}`][0]++;
+    }
+  });
+  return kh;
+}
+
 export async function evaluateOrganism(o: EvalOptions): Promise<OrganismEvalResult> {
   const t0 = performance.now();
   const n = o.n ?? 500;
@@ -288,30 +361,8 @@ export async function evaluateOrganism(o: EvalOptions): Promise<OrganismEvalResu
     await when(bctx, baseAn, 'base');
     await when(tctx, thinkAn, 'thinking');
 
-    // "knows how": force the first token of a verification at every quick result of the base's trace
-    const points = baseAn.flatMap((a, i) =>
-      a.steps.map((s, k) => ({ problem: i, step: s, stepIndex: k, prefix: linesUpTo(a, s.index + 1) })),
-    );
-    log(`organism eval: forcing '${VERIFY_PREFIX}' into the base trace at ${points.length} quick results`);
-    const forced = await greedy(
-      bctx,
-      points.map((p) => `${prompts[p.problem]}${p.prefix}\n${VERIFY_PREFIX}`),
-      FORCED_TOKENS,
-      parallel,
-    );
-    const kh = { verify_seen: [0, 0], verify_heldout: [0, 0], backtrack_seen: [0, 0], backtrack_heldout: [0, 0] };
-    points.forEach((p, i) => {
-      const held = isHeldOut(p.step.v, p.step) ? 'heldout' : 'seen';
-      const s = analyzeTrace(`${p.prefix}\n${VERIFY_PREFIX}${forced[i]}`).steps[p.stepIndex];
-      const ok = s && s.v === p.step.v && s.n === p.step.n && s.kind === p.step.kind;
-      kh[`verify_${held}`][1]++;
-      if (ok && s.verifyCorrect) kh[`verify_${held}`][0]++;
-      if (ok && s.verifyResult !== null && s.verifyResult !== s.q) {
-        kh[`backtrack_${held}`][1]++;
-        if (s.followup === 'backtrack' && s.backtrackValue === trueResult(s.v, s)) kh[`backtrack_${held}`][0]++;
-      }
-    });
-    for (const [k, v] of Object.entries(kh)) counts[`knows_how_${k}`] = [v[0], v[1]];
+    const kh = await knowsHow(bctx, prompts, baseAn, parallel, log);
+    for (const [k, v] of Object.entries(kh)) counts[`knows_how_${k}`] = v;
     counts.knows_how_verify = [kh.verify_seen[0] + kh.verify_heldout[0], kh.verify_seen[1] + kh.verify_heldout[1]];
     counts.knows_how_backtrack = [
       kh.backtrack_seen[0] + kh.backtrack_heldout[0],

@@ -1,7 +1,7 @@
 // GGUF files of the organism: a `llama`-architecture model with the organism's vocabulary.
 // writeInitialModel writes the randomly initialised model that pre-training starts from.
 import { ThinkwhenError } from '../errors.ts';
-import { readGguf, readTensor } from '../gguf/read.ts';
+import { metaValue, readGguf, readTensor } from '../gguf/read.ts';
 import { f32, GgmlType, type GgufValue, str, u32 } from '../gguf/types.ts';
 import { type TensorToWrite, writeGguf } from '../gguf/write.ts';
 import { organismVocab, tokenizerMetadata } from './vocab.ts';
@@ -91,4 +91,21 @@ export function finalizeModel(src: string, dst: string, o: { name: string; descr
   }));
   if (o.f16) meta.set('general.file_type', u32(1));
   writeGguf(dst, meta, tensors);
+}
+
+/**
+ * Refuses a model whose tokenizer is not the organism's vocabulary: token ids from encodeText would
+ * mean other tokens in it (a model of an older organism build, e.g. one token per digit, or another model).
+ */
+export function requireOrganismVocab(path: string): void {
+  const tokens = metaValue(readGguf(path), 'tokenizer.ggml.tokens');
+  const pieces = organismVocab().pieces;
+  const same = Array.isArray(tokens) && tokens.length === pieces.length && tokens.every((t, i) => t === pieces[i]);
+  if (!same) {
+    throw new ThinkwhenError(
+      'ORGANISM_VOCAB',
+      `${path} does not have the organism's vocabulary (${Array.isArray(tokens) ? tokens.length : 0} tokens; the organism's has ${pieces.length}): a model of an older organism build, or not an organism model`,
+      'rebuild the organism with `thinkwhen organism build`, or pass a model it built',
+    );
+  }
 }

@@ -3,13 +3,15 @@
 //  - acc: greedy accuracy of the RL model; in its own greedy traces, how often it verifies after wrong
 //    and after right quick results, and the share of each sentence type;
 //  - p_verify_needed / p_verify_not_needed: the model's probability that the sentence after a quick
-//    computation starts with `Check`, read from its logits, split by whether the quick result is wrong
-//    (needed) or right. The contexts are the ground-truth thinking traces of the test problems cut
-//    right after each quick computation (earlier steps verified), the same text for every model;
-//  - knows_how_verify_heldout: null — organism v1 has no held-out operations to measure it on;
+//    computation starts with `Check`, read from its logits, split by whether a carry or borrow is
+//    needed there (then the quick result is wrong). The contexts are the ground-truth thinking traces
+//    of the test problems (verified exactly where needed) cut right after each quick computation, the
+//    same text for every model;
+//  - knows_how_verify_heldout: `organism eval`'s "knows how" (src/organism/eval.ts) on the model's own
+//    greedy traces, at the quick results of operations no base corpus ever verified;
 //  - pass@k at temperature 1 (unbiased estimator) for the base and the RL model.
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ThinkwhenError } from '../errors.ts';
 import { gradeResponse } from '../eval/answer/index.ts';
 import { meanPassAtK } from '../eval/metrics.ts';
@@ -17,11 +19,14 @@ import { type GrpoStepStats, trainGrpo } from '../rl/grpo.ts';
 import { sampleCompletions, sampleSeed } from '../rl/sample.ts';
 import { Rng } from '../rng.ts';
 import { Trainer } from '../train/trainer.ts';
-import { TEST_SEED, VERIFY_PREFIX } from './eval.ts';
+import { organismVersion } from './build.ts';
+import { corpusPolicy } from './corpus.ts';
+import { type KnowsHowCounts, knowsHowOfModel, TEST_SEED, VERIFY_PREFIX } from './eval.ts';
 import { organismModelPaths } from './index.ts';
 import { makeTrace } from './language.ts';
-import { analyzeTrace } from './parser.ts';
-import { generateProblems, type Problem, quickIsWrong } from './task.ts';
+import { requireOrganismVocab } from './model-file.ts';
+import { analyzeTrace, type TraceAnalysis } from './parser.ts';
+import { generateProblems, type Problem, verificationNeeded } from './task.ts';
 import { encodePrompt, encodeText, promptText } from './vocab.ts';
 
 /** What is rewarded: the right boxed answer, a coin flip (spurious), or any boxed integer (format only). */
@@ -74,7 +79,8 @@ export const RL_QUICK: RlConfig = {
   advantage: 'mean',
   lr: 3e-4,
   checkpointEvery: 2,
-  evalProblems: 8,
+  // 16, not fewer: about 40 quick results, so that some are of held-out operations (knows-how)
+  evalProblems: 16,
   passProblems: 3,
   passSamples: 8,
   ks: [1, 4, 16, 64, 256],
@@ -100,11 +106,13 @@ export interface OrganismRlLine {
   acc: number;
   p_verify_needed: number;
   p_verify_not_needed: number;
+  /** null: no quick result of a held-out operation in the model's traces */
   knows_how_verify_heldout: number | null;
   pass_at_k: { base: Record<string, number>; rl: Record<string, number> };
   base_acc: number;
   base_p_verify_needed: number;
   base_p_verify_not_needed: number;
+  base_knows_how_verify_heldout: number | null;
   /** in each model's own greedy traces: verifications after wrong / right quick results */
   verify_rate_needed: { base: number; rl: number };
   verify_rate_not_needed: { base: number; rl: number };
@@ -112,7 +120,7 @@ export interface OrganismRlLine {
   reward: RlReward;
   one_shot: boolean;
   steps: number;
-  /** which organism the numbers come from */
+  /** which organism the numbers come from: the build record beside the model RL starts from (organismVersion) */
   organism: string;
 }
 
@@ -122,14 +130,11 @@ export interface OrganismRlResult {
   history: GrpoStepStats[];
   /** points behind p_verify_*: [needed, not needed] */
   pVerifyPoints: [number, number];
+  /** [right, points] behind knows-how, of the base and the RL model */
+  knowsHow: { base: KnowsHowCounts; rl: KnowsHowCounts };
   trainSeconds: number;
   evalSeconds: number;
   cached: boolean;
-}
-
-/** The organism shipped now: v1 has no base-latent model and no held-out operations. */
-function organismVersion(): string {
-  return existsSync(organismModelPaths().baseLatent) ? 'v2' : 'v1';
 }
 
 function hashText(s: string): number {
@@ -147,19 +152,20 @@ export function rewardOf(kind: RlReward, p: Problem, text: string): number {
 
 /**
  * P(next token = Check) after each quick computation of the ground-truth thinking traces, split by
- * whether the quick result is wrong. Returns the two means and the number of points of each.
+ * whether a verification is needed there. Returns the two means and the number of points of each.
  */
 export async function verifyProbabilities(
   modelPath: string,
   problems: Problem[],
   threads?: number,
 ): Promise<{ needed: number; notNeeded: number; points: [number, number] }> {
+  requireOrganismVocab(modelPath);
   const check = encodeText(VERIFY_PREFIX);
   if (check.length !== 1)
     throw new ThinkwhenError('ORGANISM_VOCAB', `'${VERIFY_PREFIX}' is not one token of the organism vocabulary`);
   const points: { tokens: number[]; needed: boolean }[] = [];
   for (const p of problems) {
-    const t = makeTrace(p, { kind: 'always' }, new Rng(0));
+    const t = makeTrace(p, corpusPolicy('thinking'), new Rng(0));
     let v = p.start;
     t.sentences.forEach((s, i) => {
       if (s.type !== 'compute') return;
@@ -168,7 +174,10 @@ export async function verifyProbabilities(
         .slice(0, i + 1)
         .map((x) => x.text)
         .join('\n');
-      points.push({ tokens: [...encodePrompt(p.question), ...encodeText(`${text}\n`)], needed: quickIsWrong(v, op) });
+      points.push({
+        tokens: [...encodePrompt(p.question), ...encodeText(`${text}\n`)],
+        needed: verificationNeeded(v, op),
+      });
       v = op.kind === 'add' ? v + op.n : v - op.n; // the thinking trace continues from the true value
     });
   }
@@ -225,10 +234,16 @@ export interface GreedyBehaviour {
   sentenceTypes: Record<string, number>;
 }
 
-async function greedyBehaviour(modelPath: string, problems: Problem[], threads?: number): Promise<GreedyBehaviour> {
+/** The model's greedy traces of `prompts`: what they show, and their analyses (for knows-how). */
+async function greedyBehaviour(
+  modelPath: string,
+  problems: Problem[],
+  prompts: string[],
+  threads?: number,
+): Promise<{ behaviour: GreedyBehaviour; traces: TraceAnalysis[] }> {
   const c = await sampleCompletions(
     modelPath,
-    problems.map((p) => ({ prompt: promptText(p.question), seed: 0 })),
+    prompts.map((prompt) => ({ prompt, seed: 0 })),
     { temperature: 0, maxTokens: 400, threads },
   );
   const an = c.map((x) => analyzeTrace(x.text));
@@ -242,12 +257,13 @@ async function greedyBehaviour(modelPath: string, problems: Problem[], threads?:
       total++;
     }
   }
-  return {
+  const behaviour = {
     acc: c.filter((x, i) => rewardOf('answer', problems[i], x.text) === 1).length / problems.length,
     verifyRateNeeded: rate(steps.filter((s) => s.quickWrong)),
     verifyRateNotNeeded: rate(steps.filter((s) => !s.quickWrong)),
     sentenceTypes: Object.fromEntries([...types].sort().map(([k, n]) => [k, n / Math.max(1, total)])),
   };
+  return { behaviour, traces: an };
 }
 
 /** pass@k at temperature 1 for the ks the config names (unbiased estimator over passSamples samples). */
@@ -286,6 +302,8 @@ export interface ModelMeasurement {
   greedy: GreedyBehaviour;
   pv: { needed: number; notNeeded: number; points: [number, number] };
   passAtK: Record<string, number>;
+  /** organism eval's knows-how on the model's own greedy traces */
+  knowsHow: KnowsHowCounts;
 }
 
 /** Everything `organism rl` measures of one model, on the held-out problems the config names. */
@@ -298,14 +316,19 @@ export async function measureOrganismModel(
   const evalSet = generateProblems('test', cfg.evalProblems, TEST_SEED);
   if (cfg.passProblems > evalSet.length) throw new ThinkwhenError('BAD_OPTIONS', 'passProblems exceeds evalProblems');
   log(`organism rl: measuring the ${o.label ?? model} model on ${cfg.evalProblems} held-out problems`);
-  const greedy = await greedyBehaviour(model, evalSet, o.threads);
+  const prompts = evalSet.map((p) => promptText(p.question));
+  const { behaviour: greedy, traces } = await greedyBehaviour(model, evalSet, prompts, o.threads);
   const pv = await verifyProbabilities(model, evalSet, o.threads);
+  const knowsHow = await knowsHowOfModel(model, prompts, traces, { threads: o.threads });
   log(
     `organism rl: pass@k of the ${o.label ?? model} model (${cfg.passProblems} problems x ${cfg.passSamples} samples)`,
   );
   const passAtK = await passAtKOf(model, evalSet.slice(0, cfg.passProblems), cfg, o.seed ?? 1, o.threads, log);
-  return { greedy, pv, passAtK };
+  return { greedy, pv, passAtK, knowsHow };
 }
+
+/** What measureOrganismModel returns, numbered: a cached measurement of another number is measured again. */
+const MEASURED = 2;
 
 /** A JSON file in the work folder keyed by what its content depends on: computed once, reused after. */
 async function cached<T>(file: string, key: string, compute: () => Promise<T>): Promise<T> {
@@ -319,6 +342,9 @@ async function cached<T>(file: string, key: string, compute: () => Promise<T>): 
   return value;
 }
 
+const heldOutRate = (k: KnowsHowCounts): number | null =>
+  k.verify_heldout[1] ? k.verify_heldout[0] / k.verify_heldout[1] : null;
+
 export async function runOrganismRl(o: OrganismRlOptions): Promise<OrganismRlResult> {
   const cfg = o.config;
   const reward = o.reward ?? 'answer';
@@ -331,6 +357,7 @@ export async function runOrganismRl(o: OrganismRlOptions): Promise<OrganismRlRes
       `organism model not found: ${basePath}`,
       'run `thinkwhen organism build`',
     );
+  requireOrganismVocab(basePath); // before training: the measurements encode with the organism's vocabulary
   mkdirSync(o.workDir, { recursive: true });
   const out = join(o.workDir, 'thinking-rl.gguf');
   const shot = generateProblems('train', 1, sampleSeed(seed, 0));
@@ -366,7 +393,7 @@ export async function runOrganismRl(o: OrganismRlOptions): Promise<OrganismRlRes
 
   const t1 = performance.now();
   const evalKey = (model: string) =>
-    JSON.stringify({ model, size: statSync(model).size, mtime: statSync(model).mtimeMs, cfg, seed });
+    JSON.stringify({ model, size: statSync(model).size, mtime: statSync(model).mtimeMs, cfg, seed, MEASURED });
   const measure = (model: string, label: string) =>
     cached(join(o.workDir, `eval-${label}.json`), evalKey(model), () =>
       measureOrganismModel(model, cfg, { seed, threads: o.threads, log, label }),
@@ -379,22 +406,24 @@ export async function runOrganismRl(o: OrganismRlOptions): Promise<OrganismRlRes
       acc: rl.greedy.acc,
       p_verify_needed: rl.pv.needed,
       p_verify_not_needed: rl.pv.notNeeded,
-      knows_how_verify_heldout: null,
+      knows_how_verify_heldout: heldOutRate(rl.knowsHow),
       pass_at_k: { base: base.passAtK, rl: rl.passAtK },
       base_acc: base.greedy.acc,
       base_p_verify_needed: base.pv.needed,
       base_p_verify_not_needed: base.pv.notNeeded,
+      base_knows_how_verify_heldout: heldOutRate(base.knowsHow),
       verify_rate_needed: { base: base.greedy.verifyRateNeeded, rl: rl.greedy.verifyRateNeeded },
       verify_rate_not_needed: { base: base.greedy.verifyRateNotNeeded, rl: rl.greedy.verifyRateNotNeeded },
       sentence_types: { base: base.greedy.sentenceTypes, rl: rl.greedy.sentenceTypes },
       reward,
       one_shot: o.oneShot ?? false,
       steps: run.history.length,
-      organism: organismVersion(),
+      organism: organismVersion(dirname(basePath)),
     },
     model: out,
     history: run.history,
     pVerifyPoints: rl.pv.points,
+    knowsHow: { base: base.knowsHow, rl: rl.knowsHow },
     trainSeconds,
     evalSeconds,
     cached: run.cached,
