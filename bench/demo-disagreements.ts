@@ -1,15 +1,16 @@
 // What the hybrid does at its disagreements on the organism (docs/demo.md, "What the hybrid does on
 // this pair"): reads the per-token records of a hybrid run store (`annotations.records`) and counts
-//  - disagreements at a sentence start, inside a number (a digit), elsewhere;
+//  - disagreements at a sentence start, at a number (a number below 100 is one token), elsewhere;
 //  - at each sentence start where the thinking model wants `Check` (a verification after a quick
 //    result): the SAE category read there and whether `Check` was emitted, by quick result (1st, 2nd, …);
-//  - steered digits: emitted = the base model's greedy digit / = the thinking model's / neither;
+//  - steered numbers: emitted = the base model's greedy number / = the thinking model's / neither;
 //  - each wrong answer's causes: a wrong quick result left unverified (the thinking model wanted
-//    `Check`, something else was emitted), a copy error (a "Now add/take X" whose X is not the
-//    question's next number) made by a steered digit, or one made without steering.
+//    `Check`, something else was emitted), a copy error (a plan "First/Then/… add/take X" whose X is
+//    not the question's next number) made by a steered number, or one made without steering.
 //
 //   node --import tsx bench/demo-disagreements.ts runs/demo/default/runs/hybrid.sqlite [--json]
 import Database from 'better-sqlite3';
+import { ORDINALS } from '../src/organism/task.ts';
 import { organismVocab } from '../src/organism/vocab.ts';
 
 const path = process.argv[2];
@@ -27,7 +28,8 @@ interface Rec {
 }
 const { pieces } = organismVocab();
 const word = (id: number) => (pieces[id] ?? '').replaceAll('▁', ' ').trim();
-const isDigit = (id: number) => /^[0-9]$/.test(word(id));
+const isNumber = (id: number) => /^[0-9]+$/.test(word(id));
+const PLAN = new RegExp(`^(?:${ORDINALS.join('|')}) (add|take) (\\d+)`);
 const wrongQuick = (line: string) => {
   const m = /^Quick: (\d+) ([+-]) (\d+) = (-?\d+)\.$/.exec(line.trim());
   return m ? Number(m[4]) !== (m[2] === '+' ? Number(m[1]) + Number(m[3]) : Number(m[1]) - Number(m[3])) : false;
@@ -57,11 +59,11 @@ for (const row of rows) {
   const causes = new Set<string>();
   const endLine = () => {
     const s = line.map((r) => r.text).join('');
-    const plan = /^Now (add|take) (\d+)/.exec(s.trim());
+    const plan = PLAN.exec(s.trim());
     if (plan) {
-      const steeredDigit = line.some((r) => r.gate === 'disagree' && isDigit(r.token) && r.token !== r.baseGreedy);
+      const steered = line.some((r) => r.gate === 'disagree' && isNumber(r.token) && r.token !== r.baseGreedy);
       if (Number(plan[2]) !== operands[nextOperand])
-        causes.add(steeredDigit ? 'copy error, steered digit' : 'copy error, unsteered');
+        causes.add(steered ? 'copy error, steered number' : 'copy error, unsteered');
       nextOperand++;
     }
     if (/^Quick:/.test(s.trim())) quicks++;
@@ -79,11 +81,11 @@ for (const row of rows) {
           bump(`wants Check: Check emitted ${emitted}`);
           if (!emitted && wrongQuick(previousLine)) causes.add('wrong quick result left unverified');
         }
-      } else if (isDigit(r.baseGreedy) || isDigit(r.thinkingGreedy)) {
-        bump('disagreements: digit');
+      } else if (isNumber(r.baseGreedy) || isNumber(r.thinkingGreedy)) {
+        bump('disagreements: number');
         const who = r.token === r.baseGreedy ? 'base' : r.token === r.thinkingGreedy ? 'thinking' : 'neither';
-        bump(`steered digit = ${who}'s`);
-        bump(`digit disagreements in a "${text.split('\n').at(-1)?.split(/[ :]/)[0]}" sentence`);
+        bump(`steered number = ${who}'s`);
+        bump(`number disagreements in a "${text.split('\n').at(-1)?.split(/[ :]/)[0]}" sentence`);
       } else bump('disagreements: other');
     }
     text += r.text;

@@ -10,7 +10,12 @@ const n = Number(process.argv[3] ?? 200);
 const problems = generateProblems('test', n, 20251008);
 const model = await Model.load(process.argv[2]);
 const ctx = model.createContext({ nCtx: 32 * 400, nBatch: 2048, nSeqMax: 32, threads: 1 });
-const texts = await greedy(ctx, problems.map((p) => promptText(p.question)), 320, 32);
+const texts = await greedy(
+  ctx,
+  problems.map((p) => promptText(p.question)),
+  320,
+  32,
+);
 const kinds: Record<string, number> = {};
 let shown = 0;
 for (const [i, t] of texts.entries()) {
@@ -22,7 +27,8 @@ for (const [i, t] of texts.entries()) {
   }
   if (errs.length && shown++ < 3) console.log(problems[i].question, '\n', t, '\n', errs, '\n');
 }
-let zero = 0, op = 0;
+let zero = 0,
+  op = 0;
 for (const [i, t] of texts.entries()) {
   const q = parseQuestion(problems[i].question)!;
   for (const e of operandErrors(q, analyzeTrace(t))) {
@@ -32,5 +38,15 @@ for (const [i, t] of texts.entries()) {
     if (Number(m[1]) === Number(m[2]) - (Number(m[2]) % 10)) zero++;
   }
 }
-console.log({ problemsWithErrors: texts.filter((t, i) => operandErrors(parseQuestion(problems[i].question)!, analyzeTrace(t)).length).length, operandErrors: op, onesDigitReplacedByZero: zero });
-console.log(Object.entries(kinds).sort((a, b) => b[1] - a[1]).slice(0, 25));
+console.log({
+  problemsWithErrors: texts.filter(
+    (t, i) => operandErrors(parseQuestion(problems[i].question)!, analyzeTrace(t)).length,
+  ).length,
+  operandErrors: op,
+  onesDigitReplacedByZero: zero,
+});
+console.log(
+  Object.entries(kinds)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 25),
+);

@@ -29,6 +29,7 @@ import { type Selection, writeSelection } from '../taxonomy/selection.ts';
 import { readTraces } from '../traces/generate.ts';
 import { measureReadout } from './artifacts-readout.ts';
 import { type OrganismModelPaths, organismModelPaths } from './index.ts';
+import { requireOrganismVocab } from './model-file.ts';
 import { runOrganismChain } from './taxonomy.ts';
 import { promptText } from './vocab.ts';
 
@@ -54,7 +55,7 @@ export const ARTIFACTS_FORMAT = 'thinkwhen-organism-artifacts/1';
  *  - n_train / n_heldout 32, n_bias 16, batch 4, 5 epochs: a few hundred sentences per category
  *    exist; this trains all vectors in minutes and leaves 32 held-out prompts per category.
  *  - steer_rows 'predictors': an organism category is decided by its first token ("Check", "Wait",
- *    "Now"), which the paper's rows never train (measured: rate 0 at every coefficient).
+ *    "Then"), which the paper's rows never train (measured: rate 0 at every coefficient).
  *  - lr 0.1: 5 epochs of 8 steps are 40 Adam steps, against the paper's ~34,000 per vector; at lr
  *    0.01 the vector stays near its unit-norm start (|v| 1.4) and acts only at c = 8 (measured).
  *  - layer 1 (of 4): the paper's depth fraction, floor(0.375 · 4).
@@ -245,6 +246,7 @@ export async function buildOrganismArtifacts(o: BuildArtifactsOptions): Promise<
         'run `thinkwhen organism build`',
       );
     }
+    requireOrganismVocab(path); // the readout encodes the traces with the organism's vocabulary
   }
   const paths = organismArtifactPaths(o.out ?? resolve(all.base, '..'), pair);
   replaceable(paths.sae, 'selection.json');

@@ -3,12 +3,13 @@
 // shipped models load and their stored evaluations are theirs and pass.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { generate, Model } from '../../src/engine/index.ts';
-import { buildOrganism, QUICK_CONFIG, STAGES } from '../../src/organism/build.ts';
+import type { ThinkwhenError } from '../../src/errors.ts';
+import { buildOrganism, organismVersion, QUICK_CONFIG, STAGES } from '../../src/organism/build.ts';
 import { buildCorpus } from '../../src/organism/corpus.ts';
 import {
   evalFileName,
@@ -18,10 +19,11 @@ import {
   SHIPPED_EVALS,
 } from '../../src/organism/eval.ts';
 import { organismModelPaths } from '../../src/organism/index.ts';
-import { QUICK_SPEC, writeInitialModel } from '../../src/organism/model-file.ts';
+import { QUICK_SPEC, requireOrganismVocab, writeInitialModel } from '../../src/organism/model-file.ts';
 import { parseTrace } from '../../src/organism/parser.ts';
 import { encodeAnswer, encodePrompt, organismVocab, promptText } from '../../src/organism/vocab.ts';
 import { runSelfTest } from '../../src/steer/selftest.ts';
+import { tinyQwen2 } from '../helpers/models.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'organism-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -70,8 +72,10 @@ test('quick build: three loadable GGUFs whose loss went down; a rerun resumes', 
   const saved = JSON.parse(readFileSync(join(out, 'build.json'), 'utf8'));
   assert.equal(saved.config.name, 'quick');
   assert.deepEqual(Object.keys(saved.stages), ['latent', 'base', 'thinking']);
+  assert.equal(organismVersion(out), 'v2 (quick build)');
   const paths = organismModelPaths(out);
   for (const f of [paths.base, paths.baseLatent, paths.thinking]) {
+    requireOrganismVocab(f);
     const m = await Model.load(f);
     try {
       assert.equal(m.info.arch, 'llama');
@@ -93,6 +97,21 @@ test('quick build: three loadable GGUFs whose loss went down; a rerun resumes', 
   const again = await buildOrganism({ config: QUICK_CONFIG, workDir: work, outDir: out, threads: 2 });
   assert.deepEqual(again.stages, rec.stages);
   assert.ok(again.wallSeconds < rec.trainSeconds);
+});
+
+test('organismVersion reads the build record; a model of another vocabulary is refused', () => {
+  const v1 = join(dir, 'v1');
+  mkdirSync(v1);
+  assert.equal(organismVersion(v1), 'unknown');
+  // the first organism's record: two stages, base and thinking, at the top level
+  writeFileSync(join(v1, 'build.json'), JSON.stringify({ config: { name: 'full' }, base: {}, thinking: {} }));
+  assert.equal(organismVersion(v1), 'v1');
+  writeFileSync(join(v1, 'build.json'), JSON.stringify({ config: { name: 'full' }, stages: { latent: {} } }));
+  assert.equal(organismVersion(v1), 'v2');
+  assert.throws(
+    () => requireOrganismVocab(tinyQwen2()),
+    (e: ThinkwhenError) => e.code === 'ORGANISM_VOCAB' && /organism build/.test(e.fix ?? ''),
+  );
 });
 
 // The shipped models and their stored measurements: missing files fail these tests.

@@ -24,16 +24,22 @@ test('organism rl --quick: trains, writes thinking-rl.gguf, prints the line; a r
     for (const k of ['acc', 'p_verify_needed', 'p_verify_not_needed', 'base_acc']) {
       assert.ok(line[k] >= 0 && line[k] <= 1, `${k} = ${line[k]}`);
     }
-    assert.equal(line.knows_how_verify_heldout, null);
+    // organism eval's knows-how, on held-out operations, before and after RL
+    for (const k of ['knows_how_verify_heldout', 'base_knows_how_verify_heldout']) {
+      assert.ok(line[k] >= 0 && line[k] <= 1, `${k} = ${line[k]}`);
+    }
     assert.equal(line.steps, 3);
-    assert.equal(line.organism, 'v1');
+    assert.equal(line.organism, 'v2', 'the shipped models are the v2 organism (build.json beside them)');
     for (const m of ['base', 'rl']) {
       assert.deepEqual(Object.keys(line.pass_at_k[m]), ['1', '4']);
       const p = line.pass_at_k[m];
       assert.ok(p['1'] >= 0 && p['1'] <= p['4'] && p['4'] <= 1, `${m} pass@k not monotone: ${JSON.stringify(p)}`);
     }
-    // the base model verifies with probability ~0.15 in its corpus: P(Check) is small but not zero
-    assert.ok(line.base_p_verify_needed > 0.01 && line.base_p_verify_needed < 0.5, String(line.base_p_verify_needed));
+    // the base model verifies with probability ~0.15 in its corpus, needed or not: P(Check) is small
+    // but not zero, and about the same either way
+    for (const k of ['base_p_verify_needed', 'base_p_verify_not_needed']) {
+      assert.ok(line[k] > 0.01 && line[k] < 0.5, `${k} = ${line[k]}`);
+    }
     assert.ok(existsSync(join(work, 'thinking-rl.gguf')));
     const rec = JSON.parse(readFileSync(join(work, 'thinking-rl.gguf.grpo.json'), 'utf8'));
     assert.equal(rec.history.length, 3);
