@@ -33,6 +33,7 @@ for (const model of models) {
       points: m.pv.points,
       verify_rate_needed: m.greedy.verifyRateNeeded,
       verify_rate_not_needed: m.greedy.verifyRateNotNeeded,
+      knows_how: m.knowsHow,
       pass_at_k: m.passAtK,
       sentence_types: m.greedy.sentenceTypes,
       seconds: Math.round((performance.now() - t0) / 1000),
