@@ -62,13 +62,18 @@ describe('pair presets', () => {
     }
   });
 
-  it('match the shipped organism models', () => {
+  it('match the shipped organism models, base-latent included', () => {
     const p = getPreset('organism');
     const paths = organismModelPaths();
     assert.equal(presetModelPath(p, 'base'), paths.base);
     assert.equal(checkModelFile(p, 'base', paths.base).nLayer, p.base.nLayer);
     assert.equal(checkModelFile(p, 'thinking', paths.thinking).nEmbd, p.thinking.nEmbd);
     checkPairTokenizers(readModelHeader(paths.base), readModelHeader(paths.thinking));
+    // the base-latent pair (demo --pair latent): the same thinking model, the organism's second base
+    const latent = getPreset('organism-latent');
+    assert.equal(presetModelPath(latent, 'base'), paths.baseLatent);
+    assert.equal(checkModelFile(latent, 'base', paths.baseLatent).nLayer, latent.base.nLayer);
+    checkPairTokenizers(readModelHeader(paths.baseLatent), readModelHeader(paths.thinking));
   });
 
   it('accept models of the real architecture, depth and Qwen2 tokenizer (scaled width)', () => {
