@@ -205,28 +205,6 @@ async function nextTokenAt(
 
 const ratio = ([a, b]: [number, number]) => (b ? a / b : 0);
 
-/** `knowsHow` of the model file at `modelPath` (`traces`: the analyses of its own answers to `prompts`). */
-export async function knowsHowOfModel(
-  modelPath: string,
-  prompts: string[],
-  traces: TraceAnalysis[],
-  o: { threads?: number; parallel?: number; log?: (line: string) => void } = {},
-): Promise<KnowsHowCounts> {
-  const parallel = o.parallel ?? 8;
-  const model = await Model.load(modelPath);
-  try {
-    // 512 tokens a sequence: the organism's context, enough for a prompt, a trace and a forced check
-    const ctx = model.createContext({ nCtx: parallel * 512, nBatch: 2048, nSeqMax: parallel, threads: o.threads });
-    try {
-      return await knowsHow(ctx, prompts, traces, parallel, o.log);
-    } finally {
-      ctx.free();
-    }
-  } finally {
-    model.free();
-  }
-}
-
 /** "Knows how" counts, [right, points], split by operations the base corpora verified (seen) and held-out ones. */
 export interface KnowsHowCounts {
   verify_seen: [number, number];
@@ -276,6 +254,28 @@ export async function knowsHow(
     }
   });
   return kh;
+}
+
+/** `knowsHow` of the model file at `modelPath` (`traces`: the analyses of its own answers to `prompts`). */
+export async function knowsHowOfModel(
+  modelPath: string,
+  prompts: string[],
+  traces: TraceAnalysis[],
+  o: { threads?: number; parallel?: number; log?: (line: string) => void } = {},
+): Promise<KnowsHowCounts> {
+  const parallel = o.parallel ?? 8;
+  const model = await Model.load(modelPath);
+  try {
+    // 512 tokens a sequence: the organism's context, enough for a prompt, a trace and a forced check
+    const ctx = model.createContext({ nCtx: parallel * 512, nBatch: 2048, nSeqMax: parallel, threads: o.threads });
+    try {
+      return await knowsHow(ctx, prompts, traces, parallel, o.log);
+    } finally {
+      ctx.free();
+    }
+  } finally {
+    model.free();
+  }
 }
 
 export async function evaluateOrganism(o: EvalOptions): Promise<OrganismEvalResult> {
