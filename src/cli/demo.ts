@@ -77,7 +77,7 @@ first; the report is the same whichever finishes first. Progress on stderr.`,
       max: 256,
     }),
     lanes: int({
-      help: `runs at once, 1 thread each (default: one per core, at most node's UV_THREADPOOL_SIZE, 4 unless set: ${demoLanes()} here). The organism's models are too small for a second thread to speed up a decode much; a second run keeps a second core busy`,
+      help: `runs at once, 1 thread each unless --threads (default: one per core, at most node's UV_THREADPOOL_SIZE, 4 unless set: ${demoLanes()} here). The organism's models are tiny: the cores are used by decoding runs side by side, not by splitting one decode`,
       min: 1,
       max: 64,
     }),

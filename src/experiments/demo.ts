@@ -138,8 +138,14 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       `demo: ${lanes} lanes share libuv's ${LIBUV_THREADS} worker threads, so at most ${LIBUV_THREADS} runs decode at once; start node with UV_THREADPOOL_SIZE=${lanes} to run them all`,
     );
   }
-  // one lane per core: a second ggml thread barely speeds up the organism's decodes, a second run does
+  // The organism's models are tiny: the cores go to decodes side by side, one thread each.
   const threads = o.threads ?? (lanes > 1 ? 1 : undefined);
+  const cores = availableParallelism();
+  if (lanes > 1 && threads !== undefined && lanes * threads > cores) {
+    o.onLog?.(
+      `demo: ${lanes} lanes × ${threads} threads exceed the ${cores} cores; ggml's spinning threads will slow each other down (fewer --lanes or --threads 1)`,
+    );
+  }
   const common = (name: string, signal: AbortSignal) => ({
     preset,
     checked: true,
