@@ -135,7 +135,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const lanes = o.lanes ?? demoLanes();
   if (lanes > LIBUV_THREADS) {
     o.onLog?.(
-      `demo: ${lanes} lanes share libuv's ${LIBUV_THREADS} worker threads, so at most ${LIBUV_THREADS} runs decode at once; start node with UV_THREADPOOL_SIZE=${lanes} to run them all`,
+      `demo: ${lanes} lanes share libuv's ${LIBUV_THREADS} worker threads, so at most ${LIBUV_THREADS} runs decode at once; set UV_THREADPOOL_SIZE=${lanes} in the environment to run them all`,
     );
   }
   // The organism's models are tiny: the cores go to decodes side by side, one thread each.
