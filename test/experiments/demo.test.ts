@@ -58,10 +58,8 @@ describe('thinkwhen demo', () => {
     const finished = again.err.split('\n').filter((l) => / generated now /.test(l));
     assert.equal(finished.length, DEMO_SYSTEMS.length + 3);
     const report = JSON.parse(readFileSync(join(out, 'report', 'report.json'), 'utf8'));
-    assert.deepEqual(
-      report.systems.rows.map((row: { name: string }) => row.name).slice(0, DEMO_SYSTEMS.length),
-      [...DEMO_SYSTEMS],
-    );
+    const rows = report.systems.rows.map((row: { name: string }) => row.name);
+    assert.deepEqual(rows.slice(0, DEMO_SYSTEMS.length), [...DEMO_SYSTEMS]);
   });
 
   it('gives the same table with the runs one after another (--lanes 1) as two at a time', async () => {
