@@ -22,7 +22,12 @@ test('thinkwhen demo --lanes 2: SIGTERM stops both running runs and starts no ot
     stderr += d;
   });
   const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
-  const stores = () => (existsSync(runs) ? readdirSync(runs).filter((f) => f.endsWith('.sqlite')).sort() : []);
+  const stores = () =>
+    existsSync(runs)
+      ? readdirSync(runs)
+          .filter((f) => f.endsWith('.sqlite'))
+          .sort()
+      : [];
   // signal once both lanes have opened their run store (the longest runs first: hybrid, only_bias)
   const deadline = Date.now() + 60_000;
   while (stores().length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
