@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import { DEMO_SYSTEMS, demoTable, runDemo } from '../experiments/demo.ts';
-import { formatDuration, type ProgressBar, progressBar } from '../experiments/progress.ts';
+import { DEMO_SYSTEMS, demoLanes, demoTable, runDemo } from '../experiments/demo.ts';
+import { formatDuration, progressBoard } from '../experiments/progress.ts';
 import { choice, defineCommand, flag, int, num, text, threads } from './options.ts';
 import { resultLine, stopOnSignal } from './run.ts';
 
@@ -34,7 +34,8 @@ when pushed there, so selecting among its own top tokens (selection_only) cannot
 help and a gain must come from steering.
 
 Resumable: every problem is stored as soon as it finishes; rerun the same command
-to continue (Ctrl-C stops cleanly). Progress bars on stderr.`,
+to continue (Ctrl-C stops cleanly). The runs go --lanes at a time, the longest
+first; the report is the same whichever finishes first. Progress on stderr.`,
   options: {
     pair: choice({
       arg: 'P',
@@ -75,7 +76,12 @@ to continue (Ctrl-C stops cleanly). Progress bars on stderr.`,
       min: 1,
       max: 256,
     }),
-    threads: threads('CPU threads (default: THINKWHEN_THREADS or all cores)'),
+    lanes: int({
+      help: `runs at once, 1 thread each unless --threads (default: one per core, at most node's UV_THREADPOOL_SIZE, 4 unless set: ${demoLanes()} here). The organism's models are tiny: the cores are used by decoding runs side by side, not by splitting one decode`,
+      min: 1,
+      max: 64,
+    }),
+    threads: threads('CPU threads per run (default: 1 with several lanes, else THINKWHEN_THREADS or all cores)'),
     json: flag(
       `print {"systems": {NAME: {acc, n, gap_recovered, steered_mean, steered_token}}, "pass_at_k": {NAME: {k: value}}, "seconds": s} on stdout, NAME in ${DEMO_SYSTEMS.join(', ')}`,
     ),
@@ -90,7 +96,7 @@ to continue (Ctrl-C stops cleanly). Progress bars on stderr.`,
   async run({ values }) {
     const out = values.out ?? join('runs', 'demo', values.pair);
     const stop = stopOnSignal();
-    let bar: ProgressBar | null = null;
+    const board = progressBoard('demo', { print: (line) => console.error(line) });
     try {
       const r = await runDemo({
         pair: values.pair,
@@ -104,18 +110,13 @@ to continue (Ctrl-C stops cleanly). Progress bars on stderr.`,
         out,
         models: values.models,
         parallel: values.parallel,
+        lanes: values.lanes,
         threads: values.threads,
         signal: stop.signal,
-        onLog: (line) => console.error(line),
-        onRunStart: (name, total, done) => {
-          bar = progressBar(`demo ${name}`, total, done);
-        },
-        onRunAdvance: (units, tokens) => bar?.advance(units, tokens),
-        onRunEnd: (run) => {
-          (bar as ProgressBar | null)?.finish();
-          bar = null;
-          console.error(resultLine(run, 'rules-math'));
-        },
+        onLog: (line) => board.log(line),
+        onRunStart: (name, total, done) => board.start(name, total, done),
+        onRunAdvance: (name, units, tokens) => board.advance(name, units, tokens),
+        onRunEnd: (run) => board.finish(run.name, resultLine(run, 'rules-math')),
       });
       const a = r.artifacts;
       console.error(
@@ -134,6 +135,7 @@ to continue (Ctrl-C stops cleanly). Progress bars on stderr.`,
       }
       return 0;
     } finally {
+      board.close();
       stop.dispose();
     }
   },

@@ -3,6 +3,7 @@
 // thinking, the hybrid and every control on held-out problems → pass@k of base, thinking and hybrid → one
 // report. Every step writes into the workspace and resumes there.
 import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { ThinkwhenError } from '../errors.ts';
 import { buildReport, type Report, type WrittenReport, writeReport } from '../eval/report/index.ts';
@@ -20,6 +21,7 @@ import { organismModelPaths } from '../organism/index.ts';
 import { MANIFEST, type VectorSetManifest } from '../steer/vector-set.ts';
 import { organismDataset, type RunDataset } from './datasets.ts';
 import { runHybrid } from './hybrid.ts';
+import { runInLanes } from './lanes.ts';
 import { getPreset } from './presets.ts';
 import { type RunResult, runSystem, type Sampling } from './run.ts';
 
@@ -46,13 +48,16 @@ export interface DemoOptions {
   models?: string;
   /** problems decoded together */
   parallel?: number;
+  /** runs at once (default: one per core, at most libuv's worker threads: demoLanes) */
+  lanes?: number;
+  /** CPU threads per run (default: 1 with several lanes, else THINKWHEN_THREADS or all cores) */
   threads?: number;
   signal?: AbortSignal;
   /** a line about what happens next */
   onLog?: (line: string) => void;
-  /** a run is about to start: `done` of `total` stored already */
+  /** a run is about to start: `done` of `total` stored already (several runs may be under way at once) */
   onRunStart?: (name: string, total: number, done: number) => void;
-  onRunAdvance?: (units: number, tokens: number) => void;
+  onRunAdvance?: (name: string, units: number, tokens: number) => void;
   onRunEnd?: (r: RunResult) => void;
 }
 
@@ -127,44 +132,54 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const preset = getPreset(o.pair === 'latent' ? 'organism-latent' : 'organism');
   const dataset = organismDataset(o.problems);
   const runsDir = join(o.out, 'runs');
-  const paths: string[] = [];
-  let interrupted = false;
-  const common = (name: string) => ({
+  const lanes = o.lanes ?? demoLanes();
+  if (lanes > LIBUV_THREADS) {
+    o.onLog?.(
+      `demo: ${lanes} lanes share libuv's ${LIBUV_THREADS} worker threads, so at most ${LIBUV_THREADS} runs decode at once; set UV_THREADPOOL_SIZE=${lanes} in the environment to run them all`,
+    );
+  }
+  // The organism's models are tiny: the cores go to decodes side by side, one thread each.
+  const threads = o.threads ?? (lanes > 1 ? 1 : undefined);
+  const cores = availableParallelism();
+  if (lanes > 1 && threads !== undefined && lanes * threads > cores) {
+    o.onLog?.(
+      `demo: ${lanes} lanes × ${threads} threads exceed the ${cores} cores; ggml's spinning threads will slow each other down (fewer --lanes or --threads 1)`,
+    );
+  }
+  const common = (name: string, signal: AbortSignal) => ({
     preset,
     checked: true,
     modelsDir: o.models,
     out: join(runsDir, `${name}.sqlite`),
     name,
     parallel: o.parallel,
-    threads: o.threads,
-    signal: o.signal,
+    threads,
+    signal,
     onStart: (s: { total: number; done: number }) => o.onRunStart?.(name, s.total, s.done),
-    onAdvance: o.onRunAdvance,
+    onAdvance: (units: number, tokens: number) => o.onRunAdvance?.(name, units, tokens),
   });
-  const finish = (r: RunResult) => {
-    o.onRunEnd?.(r);
-    paths.push(r.path);
-    interrupted ||= r.interrupted;
-  };
+  const hybridCommon = (name: string, signal: AbortSignal) => ({
+    ...common(name, signal),
+    parallel: hybridBatch(o.parallel),
+    vectors: artifacts.paths.vectors,
+    taxonomy: artifacts.paths.sae,
+    missingVector: skipped.length ? ('bias' as const) : ('error' as const),
+  });
 
+  // The jobs in the report's order: base, thinking, the hybrid and its controls, then pass@k.
+  const jobs: DemoJob[] = [];
   for (const system of ['base', 'thinking'] as const) {
-    if (interrupted) break;
-    finish(await runSystem({ ...common(system), system, dataset }));
+    jobs.push({
+      cost: o.problems * relativeCost(system),
+      run: (signal) => runSystem({ ...common(system, signal), system, dataset }),
+    });
   }
   for (const policy of POLICIES) {
-    if (interrupted) break;
     const name = policy === 'paper' ? 'hybrid' : policy;
-    finish(
-      await runHybrid({
-        ...common(name),
-        parallel: hybridBatch(o.parallel),
-        dataset,
-        policy: policy as PolicyName,
-        vectors: artifacts.paths.vectors,
-        taxonomy: artifacts.paths.sae,
-        missingVector: skipped.length ? 'bias' : 'error',
-      }),
-    );
+    jobs.push({
+      cost: o.problems * relativeCost(policy),
+      run: (signal) => runHybrid({ ...hybridCommon(name, signal), dataset, policy: policy as PolicyName }),
+    });
   }
   // pass@k: base, thinking and the hybrid (the paper's policy) sampled on the same problems with the same seeds.
   const k = o.passAtK;
@@ -172,30 +187,74 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const sampled: RunDataset = organismDataset(Math.min(k.problems, o.problems));
     const sampling: Sampling = { samples: k.samples, temperature: k.temperature, topP: 1, seed: k.seed };
     const name = (system: string) => `${system}-n${k.samples}-t${k.temperature}`;
+    const generations = sampled.problems.length * k.samples;
     for (const system of ['base', 'thinking'] as const) {
-      if (interrupted) break;
-      finish(await runSystem({ ...common(name(system)), system, dataset: sampled, sampling }));
+      jobs.push({
+        cost: generations * relativeCost(system),
+        run: (signal) => runSystem({ ...common(name(system), signal), system, dataset: sampled, sampling }),
+      });
     }
-    if (!interrupted) {
-      finish(
-        await runHybrid({
-          ...common(name('hybrid')),
-          parallel: hybridBatch(o.parallel),
+    jobs.push({
+      cost: generations * relativeCost('paper'),
+      run: (signal) =>
+        runHybrid({
+          ...hybridCommon(name('hybrid'), signal),
           dataset: sampled,
           sampling,
           seed: k.seed,
           policy: 'paper',
-          vectors: artifacts.paths.vectors,
-          taxonomy: artifacts.paths.sae,
-          missingVector: skipped.length ? 'bias' : 'error',
         }),
-      );
-    }
+    });
   }
+
+  // Longest first, so the lanes run out of work together; the report keeps the jobs' order.
+  const order = jobs.map((_, i) => i).sort((a, b) => jobs[b].cost - jobs[a].cost || a - b);
+  const done = await runInLanes(
+    order,
+    lanes,
+    async (i, signal) => {
+      const r = await jobs[i].run(signal);
+      o.onRunEnd?.(r);
+      return r;
+    },
+    { signal: o.signal, stopAfter: (r) => r.interrupted },
+  );
+  const results: (RunResult | undefined)[] = new Array(jobs.length).fill(undefined);
+  order.forEach((job, at) => {
+    results[job] = done[at];
+  });
+  const paths = results.filter((r) => r !== undefined).map((r) => r.path);
+  // a run stopped midway, or one that never started
+  const interrupted = results.some((r) => r === undefined || r.interrupted);
 
   const report = buildReport(paths, { title: `thinkwhen demo: the model organism (${o.pair} pair)` });
   const files = writeReport(report, join(o.out, 'report'));
   return { json: demoJson(report, (Date.now() - t0) / 1000), report, files, artifacts, interrupted };
+}
+
+/** One of the demo's runs; `cost` is its relative CPU time, to start the longest first. */
+interface DemoJob {
+  cost: number;
+  run: (signal: AbortSignal) => Promise<RunResult>;
+}
+
+/**
+ * Relative CPU time per generation, for the order only (docs/demo.md "Cost": per token one model
+ * alone cost 1.2 ms, the two models in lockstep without steering 1.7 ms, the steering policies
+ * 5.6–23 ms, since a disagreement decodes up to 20 steered candidates).
+ */
+function relativeCost(system: 'base' | 'thinking' | PolicyName): number {
+  if (system === 'base' || system === 'thinking') return 1;
+  if (system === 'selection_only' || system === 'oracle') return 2;
+  return 10;
+}
+
+/** Decodes run on libuv's worker pool (node's UV_THREADPOOL_SIZE, 4 unless set before node starts). */
+const LIBUV_THREADS = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+
+/** Default lanes: one per core, at most as many as libuv's worker threads (more would wait for one). */
+export function demoLanes(): number {
+  return Math.max(1, Math.min(availableParallelism(), LIBUV_THREADS));
 }
 
 /**

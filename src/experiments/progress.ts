@@ -74,3 +74,99 @@ export function progressBar(
     },
   };
 }
+
+/** Progress of several runs under way at once, on one status line. */
+export interface ProgressBoard {
+  /** a run begins: `doneBefore` of `total` units were done by earlier sessions */
+  start(name: string, total: number, doneBefore: number): void;
+  advance(name: string, units: number, tokens: number): void;
+  /** a run ended: `line` (default: its final progress) printed on a line of its own */
+  finish(name: string, line?: string): void;
+  /** a line of its own, above the status line */
+  log(line: string): void;
+  /** clears the status line (runs that never finished, an error on its way) */
+  close(): void;
+}
+
+/**
+ * On a terminal one status line, redrawn at most 5 times a second: the full bar while one run is
+ * under way, `label a 12/300 ETA 3m05s · b 40/300 ETA 1m10s` while several are; cut to the
+ * terminal's width so it never wraps. Elsewhere (logs, CI) that line every 15 seconds. A finished
+ * run and a log line get a line of their own, so runs that end at once never share a line.
+ */
+export function progressBoard(
+  label: string,
+  o: { out?: NodeJS.WriteStream; print?: (line: string) => void } = {},
+): ProgressBoard {
+  const out = o.out ?? process.stderr;
+  const print = o.print ?? ((line: string) => out.write(`${line}\n`));
+  const tty = out.isTTY === true;
+  const runs = new Map<string, { state: ProgressState; t0: number }>();
+  let last = Date.now(); // the first log line after 15 s, not at once
+  let shown = false; // a status line is on the terminal
+  const now = (name: string) => {
+    const run = runs.get(name);
+    if (run) run.state.elapsedMs = Date.now() - run.t0;
+    return run?.state;
+  };
+  const full = (s: ProgressState) => formatProgress({ ...s, label: `${label} ${s.label}` });
+  const status = () => {
+    const states = [...runs.keys()].map((name) => now(name) as ProgressState);
+    if (states.length === 1) return full(states[0]);
+    const each = states.map((s) => {
+      const left = s.total - s.done;
+      const eta = s.doneNow > 0 ? formatDuration((s.elapsedMs / s.doneNow) * left) : '?';
+      return `${s.label} ${s.done}/${s.total} ETA ${eta}`;
+    });
+    return `${label} ${each.join(' · ')}`;
+  };
+  const clear = () => {
+    if (tty && shown) out.write('\r\x1b[K');
+    shown = false;
+  };
+  const draw = (force: boolean) => {
+    const t = Date.now();
+    if (runs.size === 0 || (!force && t - last < (tty ? 200 : 15000))) return;
+    last = t;
+    if (!tty) {
+      out.write(`${status()}\n`);
+      return;
+    }
+    const width = Math.max(20, (out.columns || 80) - 1);
+    const line = status();
+    out.write(`\r\x1b[K${line.length > width ? `${line.slice(0, width - 1)}…` : line}`);
+    shown = true;
+  };
+  const own = (line: string) => {
+    clear();
+    print(line);
+    if (tty) draw(true);
+  };
+  return {
+    start(name, total, doneBefore) {
+      const state = { label: name, done: doneBefore, total, doneNow: 0, tokensNow: 0, elapsedMs: 0 };
+      runs.set(name, { state, t0: Date.now() });
+      if (tty) draw(true);
+    },
+    advance(name, units, tokens) {
+      const run = runs.get(name);
+      if (!run) return;
+      run.state.done += units;
+      run.state.doneNow += units;
+      run.state.tokensNow += tokens;
+      draw(false);
+    },
+    finish(name, line) {
+      const state = now(name);
+      runs.delete(name);
+      const text = line ?? (state ? full(state) : null);
+      if (text !== null) own(text);
+      else if (tty) draw(true);
+    },
+    log: own,
+    close() {
+      runs.clear();
+      clear();
+    },
+  };
+}

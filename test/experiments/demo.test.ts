@@ -1,5 +1,6 @@
 // `thinkwhen demo` on a few problems: every system of the issue's table, pass@k, the report, the
-// JSON shape, resuming, and the latent pair's clear error when its model is not there.
+// JSON shape, resuming, the same table whether the runs go two at a time or one after another,
+// and the latent pair's clear error when its model is not there.
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,12 +15,18 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 
 const quick = ['--problems', '3', '--pass-problems', '2', '--samples', '3', '--threads', '1'];
 
+/** The `--json` table without its wall time. */
+const table = (json: { seconds: number }) => ({ ...json, seconds: undefined });
+
 describe('thinkwhen demo', () => {
+  let twoLanes: { seconds: number } | null = null;
+
   it('runs every system and control, pass@k, one report; --json as the issue; a rerun resumes', async () => {
     const out = join(tmp, 'demo');
-    const r = await cli(['demo', ...quick, '--out', out, '--json']);
+    const r = await cli(['demo', ...quick, '--lanes', '2', '--out', out, '--json']);
     assert.equal(r.code, 0, r.err);
     const json = JSON.parse(r.out);
+    twoLanes = json;
     assert.deepEqual(Object.keys(json).sort(), ['pass_at_k', 'seconds', 'systems']);
     assert.deepEqual(Object.keys(json.systems).sort(), [...DEMO_SYSTEMS].sort());
     for (const [name, row] of Object.entries(json.systems) as [string, Record<string, number | null>][]) {
@@ -47,6 +54,19 @@ describe('thinkwhen demo', () => {
     assert.doesNotMatch(again.err, /[1-9]\d* generated now/);
     assert.match(again.out, /^system\s+accuracy/);
     assert.match(again.out, /report: .*report\.html/);
+    // every run's result on a line of its own, in the report's order whatever order they ran in
+    const finished = again.err.split('\n').filter((l) => / generated now /.test(l));
+    assert.equal(finished.length, DEMO_SYSTEMS.length + 3);
+    const report = JSON.parse(readFileSync(join(out, 'report', 'report.json'), 'utf8'));
+    const rows = report.systems.rows.map((row: { name: string }) => row.name);
+    assert.deepEqual(rows.slice(0, DEMO_SYSTEMS.length), [...DEMO_SYSTEMS]);
+  });
+
+  it('gives the same table with the runs one after another (--lanes 1) as two at a time', async () => {
+    assert.ok(twoLanes, 'the test above ran the demo on two lanes');
+    const r = await cli(['demo', ...quick, '--lanes', '1', '--out', join(tmp, 'one-lane'), '--json']);
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(table(JSON.parse(r.out)), table(twoLanes));
   });
 
   it('says clearly when the base-latent model is not there', async () => {
