@@ -1,7 +1,7 @@
 // `thinkwhen organism build`: data and the three models from seeds. Stages (each skipped when its
-// output exists, so a rerun continues): init weights -> base-latent (pre-training) -> base (more
-// pre-training, now with verifications inside traces) -> thinking (distillation from the base) ->
-// final files with a build record.
+// output exists, so a rerun continues): init weights -> base-latent (pre-training), then from
+// base-latent both base (more pre-training, now with verifications inside traces) and thinking
+// (distillation on traces that verify when needed) -> final files with a build record.
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildCorpus, type Corpus, corpusPolicy } from './corpus.ts';
@@ -27,7 +27,7 @@ export interface BuildConfig {
   latent: StageConfig;
   /** base: base-latent trained on on traces that verify at random moments (plus exercises) */
   base: StageConfig;
-  /** thinking: the base distilled on traces that verify exactly when needed */
+  /** thinking: base-latent distilled on traces that verify exactly when needed */
   thinking: StageConfig;
   weightDecay: number;
   checkpointEvery: number;
@@ -124,7 +124,7 @@ export function stageCorpus(c: BuildConfig, stage: StageName): Corpus {
 const DESCRIPTIONS: Record<StageName, string> = {
   latent: 'base-latent model, pre-trained on traces that never verify plus stand-alone verification exercises',
   base: 'base model, base-latent trained on traces that verify at random moments',
-  thinking: 'thinking model, the base distilled on traces that verify exactly when a carry or borrow is needed',
+  thinking: 'thinking model, base-latent distilled on traces that verify exactly when a carry or borrow is needed',
 };
 
 export async function buildOrganism(o: BuildOptions): Promise<BuildRecord> {
@@ -171,8 +171,9 @@ export async function buildOrganism(o: BuildOptions): Promise<BuildRecord> {
 
   const corpus = {} as Record<StageName, { tokens: number; examples: number }>;
   const final = {} as Record<StageName, string>;
-  let from = init;
-  for (const [i, stage] of STAGES.entries()) {
+  /** One stage (and its optional second cycle) from `start`, with `stageThreads` threads. */
+  const runStage = async (stage: StageName, start: string, stageThreads: number): Promise<void> => {
+    const i = STAGES.indexOf(stage);
     const s = c[stage];
     const data = stageCorpus(c, stage);
     corpus[stage] = { tokens: data.tokens, examples: data.examples.length };
@@ -182,6 +183,7 @@ export async function buildOrganism(o: BuildOptions): Promise<BuildRecord> {
         ? [{ key: `${stage}-restart`, out: `${stage}-restart.gguf`, ...s.restart, seed: c.seed + 10 + i }]
         : []),
     ];
+    let from = start;
     for (const cy of cycles) {
       const out = join(o.workDir, cy.out);
       if (!existsSync(out) || !done[cy.key]) {
@@ -196,7 +198,7 @@ export async function buildOrganism(o: BuildOptions): Promise<BuildRecord> {
           warmup: cy.warmup,
           weightDecay: c.weightDecay,
           seed: cy.seed,
-          threads,
+          threads: stageThreads,
           checkpointEvery: c.checkpointEvery,
           logEvery: Math.max(1, Math.min(50, Math.floor(cy.steps / 10))),
           log: (l) => log(`  ${cy.key}: ${l}`),
@@ -206,7 +208,14 @@ export async function buildOrganism(o: BuildOptions): Promise<BuildRecord> {
       from = out;
     }
     final[stage] = from;
-  }
+  };
+  await runStage('latent', init, threads);
+  // base and thinking both continue from base-latent, independently: with two or more threads they
+  // train at the same time, half the threads each (the organism's small matrices gain little from a
+  // second thread within one stage, and a lot from a second stage on the other core)
+  const half = Math.max(1, Math.floor(threads / 2));
+  if (threads >= 2) await Promise.all([runStage('base', final.latent, half), runStage('thinking', final.latent, half)]);
+  else for (const stage of ['base', 'thinking'] as const) await runStage(stage, final.latent, threads);
 
   log(`organism build: writing ${o.outDir}`);
   const files: Record<StageName, string> = { latent: 'base-latent.gguf', base: 'base.gguf', thinking: 'thinking.gguf' };
