@@ -335,7 +335,17 @@ With ground-truth sentence types in the store: ARI, NMI, purity.`,
         `organism: ${r.traces} traces, ${r.sentences} sentences (${r.labelledSentences} with a known type); ` +
           `selected layer ${r.layer}, K=${r.k} by ${r.selection.metric}; best ARI in the grid ${r.bestAri.ari.toFixed(3)} at layer ${r.bestAri.layer}, K=${r.bestAri.k}`,
       );
-      const out = { layer: r.layer, k: r.k, ari: r.ari, nmi: r.nmi, purity: r.purity };
+      // the JSON line is the organism's stored taxonomy score (src/organism/models/taxonomy.json)
+      const out = {
+        layer: r.layer,
+        k: r.k,
+        ari: r.ari,
+        nmi: r.nmi,
+        purity: r.purity,
+        problems: r.problems,
+        thinking: r.thinking,
+        command: `thinkwhen taxonomy score --organism --json${values.problems ? ` --problems ${values.problems}` : ''}`,
+      };
       if (values.json) console.log(JSON.stringify(out));
       else
         console.log(

@@ -1,6 +1,7 @@
 // The taxonomy stages composed on the model organism, whose trace-language parser gives every sentence a
 // known type: the whole chain, scored against that ground truth (`thinkwhen taxonomy score --organism`).
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Model } from '../engine/index.ts';
@@ -53,6 +54,10 @@ export interface OrganismChainResult {
   purity: number;
   selection: Selection;
   grid: Grid;
+  /** the thinking model scored: its path and SHA-256 (what a stored score was measured on) */
+  thinking: { path: string; sha256: string };
+  /** held-out problems whose traces were scored */
+  problems: number;
   traces: number;
   sentences: number;
   labelledSentences: number;
@@ -136,6 +141,8 @@ export async function runOrganismChain(o: OrganismChainOptions): Promise<Organis
     purity: m.purity,
     selection,
     grid,
+    thinking: { path: modelPath, sha256: createHash('sha256').update(readFileSync(modelPath)).digest('hex') },
+    problems: o.problems ?? 200,
     traces: traces.length,
     sentences,
     labelledSentences: m.labelledSentences ?? 0,
