@@ -10,7 +10,8 @@
 //
 //   node --import tsx bench/demo-disagreements.ts runs/demo/default/runs/hybrid.sqlite [--json]
 import Database from 'better-sqlite3';
-import { ORDINALS } from '../src/organism/task.ts';
+import { parseSentence } from '../src/organism/parser.ts';
+import { ORDINALS, trueResult } from '../src/organism/task.ts';
 import { organismVocab } from '../src/organism/vocab.ts';
 
 const path = process.argv[2];
@@ -31,8 +32,8 @@ const word = (id: number) => (pieces[id] ?? '').replaceAll('▁', ' ').trim();
 const isNumber = (id: number) => /^[0-9]+$/.test(word(id));
 const PLAN = new RegExp(`^(?:${ORDINALS.join('|')}) (add|take) (\\d+)`);
 const wrongQuick = (line: string) => {
-  const m = /^Quick: (\d+) ([+-]) (\d+) = (-?\d+)\.$/.exec(line.trim());
-  return m ? Number(m[4]) !== (m[2] === '+' ? Number(m[1]) + Number(m[3]) : Number(m[1]) - Number(m[3])) : false;
+  const p = parseSentence(line.trim()).parsed;
+  return p?.form === 'compute' ? p.q !== trueResult(p.v, p) : false;
 };
 
 const db = new Database(path, { readonly: true, fileMustExist: true });

@@ -45,8 +45,28 @@ export function setupSentence(p: Pick<Problem, 'name' | 'start' | 'item'>): stri
 export function planSentence(v: number, op: { kind: OpKind; n: number }, k: number): string {
   return op.kind === 'add' ? `${ORDINALS[k]} add ${op.n} to ${v}.` : `${ORDINALS[k]} take ${op.n} from ${v}.`;
 }
+/**
+ * The quick computation, column by column, forgetting what a column passes on: an addition's ones
+ * column is written in full (`7 + 8 = 15`) but its carry never reaches the tens; a subtraction's
+ * ones column borrows (`13 - 7 = 6`) but the tens never pay the borrow back. The columns are
+ * written out because the models read numbers as whole tokens (see vocab.ts): a column is one
+ * digit pair, and whether a carry or borrow was dropped is on the line itself.
+ * `q` is the quick result (`quickResult`).
+ */
 export function computeSentence(v: number, op: { kind: OpKind; n: number }, q: number): string {
-  return `Quick: ${v} ${SYMBOL[op.kind]} ${op.n} = ${q}.`;
+  const a = digitsLsb(v);
+  const b = digitsLsb(op.n);
+  const cols = Math.max(a.length, b.length);
+  const sym = SYMBOL[op.kind];
+  const columns: string[] = [];
+  for (let i = 0; i < cols; i++) {
+    const x = a[i] ?? 0;
+    const y = b[i] ?? 0;
+    const top = i === cols - 1;
+    const lhs = op.kind === 'sub' && !top && x < y ? x + 10 : x;
+    columns.push(`${COLUMN_NAMES[i]} ${lhs} ${sym} ${y} = ${op.kind === 'add' ? lhs + y : lhs - y}`);
+  }
+  return `Quick: ${v} ${sym} ${op.n}, ${columns.join(', ')}, so ${q}.`;
 }
 
 /**

@@ -24,6 +24,8 @@ export interface ParsedSentence {
 }
 
 const NUM = '(0|[1-9][0-9]*)';
+/** one column of a quick line (`ones 13 - 7 = 6`), without capture groups */
+const QUICK_COLUMN = `(?:${COLUMN_NAMES.join('|')}) (?:0|[1-9][0-9]*) [+-] (?:0|[1-9][0-9]*) = -?(?:0|[1-9][0-9]*)`;
 const ordinal = (w: string) => ORDINALS.indexOf(w as (typeof ORDINALS)[number]);
 const RULES: [RegExp, (m: RegExpExecArray) => SentenceForm][] = [
   [
@@ -39,8 +41,8 @@ const RULES: [RegExp, (m: RegExpExecArray) => SentenceForm][] = [
     (m) => ({ form: 'plan', step: ordinal(m[1]), kind: 'sub', n: +m[2], v: +m[3] }),
   ],
   [
-    new RegExp(`^Quick: ${NUM} ([+-]) ${NUM} = (-?${NUM})\\.$`),
-    (m) => ({ form: 'compute', kind: m[2] === '+' ? 'add' : 'sub', v: +m[1], n: +m[3], q: +m[4] }),
+    new RegExp(`^Quick: ${NUM} ([+-]) ${NUM}((?:, ${QUICK_COLUMN})+), so (-?${NUM})\\.$`),
+    (m) => ({ form: 'compute', kind: m[2] === '+' ? 'add' : 'sub', v: +m[1], n: +m[3], q: +m[5] }),
   ],
   [
     new RegExp(

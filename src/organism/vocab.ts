@@ -13,6 +13,7 @@ import {
   AGREE_SENTENCE,
   backtrackSentence,
   COLUMN_NAMES,
+  computeSentence,
   conclusionSentences,
   exerciseQuestion,
   planSentence,
@@ -67,7 +68,7 @@ function coverageTexts(): string[] {
   ORDINALS.forEach((_, k) => {
     texts.push(planSentence(2, { kind: 'add', n: 1 }, k), planSentence(2, { kind: 'sub', n: 1 }, k));
   });
-  texts.push('Quick: 1 + 2 = 3.', 'Quick: 3 - 2 = -1.');
+  texts.push(computeSentence(47, { kind: 'add', n: 38 }, 75), computeSentence(473, { kind: 'sub', n: 1918 }, -1));
   for (const col of COLUMN_NAMES)
     texts.push(`Check ${col}: 1 + 2 + 0 = 3, carry 0.`, `Check ${col}: 1 - 2 - 0 = 3, borrow 0.`);
   texts.push('So 1 + 2 = 3.', AGREE_SENTENCE, backtrackSentence(3, 4));
