@@ -39,7 +39,7 @@ export const FULL_CONFIG: BuildConfig = {
   name: 'full',
   spec: FULL_SPEC,
   seed: 1,
-  latent: { traces: 48000, exercises: 24000, steps: 2000, batchSize: 16, lr: 2e-3, warmup: 100 },
+  latent: { traces: 48000, exercises: 24000, steps: 2500, batchSize: 16, lr: 2e-3, warmup: 100 },
   base: { traces: 16000, exercises: 8000, steps: 400, batchSize: 16, lr: 1e-3, warmup: 50 },
   // 300 steps left the thinking model at P(verify | needed) 0.52 in the first full build
   thinking: { traces: 16000, exercises: 0, steps: 800, batchSize: 16, lr: 1e-3, warmup: 50 },

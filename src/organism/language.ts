@@ -46,11 +46,12 @@ export function planSentence(v: number, op: { kind: OpKind; n: number }, k: numb
   return op.kind === 'add' ? `${ORDINALS[k]} add ${op.n} to ${v}.` : `${ORDINALS[k]} take ${op.n} from ${v}.`;
 }
 /**
- * The quick computation, column by column, forgetting what a column passes on: an addition's ones
- * column is written in full (`7 + 8 = 15`) but its carry never reaches the tens; a subtraction's
- * ones column borrows (`13 - 7 = 6`) but the tens never pay the borrow back. The columns are
- * written out because the models read numbers as whole tokens (see vocab.ts): a column is one
- * digit pair, and whether a carry or borrow was dropped is on the line itself.
+ * The quick computation, column by column, each column on its own digits modulo 10: nothing is
+ * passed on, so an addition's carry and a subtraction's borrow are lost (`ones 7 + 8 = 5`,
+ * `ones 3 - 7 = 6`); the top column is written in full. The columns are on the line because the
+ * models read numbers as whole tokens (see vocab.ts): a column is one pair of digits. Modulo 10
+ * keeps every column number below 10, so none looks like an operand of the question (10..99):
+ * with `7 + 8 = 15` on the lines, the models copied the third step's operand from them.
  * `q` is the quick result (`quickResult`).
  */
 export function computeSentence(v: number, op: { kind: OpKind; n: number }, q: number): string {
@@ -62,9 +63,9 @@ export function computeSentence(v: number, op: { kind: OpKind; n: number }, q: n
   for (let i = 0; i < cols; i++) {
     const x = a[i] ?? 0;
     const y = b[i] ?? 0;
-    const top = i === cols - 1;
-    const lhs = op.kind === 'sub' && !top && x < y ? x + 10 : x;
-    columns.push(`${COLUMN_NAMES[i]} ${lhs} ${sym} ${y} = ${op.kind === 'add' ? lhs + y : lhs - y}`);
+    const full = op.kind === 'add' ? x + y : x - y;
+    const digit = i === cols - 1 ? full : (full + 10) % 10;
+    columns.push(`${COLUMN_NAMES[i]} ${x} ${sym} ${y} = ${digit}`);
   }
   return `Quick: ${v} ${sym} ${op.n}, ${columns.join(', ')}, so ${q}.`;
 }

@@ -120,14 +120,14 @@ test('traces: thinking policy always right, every sentence labelled with its typ
 
 test('parser: rejects what is not the language, catches wrong verifications', () => {
   assert.equal(parseSentence('Check ones: 7 + 8 + 0 = 15, carry 1').type, null);
-  assert.equal(parseSentence('Quick: 47 + 38, ones 7 + 8 = 15, tens 4 + 3 = 7, so 75').type, null);
+  assert.equal(parseSentence('Quick: 47 + 38, ones 7 + 8 = 5, tens 4 + 3 = 7, so 75').type, null);
   assert.equal(parseSentence('hello world').type, null);
   assert.equal(parseSentence('Check ones: 7 + 8 - 0 = 15, carry 1.').type, null);
   assert.equal(parseSentence('So Ann has 5 apples now.').type, 'conclude');
   assert.equal(parseSentence('So 4 + 5 = 9.').type, 'verify');
   assert.equal(parseSentence('Wait, 75 was wrong, so use 85.').type, 'backtrack');
   const good = [
-    'Quick: 47 + 38, ones 7 + 8 = 15, tens 4 + 3 = 7, so 75.',
+    'Quick: 47 + 38, ones 7 + 8 = 5, tens 4 + 3 = 7, so 75.',
     ...verifySentences(47, { kind: 'add', n: 38 }),
     'Wait, 75 was wrong, so use 85.',
   ];
@@ -139,7 +139,7 @@ test('parser: rejects what is not the language, catches wrong verifications', ()
   assert.equal(st.quickWrong, true);
   assert.equal(st.followup, 'backtrack');
   const unverified = analyzeTrace(
-    'Quick: 47 + 38, ones 7 + 8 = 15, tens 4 + 3 = 7, so 75.\nThen add 1 to 75.\nQuick: 75 + 1, ones 5 + 1 = 6, tens 7 + 0 = 7, so 76.',
+    'Quick: 47 + 38, ones 7 + 8 = 5, tens 4 + 3 = 7, so 75.\nThen add 1 to 75.\nQuick: 75 + 1, ones 5 + 1 = 6, tens 7 + 0 = 7, so 76.',
   );
   assert.deepEqual(
     unverified.steps.map((s) => [s.verified, s.quickWrong]),
@@ -163,7 +163,7 @@ test('exercises: worksheets of quick lines, some verified', () => {
     e.sentences.map((s) => s.type),
     ['compute', 'verify', 'verify', 'verify', 'backtrack', 'compute', 'verify', 'verify', 'verify', 'verify'],
   );
-  assert.equal(e.sentences[0].text, 'Quick: 47 + 38, ones 7 + 8 = 15, tens 4 + 3 = 7, so 75.');
+  assert.equal(e.sentences[0].text, 'Quick: 47 + 38, ones 7 + 8 = 5, tens 4 + 3 = 7, so 75.');
   assert.equal(e.sentences[4].text, 'Wait, 75 was wrong, so use 85.');
   assert.equal(e.sentences.at(-1)!.text, 'That agrees with the quick result.');
   const never = makeExercise(ops, { kind: 'always', exclude: new Set(['47+38', '59-23']) }, new Rng(1));
