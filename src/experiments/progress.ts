@@ -22,6 +22,13 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
 }
 
+/** Time left at this session's pace: 0 when done, NaN before this session finished a unit. */
+export function etaMs(p: ProgressState): number {
+  const left = p.total - p.done;
+  if (left <= 0) return 0;
+  return p.doneNow > 0 ? (p.elapsedMs / p.doneNow) * left : Number.NaN;
+}
+
 /** `label [#####-----] 120/500 problems, 1,234 tok/s, ETA 3m05s`. */
 export function formatProgress(p: ProgressState, width = 20): string {
   const frac = p.total > 0 ? Math.min(1, p.done / p.total) : 1;
@@ -29,10 +36,9 @@ export function formatProgress(p: ProgressState, width = 20): string {
   const secs = p.elapsedMs / 1000;
   const rate = secs > 0 ? p.tokensNow / secs : 0;
   const left = p.total - p.done;
-  const eta = p.doneNow > 0 && left > 0 ? (p.elapsedMs / p.doneNow) * left : left === 0 ? 0 : Number.NaN;
   return (
     `${p.label} [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${p.done}/${p.total}, ` +
-    `${Math.round(rate).toLocaleString('en-US')} tok/s, ${left === 0 ? `done in ${formatDuration(p.elapsedMs)}` : `ETA ${formatDuration(eta)}`}`
+    `${Math.round(rate).toLocaleString('en-US')} tok/s, ${left === 0 ? `done in ${formatDuration(p.elapsedMs)}` : `ETA ${formatDuration(etaMs(p))}`}`
   );
 }
 
@@ -113,11 +119,7 @@ export function progressBoard(
   const status = () => {
     const states = [...runs.keys()].map((name) => now(name) as ProgressState);
     if (states.length === 1) return full(states[0]);
-    const each = states.map((s) => {
-      const left = s.total - s.done;
-      const eta = s.doneNow > 0 ? formatDuration((s.elapsedMs / s.doneNow) * left) : '?';
-      return `${s.label} ${s.done}/${s.total} ETA ${eta}`;
-    });
+    const each = states.map((s) => `${s.label} ${s.done}/${s.total} ETA ${formatDuration(etaMs(s))}`);
     return `${label} ${each.join(' · ')}`;
   };
   const clear = () => {

@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { sigtermAndWait } from '../helpers/sigterm.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'thinkwhen-demo-signal-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -33,10 +34,7 @@ test('thinkwhen demo --lanes 2: SIGTERM stops both running runs and starts no ot
   while (stores().length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual(stores(), ['hybrid.sqlite', 'only_bias.sqlite'], stderr);
   await new Promise((r) => setTimeout(r, 1500));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const code = await exited;
-  clearTimeout(timer);
+  const code = await sigtermAndWait(child, exited);
   assert.equal(code, 130, stderr);
   assert.match(stderr, /SIGTERM: stopping after the current decode/);
   // each lane's run ended with its own line; nothing else started

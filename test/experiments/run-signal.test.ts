@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { RunStore } from '../../src/eval/store.ts';
+import { sigtermAndWait } from '../helpers/sigterm.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'thinkwhen-run-signal-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -35,11 +36,9 @@ test('thinkwhen run: SIGTERM stops after the current decode, keeps what is store
   const deadline = Date.now() + 60_000;
   while (!stderr.includes('generations,') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   assert.ok(stderr.includes('generations,'), `the run did not start: ${stderr}`);
-  await new Promise((r) => setTimeout(r, 1500));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const code = await exited;
-  clearTimeout(timer);
+  // and once something is stored (on a loaded machine the first problems take a while)
+  while (stored(out) === 0 && Date.now() < deadline + 60_000) await new Promise((r) => setTimeout(r, 200));
+  const code = await sigtermAndWait(child, exited);
   assert.equal(code, 130, stderr);
   assert.match(stderr, /SIGTERM: stopping after the current decode/);
   assert.match(stderr, /interrupted: \d+ new generations stored/);
