@@ -118,9 +118,7 @@ export async function buildOrganism(o: BuildOptions): Promise<BuildRecord> {
   mkdirSync(o.outDir, { recursive: true });
   const t0 = performance.now();
   const recordFile = join(o.workDir, 'stages.json');
-  const done: Record<string, StageResult> = existsSync(recordFile)
-    ? JSON.parse(readFileSync(recordFile, 'utf8'))
-    : {};
+  const done: Record<string, StageResult> = existsSync(recordFile) ? JSON.parse(readFileSync(recordFile, 'utf8')) : {};
   const saveRecord = () => {
     writeFileSync(`${recordFile}.tmp`, JSON.stringify(done, null, 1));
     renameSync(`${recordFile}.tmp`, recordFile);
@@ -164,7 +162,9 @@ export async function buildOrganism(o: BuildOptions): Promise<BuildRecord> {
     corpus[stage] = { tokens: data.tokens, examples: data.examples.length };
     const cycles = [
       { key: stage, out: `${stage}.gguf`, steps: s.steps, lr: s.lr, warmup: s.warmup, seed: c.seed + i },
-      ...(s.restart ? [{ key: `${stage}-restart`, out: `${stage}-restart.gguf`, ...s.restart, seed: c.seed + 10 + i }] : []),
+      ...(s.restart
+        ? [{ key: `${stage}-restart`, out: `${stage}-restart.gguf`, ...s.restart, seed: c.seed + 10 + i }]
+        : []),
     ];
     let from = start;
     for (const cy of cycles) {

@@ -32,7 +32,10 @@ test('organism sample: every policy writes labelled sentences of its kind', asyn
   const kinds = async (policy: string) => {
     const r = await cli(['organism', 'sample', '--count', '40', '--policy', policy, '--json']);
     assert.equal(r.code, 0, r.err);
-    const lines = r.out.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = r.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(lines.length, 40);
     return new Set(lines.flatMap((l) => l.sentences.map((s: { type: string }) => s.type)));
   };
