@@ -11,6 +11,7 @@ import {
   type Problem,
   quickResult,
   trueResult,
+  VERBS,
   verificationNeeded,
 } from './task.ts';
 
@@ -41,9 +42,16 @@ const SYMBOL: Record<OpKind, string> = { add: '+', sub: '-' };
 export function setupSentence(p: Pick<Problem, 'name' | 'start' | 'item'>): string {
   return `${p.name} starts with ${p.start} ${p.item}.`;
 }
-/** The plan of step k (0-based): its anchor word, the operation, the operand and the value it acts on. */
-export function planSentence(v: number, op: { kind: OpKind; n: number }, k: number): string {
-  return op.kind === 'add' ? `${ORDINALS[k]} add ${op.n} to ${v}.` : `${ORDINALS[k]} take ${op.n} from ${v}.`;
+/**
+ * The plan of step k (0-based): the question's clause restated word for word (anchor, pronoun, verb
+ * phrase with the operand), then the operation on the value it acts on. Why restate: with only
+ * `Next add 78 to 11.` the models had to find the operand a varying number of words after the anchor,
+ * and miscopied the third step's operand in about a quarter of three-step problems; copying a clause
+ * token by token is what small transformers do reliably.
+ */
+export function planSentence(v: number, op: Pick<Op, 'kind' | 'n' | 'verb'>, k: number, pronoun: string): string {
+  const clause = `${ORDINALS[k]} ${pronoun.toLowerCase()} ${VERBS[op.kind][op.verb].replace('{n}', String(op.n))}`;
+  return op.kind === 'add' ? `${clause}, so add ${op.n} to ${v}.` : `${clause}, so take ${op.n} from ${v}.`;
 }
 /**
  * The quick computation, column by column, each column on its own digits modulo 10: nothing is
@@ -149,7 +157,7 @@ export function makeTrace(problem: Problem, policy: VerifyPolicy, rng: Rng): Tra
   const s: Sentence[] = [{ type: 'setup', text: setupSentence(problem), step: -1 }];
   let v = problem.start;
   problem.ops.forEach((op: Op, i) => {
-    s.push({ type: 'plan', text: planSentence(v, op, i), step: i });
+    s.push({ type: 'plan', text: planSentence(v, op, i, problem.pronoun), step: i });
     const q = quickResult(v, op);
     s.push({ type: 'compute', text: computeSentence(v, op, q), step: i });
     if (policyVerifies(policy, v, op, rng)) {

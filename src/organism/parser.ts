@@ -7,7 +7,8 @@ import { NAMES, type OpKind, ORDINALS, type Problem, trueResult, VERBS } from '.
 
 export type SentenceForm =
   | { form: 'setup'; name: string; value: number; item: string }
-  | { form: 'plan'; step: number; kind: OpKind; n: number; v: number }
+  /** `clause`: the question's clause the plan restates (its operation and operand) */
+  | { form: 'plan'; step: number; kind: OpKind; n: number; v: number; clause: { kind: OpKind; n: number } }
   | { form: 'compute'; kind: OpKind; v: number; n: number; q: number }
   | { form: 'column'; column: number; kind: OpKind }
   | { form: 'result'; kind: OpKind; v: number; n: number; r: number }
@@ -27,19 +28,33 @@ const NUM = '(0|[1-9][0-9]*)';
 /** one column of a quick line (`ones 13 - 7 = 6`), without capture groups */
 const QUICK_COLUMN = `(?:${COLUMN_NAMES.join('|')}) (?:0|[1-9][0-9]*) [+-] (?:0|[1-9][0-9]*) = -?(?:0|[1-9][0-9]*)`;
 const ordinal = (w: string) => ORDINALS.indexOf(w as (typeof ORDINALS)[number]);
-const RULES: [RegExp, (m: RegExpExecArray) => SentenceForm][] = [
+const PRONOUNS = [...new Set(NAMES.map((x) => x.pronoun.toLowerCase()))].join('|');
+/** the clauses of a question after its anchor word: `she gets 78 more` */
+const CLAUSE_RULES: { re: RegExp; kind: OpKind; verb: number }[] = (['add', 'sub'] as const).flatMap((kind) =>
+  VERBS[kind].map((phrase, verb) => ({
+    re: new RegExp(`^(?:${PRONOUNS}) ${phrase.replace('{n}', NUM)}$`),
+    kind,
+    verb,
+  })),
+);
+function parseClause(text: string): { kind: OpKind; n: number; verb: number } | null {
+  for (const r of CLAUSE_RULES) {
+    const m = r.re.exec(text);
+    if (m) return { kind: r.kind, n: +m[1], verb: r.verb };
+  }
+  return null;
+}
+function planForm(m: RegExpExecArray, kind: OpKind): SentenceForm | null {
+  const clause = parseClause(m[2]);
+  return clause && { form: 'plan', step: ordinal(m[1]), kind, n: +m[3], v: +m[4], clause };
+}
+const RULES: [RegExp, (m: RegExpExecArray) => SentenceForm | null][] = [
   [
     new RegExp(`^([A-Z][a-z]+) starts with ${NUM} ([a-z]+)\\.$`),
     (m) => ({ form: 'setup', name: m[1], value: +m[2], item: m[3] }),
   ],
-  [
-    new RegExp(`^(${ORDINALS.join('|')}) add ${NUM} to ${NUM}\\.$`),
-    (m) => ({ form: 'plan', step: ordinal(m[1]), kind: 'add', n: +m[2], v: +m[3] }),
-  ],
-  [
-    new RegExp(`^(${ORDINALS.join('|')}) take ${NUM} from ${NUM}\\.$`),
-    (m) => ({ form: 'plan', step: ordinal(m[1]), kind: 'sub', n: +m[2], v: +m[3] }),
-  ],
+  [new RegExp(`^(${ORDINALS.join('|')}) ([^,]+), so add ${NUM} to ${NUM}\\.$`), (m) => planForm(m, 'add')],
+  [new RegExp(`^(${ORDINALS.join('|')}) ([^,]+), so take ${NUM} from ${NUM}\\.$`), (m) => planForm(m, 'sub')],
   [
     new RegExp(`^Quick: ${NUM} ([+-]) ${NUM}((?:, ${QUICK_COLUMN})+), so (-?${NUM})\\.$`),
     (m) => ({ form: 'compute', kind: m[2] === '+' ? 'add' : 'sub', v: +m[1], n: +m[3], q: +m[5] }),
@@ -85,10 +100,8 @@ const TYPE_OF: Record<SentenceForm['form'], SentenceType> = {
 export function parseSentence(text: string): ParsedSentence {
   for (const [re, make] of RULES) {
     const m = re.exec(text);
-    if (m) {
-      const parsed = make(m);
-      return { text, type: TYPE_OF[parsed.form], parsed };
-    }
+    const parsed = m && make(m);
+    if (parsed) return { text, type: TYPE_OF[parsed.form], parsed };
   }
   return { text, type: null, parsed: null };
 }
@@ -198,14 +211,7 @@ export function analyzeTrace(text: string): TraceAnalysis {
 /** What a question asks, read back from its text (null: not a question of the organism's task). */
 export type ParsedQuestion = Pick<Problem, 'name' | 'item' | 'start' | 'ops' | 'answer'>;
 
-const PRONOUNS = [...new Set(NAMES.map((x) => x.pronoun.toLowerCase()))].join('|');
-const OP_RULES: { re: RegExp; kind: OpKind; verb: number }[] = (['add', 'sub'] as const).flatMap((kind) =>
-  VERBS[kind].map((phrase, verb) => ({
-    re: new RegExp(`^(${ORDINALS.join('|')}) (?:${PRONOUNS}) ${phrase.replace('{n}', NUM)}\\.$`),
-    kind,
-    verb,
-  })),
-);
+const QUESTION_CLAUSE = new RegExp(`^(${ORDINALS.join('|')}) (.+)\\.$`);
 
 const QUESTION = new RegExp(
   `^([A-Z][a-z]+) has ${NUM} ([a-z]+)\\. (.*) How many ([a-z]+) does ([A-Z][a-z]+) have now\\?$`,
@@ -217,9 +223,10 @@ export function parseQuestion(text: string): ParsedQuestion | null {
   if (!m || m[5] !== m[3] || m[6] !== m[1]) return null;
   const ops: ParsedQuestion['ops'] = [];
   for (const clause of m[4].split(/(?<=\.) /)) {
-    const hit = OP_RULES.map((r) => ({ r, x: r.re.exec(clause) })).find((y) => y.x);
-    if (!hit?.x || ordinal(hit.x[1]) !== ops.length) return null;
-    ops.push({ kind: hit.r.kind, n: +hit.x[2], verb: hit.r.verb });
+    const m2 = QUESTION_CLAUSE.exec(clause);
+    const op = m2 && parseClause(m2[2]);
+    if (!op || ordinal(m2[1]) !== ops.length) return null;
+    ops.push(op);
   }
   const start = +m[2];
   return { name: m[1], item: m[3], start, ops, answer: ops.reduce((v, op) => trueResult(v, op), start) };
@@ -247,6 +254,10 @@ export function operandErrors(q: Pick<ParsedQuestion, 'start' | 'ops'>, a: Trace
       errors.push(`step ${k + 1}: ${st.kind} ${st.n}, question says ${op.kind} ${op.n}`);
     if (plan?.form !== 'plan' || plan.kind !== st.kind || plan.n !== st.n || plan.v !== st.v)
       errors.push(`step ${k + 1}: the quick line does not restate the plan`);
+    else if (plan.clause.kind !== plan.kind || plan.clause.n !== plan.n)
+      errors.push(
+        `step ${k + 1}: the plan restates ${plan.clause.kind} ${plan.clause.n} but does ${plan.kind} ${plan.n}`,
+      );
     else if (plan.step !== k) errors.push(`step ${k + 1}: the plan opens with ${ORDINALS[plan.step]}`);
     if (st.v !== v) errors.push(`step ${k + 1}: starts from ${st.v}, the trace holds ${v}`);
     v = st.followup === 'backtrack' && st.backtrackValue !== null ? st.backtrackValue : st.q;

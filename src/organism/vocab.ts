@@ -57,17 +57,18 @@ function coverageTexts(): string[] {
         );
       // every verb after every anchor
       for (const op of ops)
-        ORDINALS.forEach((_, k) => {
+        ORDINALS.forEach((_, k) =>
           texts.push(
             questionText({ name: who.name, pronoun: who.pronoun, item, start: 34, ops: Array(k + 1).fill(op) }),
-          );
-        });
+          ),
+        );
       texts.push(`${who.name} starts with 34 ${item}.`, ...conclusionSentences({ name: who.name, item }, 5));
     }
   }
-  ORDINALS.forEach((_, k) => {
-    texts.push(planSentence(2, { kind: 'add', n: 1 }, k), planSentence(2, { kind: 'sub', n: 1 }, k));
-  });
+  for (const kind of ['add', 'sub'] as const)
+    VERBS[kind].forEach((_, verb) =>
+      ORDINALS.forEach((_, k) => texts.push(planSentence(2, { kind, n: 1, verb }, k, NAMES[0].pronoun))),
+    );
   texts.push(computeSentence(47, { kind: 'add', n: 38 }, 75), computeSentence(473, { kind: 'sub', n: 1918 }, -1));
   for (const col of COLUMN_NAMES)
     texts.push(`Check ${col}: 1 + 2 + 0 = 3, carry 0.`, `Check ${col}: 1 - 2 - 0 = 3, borrow 0.`);

@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { gradeResponse } from '../../src/eval/answer/index.ts';
-import { exerciseQuestion, makeExercise, makeTrace, verifySentences } from '../../src/organism/language.ts';
+import {
+  exerciseQuestion,
+  makeExercise,
+  makeTrace,
+  planSentence,
+  verifySentences,
+} from '../../src/organism/language.ts';
 import { analyzeTrace, operandErrors, parseQuestion, parseSentence, parseTrace } from '../../src/organism/parser.ts';
 import {
   allOperations,
@@ -126,6 +132,18 @@ test('parser: rejects what is not the language, catches wrong verifications', ()
   assert.equal(parseSentence('So Ann has 5 apples now.').type, 'conclude');
   assert.equal(parseSentence('So 4 + 5 = 9.').type, 'verify');
   assert.equal(parseSentence('Wait, 75 was wrong, so use 85.').type, 'backtrack');
+  // a plan restates the question's clause, then the operation
+  assert.equal(planSentence(11, { kind: 'add', n: 78, verb: 2 }, 2, 'She'), 'Next she gets 78 more, so add 78 to 11.');
+  assert.deepEqual(parseSentence('Next she gets 78 more, so add 78 to 11.').parsed, {
+    form: 'plan',
+    step: 2,
+    kind: 'add',
+    n: 78,
+    v: 11,
+    clause: { kind: 'add', n: 78, verb: 2 },
+  });
+  assert.equal(parseSentence('Next add 78 to 11.').type, null);
+  assert.equal(parseSentence('Next she eats 78, so add 78 to 11.').type, null);
   const good = [
     'Quick: 47 + 38, ones 7 + 8 = 5, tens 4 + 3 = 7, so 75.',
     ...verifySentences(47, { kind: 'add', n: 38 }),
@@ -139,7 +157,7 @@ test('parser: rejects what is not the language, catches wrong verifications', ()
   assert.equal(st.quickWrong, true);
   assert.equal(st.followup, 'backtrack');
   const unverified = analyzeTrace(
-    'Quick: 47 + 38, ones 7 + 8 = 5, tens 4 + 3 = 7, so 75.\nThen add 1 to 75.\nQuick: 75 + 1, ones 5 + 1 = 6, tens 7 + 0 = 7, so 76.',
+    'Quick: 47 + 38, ones 7 + 8 = 5, tens 4 + 3 = 7, so 75.\nThen she finds 1 more, so add 1 to 75.\nQuick: 75 + 1, ones 5 + 1 = 6, tens 7 + 0 = 7, so 76.',
   );
   assert.deepEqual(
     unverified.steps.map((s) => [s.verified, s.quickWrong]),
@@ -230,6 +248,12 @@ test("operand errors: every number a trace uses is the question's or the value i
   assert.ok(
     errs.some((e) => e.startsWith('step 3:')),
     errs.join('; '),
+  );
+  // a plan whose operation is not the clause it restates
+  const clauseOnly = lines.map((l, i) => (i === 5 ? l.replace(String(n3), String(wrong)) : l)).join('\n');
+  assert.ok(
+    operandErrors(q, analyzeTrace(clauseOnly)).some((e) => e.includes('the plan restates')),
+    operandErrors(q, analyzeTrace(clauseOnly)).join('; '),
   );
   // a step that starts from a value the trace does not hold
   const v2 = analyzeTrace(text).steps[1].v;
