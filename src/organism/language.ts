@@ -2,16 +2,15 @@
 // policy that decides after every quick computation whether to verify it digit by digit.
 import type { Rng } from '../rng.ts';
 import {
+  clauseText,
   digitsLsb,
   type Op,
   type Operation,
   type OpKind,
-  ORDINALS,
   operationKey,
   type Problem,
   quickResult,
   trueResult,
-  VERBS,
   verificationNeeded,
 } from './task.ts';
 
@@ -49,7 +48,7 @@ export function setupSentence(p: Pick<Problem, 'name' | 'start' | 'item'>): stri
  * restated clause in 1 of 200 (docs/organism.md, the 4th and 5th builds).
  */
 export function planSentence(v: number, op: Pick<Op, 'kind' | 'n' | 'verb'>, k: number, pronoun: string): string {
-  const clause = `${ORDINALS[k]} ${pronoun.toLowerCase()} ${VERBS[op.kind][op.verb].replace('{n}', String(op.n))}`;
+  const clause = clauseText(op, k, pronoun);
   return op.kind === 'add' ? `${clause}, so add ${op.n} to ${v}.` : `${clause}, so take ${op.n} from ${v}.`;
 }
 /**

@@ -236,11 +236,15 @@ export function splitOf(start: number, ops: { kind: OpKind; n: number }[]): Spli
   return h % 8 === 0 ? 'test' : 'train';
 }
 
+/** The question's clause for step k (0-based), without its full stop: `Next she gets 78 more`. */
+export function clauseText(op: Pick<Op, 'kind' | 'n' | 'verb'>, k: number, pronoun: string): string {
+  return `${ORDINALS[k]} ${pronoun.toLowerCase()} ${VERBS[op.kind][op.verb].replace('{n}', String(op.n))}`;
+}
+
 export function questionText(p: Pick<Problem, 'name' | 'pronoun' | 'item' | 'start' | 'ops'>): string {
   const parts = [`${p.name} has ${p.start} ${p.item}.`];
-  const who = p.pronoun.toLowerCase();
   p.ops.forEach((op, k) => {
-    parts.push(`${ORDINALS[k]} ${who} ${VERBS[op.kind][op.verb].replace('{n}', String(op.n))}.`);
+    parts.push(`${clauseText(op, k, p.pronoun)}.`);
   });
   parts.push(`How many ${p.item} does ${p.name} have now?`);
   return parts.join(' ');

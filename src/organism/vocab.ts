@@ -55,20 +55,17 @@ function coverageTexts(): string[] {
             ops: ops.slice(k, k + ORDINALS.length),
           }),
         );
-      // every verb after every anchor
-      for (const op of ops)
-        ORDINALS.forEach((_, k) =>
-          texts.push(
-            questionText({ name: who.name, pronoun: who.pronoun, item, start: 34, ops: Array(k + 1).fill(op) }),
-          ),
-        );
+      // every verb after every anchor, in a question and in a plan
+      for (const op of ops) {
+        for (let k = 0; k < ORDINALS.length; k++) {
+          const steps = Array(k + 1).fill(op);
+          texts.push(questionText({ name: who.name, pronoun: who.pronoun, item, start: 34, ops: steps }));
+          texts.push(planSentence(2, { ...op, n: 1 }, k, who.pronoun));
+        }
+      }
       texts.push(`${who.name} starts with 34 ${item}.`, ...conclusionSentences({ name: who.name, item }, 5));
     }
   }
-  for (const kind of ['add', 'sub'] as const)
-    VERBS[kind].forEach((_, verb) =>
-      ORDINALS.forEach((_, k) => texts.push(planSentence(2, { kind, n: 1, verb }, k, NAMES[0].pronoun))),
-    );
   texts.push(computeSentence(47, { kind: 'add', n: 38 }, 75), computeSentence(473, { kind: 'sub', n: 1918 }, -1));
   for (const col of COLUMN_NAMES)
     texts.push(`Check ${col}: 1 + 2 + 0 = 3, carry 0.`, `Check ${col}: 1 - 2 - 0 = 3, borrow 0.`);
