@@ -4,7 +4,7 @@
 // (distillation on traces that verify when needed) -> final files with a build record.
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildCorpus, type Corpus, corpusPolicy } from './corpus.ts';
+import { ASIDE_P, buildCorpus, type Corpus, corpusPolicy } from './corpus.ts';
 import { FULL_SPEC, finalizeModel, type OrganismModelSpec, QUICK_SPEC, writeInitialModel } from './model-file.ts';
 import { type StageResult, secondsPerStep, trainStage } from './train.ts';
 
@@ -117,6 +117,7 @@ export function stageCorpus(c: BuildConfig, stage: StageName): Corpus {
     traces: s.traces,
     exercises: s.exercises,
     policy: corpusPolicy(stage),
+    asideP: stage === 'thinking' ? 0 : ASIDE_P,
   });
 }
 

@@ -8,7 +8,15 @@
 // The base corpora never verify a held-out operation (task.ts `heldOutOperations`), neither in
 // traces nor in exercises.
 import { Rng } from '../rng.ts';
-import { type Exercise, makeExercise, makeTrace, type Trace, type VerifyPolicy } from './language.ts';
+import {
+  asideSentence,
+  asideWords,
+  type Exercise,
+  makeExercise,
+  makeTrace,
+  type Trace,
+  type VerifyPolicy,
+} from './language.ts';
 import {
   allOperations,
   DEFAULT_DIFFICULTY,
@@ -17,11 +25,13 @@ import {
   heldOutOperations,
   type Operation,
 } from './task.ts';
-import { encodeAnswer, encodePrompt } from './vocab.ts';
+import { encodeAnswer, encodePrompt, encodeText, IM_END } from './vocab.ts';
 
 export interface Example {
   prompt: number[];
   target: number[];
+  /** per target token loss weight (0 = read, not scored); absent = all scored */
+  weight?: number[];
 }
 
 export type CorpusKind = 'latent' | 'base' | 'thinking';
@@ -36,6 +46,8 @@ export interface CorpusOptions {
   /** operations (`operationKey`) never verified: not in traces (whatever the policy), not in exercises */
   exclude?: ReadonlySet<string>;
   difficulty?: Difficulty;
+  /** probability that a trace's or exercise's example gets unscored asides between its lines (default 0) */
+  asideP?: number;
 }
 
 export interface Corpus {
@@ -54,6 +66,18 @@ export const BASE_VERIFY_P = 0.15;
  */
 export const EXERCISE_VERIFY_P = 0.5;
 export const EXERCISE_MAX_OPS = 3;
+/**
+ * Pre-training (latent and base corpora) puts 1 to ASIDE_MAX_LINES asides of ASIDE_MIN_WORDS to
+ * ASIDE_MAX_WORDS words between the lines of this fraction of its traces and exercises, at random
+ * places, with loss weight 0: a trace line then sits at a varying distance from the question clause
+ * it copies (up to ~60 tokens, more than a verification block), so the clause must be found by its
+ * words; and a check is practised at more positions and after more kinds of line than a worksheet
+ * alone gives (forced into a trace, base-latent's column sums were wrong: docs/organism.md).
+ */
+export const ASIDE_P = 0.5;
+export const ASIDE_MAX_LINES = 3;
+export const ASIDE_MIN_WORDS = 2;
+export const ASIDE_MAX_WORDS = 16;
 
 /** The verification policy of each corpus (the base corpora exclude the held-out operations). */
 export function corpusPolicy(kind: CorpusKind): VerifyPolicy {
@@ -75,11 +99,45 @@ export function buildCorpus(o: CorpusOptions): Corpus {
     return makeExercise(ops, exercisePolicy, rng);
   });
   const examples: Example[] = [
-    ...traces.map((t) => ({ prompt: encodePrompt(t.problem.question), target: encodeAnswer(t.text) })),
-    ...exercises.map((e) => ({ prompt: encodePrompt(e.question), target: encodeAnswer(e.text) })),
+    ...traces.map((t) => answerExample(t.problem.question, t.sentences, rng, o.asideP ?? 0)),
+    ...exercises.map((e) => answerExample(e.question, e.sentences, rng, o.asideP ?? 0)),
   ];
   // interleave deterministically so any prefix of the list is a fair sample
   const shuffled = rng.permutation(examples.length).map((i) => examples[i]);
   const tokens = shuffled.reduce((n, e) => n + e.prompt.length + e.target.length, 0);
   return { traces, exercises, examples: shuffled, tokens };
+}
+
+/**
+ * A trace or exercise as a training example; with probability `asideP` asides are inserted between
+ * its lines (never before the first) with weight 0, so the model reads them but is never taught to
+ * write one.
+ */
+export function answerExample(
+  question: string,
+  sentences: readonly { text: string }[],
+  rng: Rng,
+  asideP: number,
+): Example {
+  const prompt = encodePrompt(question);
+  const lines = sentences.map((s) => ({ text: s.text, scored: true }));
+  if (asideP <= 0 || !(rng.next() < asideP) || lines.length < 2)
+    return { prompt, target: encodeAnswer(lines.map((l) => l.text).join('\n')) };
+  const words = asideWords();
+  const count = 1 + rng.int(ASIDE_MAX_LINES);
+  for (let k = 0; k < count; k++) {
+    const at = 1 + rng.int(lines.length - 1);
+    const length = ASIDE_MIN_WORDS + rng.int(ASIDE_MAX_WORDS - ASIDE_MIN_WORDS + 1);
+    const text = asideSentence(Array.from({ length }, () => words[rng.int(words.length)]));
+    lines.splice(at, 0, { text, scored: false });
+  }
+  const target: number[] = [];
+  const weight: number[] = [];
+  lines.forEach((line, i) => {
+    // a line's tokens with what ends it (newline, or end of turn after the last line)
+    const ids = [...encodeText(line.text), ...(i < lines.length - 1 ? encodeText('\n') : [IM_END])];
+    target.push(...ids);
+    for (const _ of ids) weight.push(line.scored ? 1 : 0);
+  });
+  return { prompt, target, weight };
 }

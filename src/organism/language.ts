@@ -4,6 +4,8 @@ import type { Rng } from '../rng.ts';
 import {
   clauseText,
   digitsLsb,
+  ITEMS,
+  NAMES,
   type Op,
   type Operation,
   type OpKind,
@@ -103,6 +105,22 @@ export function verifySentences(v: number, op: { kind: OpKind; n: number }): str
   }
   out.push(`So ${v} ${SYMBOL[op.kind]} ${op.n} = ${trueResult(v, op)}.`);
   return out;
+}
+
+/**
+ * An aside: a line of unrelated words (names, items, two-digit numbers) that pre-training puts
+ * between the lines of some traces and does not score (corpus.ts `ASIDE_P`). Without it every trace
+ * line sat at the same distance from the question clause it copies, and the models learned that
+ * distance instead of the clause's words: a verification before the third plan moved the clause
+ * away and the third plan was miscopied in 42 of 42 held-out problems (docs/organism.md).
+ */
+export function asideSentence(words: readonly string[]): string {
+  return `Aside: ${words.join(' ')}.`;
+}
+/** The words an aside draws from: no anchor (ORDINALS), verb or verification word. */
+export function asideWords(): string[] {
+  const numbers = Array.from({ length: 90 }, (_, i) => String(10 + i));
+  return [...NAMES.map((n) => n.name), ...ITEMS, ...numbers];
 }
 
 export const AGREE_SENTENCE = 'That agrees with the quick result.';

@@ -11,6 +11,7 @@ import { ThinkwhenError } from '../errors.ts';
 import { arr, bool, type GgufValue, GgufValueType, str, u32 } from '../gguf/types.ts';
 import {
   AGREE_SENTENCE,
+  asideSentence,
   backtrackSentence,
   COLUMN_NAMES,
   computeSentence,
@@ -69,7 +70,7 @@ function coverageTexts(): string[] {
   texts.push(computeSentence(47, { kind: 'add', n: 38 }, 75), computeSentence(473, { kind: 'sub', n: 1918 }, -1));
   for (const col of COLUMN_NAMES)
     texts.push(`Check ${col}: 1 + 2 + 0 = 3, carry 0.`, `Check ${col}: 1 - 2 - 0 = 3, borrow 0.`);
-  texts.push('So 1 + 2 = 3.', AGREE_SENTENCE, backtrackSentence(3, 4));
+  texts.push('So 1 + 2 = 3.', AGREE_SENTENCE, backtrackSentence(3, 4), asideSentence(['Ann']));
   texts.push(
     exerciseQuestion([
       { v: 1, kind: 'add', n: 2 },
