@@ -1,9 +1,20 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BASE_VERIFY_P, buildCorpus, corpusPolicy, EXERCISE_VERIFY_P } from '../../src/organism/corpus.ts';
+import {
+  ASIDE_MAX_LINES,
+  ASIDE_MAX_WORDS,
+  ASIDE_MIN_WORDS,
+  answerExample,
+  BASE_VERIFY_P,
+  buildCorpus,
+  corpusPolicy,
+  EXERCISE_VERIFY_P,
+} from '../../src/organism/corpus.ts';
+import { asideWords } from '../../src/organism/language.ts';
 import { analyzeTrace } from '../../src/organism/parser.ts';
-import { heldOutOperations, isHeldOut, operationKey, verificationNeeded } from '../../src/organism/task.ts';
-import { decodeIds, encodeAnswer, encodePrompt, IM_END } from '../../src/organism/vocab.ts';
+import { heldOutOperations, isHeldOut, ORDINALS, operationKey, verificationNeeded } from '../../src/organism/task.ts';
+import { decodeIds, encodeAnswer, encodePrompt, encodeText, IM_END } from '../../src/organism/vocab.ts';
+import { Rng } from '../../src/rng.ts';
 import { exampleBatch } from '../../src/train/batch.ts';
 
 test('corpora: deterministic; base verifies at random, latent never in traces, thinking exactly when needed', () => {
@@ -64,4 +75,41 @@ test('training batches: only answer tokens are scored', () => {
     assert.equal(b.lengths[i], e.prompt.length + e.target.length);
   }
   assert.equal(decodeIds(e1.target), 'So 1 + 2 = 3.');
+});
+
+test('asides: unscored lines of unrelated words between answer lines, at the configured rate', () => {
+  const c = buildCorpus({ seed: 3, traces: 1000, exercises: 400, policy: corpusPolicy('latent'), asideP: 0.5 });
+  const withAsides = c.examples.filter((e) => e.weight);
+  const rate = withAsides.length / c.examples.length;
+  assert.ok(Math.abs(rate - 0.5) < 0.05, `aside rate ${rate}`);
+  const allowed = new Set(asideWords());
+  for (const [k, trace] of c.traces.slice(0, 50).entries()) {
+    const e = answerExample(trace.problem.question, trace.sentences, new Rng(k), 1);
+    const w = e.weight ?? [];
+    // the scored tokens are exactly the clean answer; the unscored ones are whole aside lines
+    assert.deepEqual(
+      e.target.filter((_, i) => w[i] === 1),
+      encodeAnswer(trace.text),
+    );
+    const lines = decodeIds(e.target).split('\n');
+    const asides = lines.filter((l) => l.startsWith('Aside: '));
+    assert.ok(asides.length >= 1 && asides.length <= ASIDE_MAX_LINES);
+    assert.ok(!lines[0].startsWith('Aside'), 'never before the first line');
+    for (const a of asides) {
+      const words = a.slice('Aside: '.length, -1).split(' ');
+      assert.ok(words.length >= ASIDE_MIN_WORDS && words.length <= ASIDE_MAX_WORDS);
+      assert.ok(
+        words.every((x) => allowed.has(x) && !(ORDINALS as readonly string[]).includes(x)),
+        a,
+      );
+    }
+    const unscored = e.target.filter((_, i) => w[i] === 0).length;
+    assert.equal(
+      unscored,
+      asides.reduce((n, a) => n + encodeText(`${a}\n`).length, 0),
+    );
+  }
+  // asideP 0 (the thinking corpus) draws nothing and weights nothing
+  const t = buildCorpus({ seed: 4, traces: 200, exercises: 0, policy: corpusPolicy('thinking') });
+  assert.ok(t.examples.every((e) => e.weight === undefined));
 });
