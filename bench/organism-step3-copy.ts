@@ -22,7 +22,12 @@ const variants: { name: string; policy: VerifyPolicy; setupCopies: number }[] = 
 ];
 for (const file of process.argv.slice(2)) {
   const model = await Model.load(file);
-  const ctx = model.createContext({ nCtx: 16 * 512, nBatch: 2048, nSeqMax: 16, threads: 2 });
+  const ctx = model.createContext({
+    nCtx: 16 * 512,
+    nBatch: 2048,
+    nSeqMax: 16,
+    threads: Number(process.env.THINKWHEN_THREADS ?? 2),
+  });
   for (const { name, policy, setupCopies } of variants) {
     const prompts = problems.map((p) => {
       const t = makeTrace(p, policy, new Rng(1));
