@@ -103,7 +103,7 @@ export function verifySentences(v: number, op: { kind: OpKind; n: number }): str
       c = borrow;
     }
   }
-  out.push(`So ${v} ${SYMBOL[op.kind]} ${op.n} = ${trueResult(v, op)}.`);
+  out.push(resultSentence(trueResult(v, op)));
   return out;
 }
 
@@ -121,6 +121,16 @@ export function asideSentence(words: readonly string[]): string {
 export function asideWords(): string[] {
   const numbers = Array.from({ length: 90 }, (_, i) => String(10 + i));
   return [...NAMES.map((n) => n.name), ...ITEMS, ...numbers];
+}
+
+/**
+ * The verification's last line: the careful result, assembled from the columns' digits. It does not
+ * restate the operation: with `So 54 + 45 = 99.` the models pre-trained with asides wrote a wrong first
+ * operand there (`So 12 + 45 = 99.`, 3 of 78 forced checks right), and its `So` was read as the start
+ * of the conclusion (`So Gus has …`) when base-latent was forced to verify inside a trace.
+ */
+export function resultSentence(r: number): string {
+  return `Careful result: ${r}.`;
 }
 
 export const AGREE_SENTENCE = 'That agrees with the quick result.';

@@ -11,7 +11,7 @@ export type SentenceForm =
   | { form: 'plan'; step: number; kind: OpKind; n: number; v: number; clause: { kind: OpKind; n: number } }
   | { form: 'compute'; kind: OpKind; v: number; n: number; q: number }
   | { form: 'column'; column: number; kind: OpKind }
-  | { form: 'result'; kind: OpKind; v: number; n: number; r: number }
+  | { form: 'result'; r: number }
   | { form: 'agree' }
   | { form: 'backtrack'; wrong: number; value: number }
   | { form: 'conclusion'; name: string; value: number; item: string }
@@ -69,10 +69,7 @@ const RULES: [RegExp, (m: RegExpExecArray) => SentenceForm | null][] = [
       kind: m[3] === '+' ? 'add' : 'sub',
     }),
   ],
-  [
-    new RegExp(`^So ${NUM} ([+-]) ${NUM} = (-?${NUM})\\.$`),
-    (m) => ({ form: 'result', kind: m[2] === '+' ? 'add' : 'sub', v: +m[1], n: +m[3], r: +m[4] }),
-  ],
+  [new RegExp(`^Careful result: (-?${NUM})\\.$`), (m) => ({ form: 'result', r: +m[1] })],
   [new RegExp(`^${AGREE_SENTENCE.replace('.', '\\.')}$`), () => ({ form: 'agree' })],
   [
     new RegExp(`^Wait, (-?${NUM}) was wrong, so use (-?${NUM})\\.$`),

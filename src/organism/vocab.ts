@@ -18,6 +18,7 @@ import {
   conclusionSentences,
   exerciseQuestion,
   planSentence,
+  resultSentence,
 } from './language.ts';
 import { ITEMS, NAMES, ORDINALS, questionText, VERBS } from './task.ts';
 
@@ -70,7 +71,7 @@ function coverageTexts(): string[] {
   texts.push(computeSentence(47, { kind: 'add', n: 38 }, 75), computeSentence(473, { kind: 'sub', n: 1918 }, -1));
   for (const col of COLUMN_NAMES)
     texts.push(`Check ${col}: 1 + 2 + 0 = 3, carry 0.`, `Check ${col}: 1 - 2 - 0 = 3, borrow 0.`);
-  texts.push('So 1 + 2 = 3.', AGREE_SENTENCE, backtrackSentence(3, 4), asideSentence(['Ann']));
+  texts.push(resultSentence(3), AGREE_SENTENCE, backtrackSentence(3, 4), asideSentence(['Ann']));
   texts.push(
     exerciseQuestion([
       { v: 1, kind: 'add', n: 2 },

@@ -83,13 +83,13 @@ test('careful verification is column by column and correct', () => {
   assert.deepEqual(verifySentences(47, { kind: 'add', n: 38 }), [
     'Check ones: 7 + 8 + 0 = 15, carry 1.',
     'Check tens: 4 + 3 + 1 = 8, carry 0.',
-    'So 47 + 38 = 85.',
+    'Careful result: 85.',
   ]);
   assert.deepEqual(verifySentences(103, { kind: 'sub', n: 27 }), [
     'Check ones: 13 - 7 - 0 = 6, borrow 1.',
     'Check tens: 10 - 2 - 1 = 7, borrow 1.',
     'Check hundreds: 1 - 0 - 1 = 0, borrow 0.',
-    'So 103 - 27 = 76.',
+    'Careful result: 76.',
   ]);
 });
 
@@ -130,7 +130,7 @@ test('parser: rejects what is not the language, catches wrong verifications', ()
   assert.equal(parseSentence('hello world').type, null);
   assert.equal(parseSentence('Check ones: 7 + 8 - 0 = 15, carry 1.').type, null);
   assert.equal(parseSentence('So Ann has 5 apples now.').type, 'conclude');
-  assert.equal(parseSentence('So 4 + 5 = 9.').type, 'verify');
+  assert.equal(parseSentence('Careful result: 9.').type, 'verify');
   assert.equal(parseSentence('Wait, 75 was wrong, so use 85.').type, 'backtrack');
   // a plan restates the question's clause, then the operation
   assert.equal(planSentence(11, { kind: 'add', n: 78, verb: 2 }, 2, 'She'), 'Next she gets 78 more, so add 78 to 11.');
