@@ -71,8 +71,7 @@ export const EXERCISE_MAX_OPS = 3;
  * ASIDE_MAX_WORDS words between the lines of this fraction of its traces and exercises, at random
  * places, with loss weight 0: a trace line then sits at a varying distance from the question clause
  * it copies (up to ~60 tokens, more than a verification block), so the clause must be found by its
- * words; and a check is practised at more positions and after more kinds of line than a worksheet
- * alone gives (forced into a trace, base-latent's column sums were wrong: docs/organism.md).
+ * words (docs/organism.md, the 6th build).
  */
 export const ASIDE_P = 0.5;
 export const ASIDE_MAX_LINES = 3;

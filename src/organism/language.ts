@@ -126,7 +126,7 @@ export function asideWords(): string[] {
 /**
  * The verification's last line: the careful result, assembled from the columns' digits. It does not
  * restate the operation: with `So 54 + 45 = 99.` the models pre-trained with asides wrote a wrong first
- * operand there (`So 12 + 45 = 99.`, 3 of 78 forced checks right), and its `So` was read as the start
+ * operand there (`So 12 + 45 = 99.`; knows how 0.03 on 100 held-out problems), and its `So` was read as the start
  * of the conclusion (`So Gus has …`) when base-latent was forced to verify inside a trace.
  */
 export function resultSentence(r: number): string {
