@@ -83,7 +83,7 @@ first; the report is the same whichever finishes first. Progress on stderr.`,
     }),
     threads: threads('CPU threads per run (default: 1 with several lanes, else THINKWHEN_THREADS or all cores)'),
     json: flag(
-      `print {"systems": {NAME: {acc, n, gap_recovered, steered_mean, steered_token}}, "pass_at_k": {NAME: {k: value}}, "seconds": s} on stdout, NAME in ${DEMO_SYSTEMS.join(', ')}`,
+      `print {"systems": {NAME: {acc, n, gap_recovered, steered_mean, steered_token}}, "pass_at_k": {NAME: {k: value}}, "seconds": s, "pair", "models": {base, thinking: {file, sha256}}} on stdout, NAME in ${DEMO_SYSTEMS.join(', ')}`,
     ),
   },
   epilogue: 'Exit status: 0 done, 1 error, 2 bad usage, 130 interrupted (rerun to continue).',

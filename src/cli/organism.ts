@@ -123,13 +123,13 @@ and on held-out ones); each property with its threshold (definitions in docs/org
 const sample = defineCommand({
   name: 'organism sample',
   summary: 'print problems with ground-truth traces, each sentence with its type',
-  usage: '[--count N] [--policy thinking|base|latent] [--split test|train] [--json]',
+  usage: '[--count N] [--policy thinking|base|pretrain] [--split test|train] [--json]',
   description: 'Prints problems with ground-truth traces of the trace language, each sentence with its type.',
   options: {
     count: int({ help: 'problems', min: 1, max: 100_000, default: 3 }),
     policy: choice({
-      help: 'thinking: verify when a carry or borrow is needed; base: verify at random (as the base corpus); latent: never verify',
-      choices: ['thinking', 'base', 'latent'],
+      help: 'thinking: verify when a carry or borrow is needed; base: verify at random (as the base and base-latent corpora); pretrain: never verify (the pre-training corpus)',
+      choices: ['thinking', 'base', 'pretrain'],
       default: 'thinking',
     }),
     split: choice({ help: 'problem split', choices: ['test', 'train'], default: 'test' }),

@@ -2,9 +2,10 @@
 // steering vectors (shipped, or regenerated from seeds when they do not match the models) → base,
 // thinking, the hybrid and every control on held-out problems → pass@k of base, thinking and hybrid → one
 // report. Every step writes into the workspace and resumes there.
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { ThinkwhenError } from '../errors.ts';
 import { buildReport, type Report, type WrittenReport, writeReport } from '../eval/report/index.ts';
 import { systemsTable } from '../eval/report/systems.ts';
@@ -75,6 +76,9 @@ export interface DemoResult {
     systems: Partial<Record<DemoSystem, DemoSystemRow>>;
     pass_at_k: Partial<Record<'base' | 'thinking' | 'hybrid', Record<string, number>>>;
     seconds: number;
+    /** which pair and which files (SHA-256) the numbers are of */
+    pair: OrganismPair;
+    models: { base: ModelFile; thinking: ModelFile };
   };
   report: Report;
   files: WrittenReport;
@@ -82,6 +86,16 @@ export interface DemoResult {
   artifacts: { paths: ArtifactPaths; regenerated: string | null };
   interrupted: boolean;
 }
+
+export interface ModelFile {
+  file: string;
+  sha256: string;
+}
+
+const modelFile = (path: string): ModelFile => ({
+  file: basename(path),
+  sha256: createHash('sha256').update(readFileSync(path)).digest('hex'),
+});
 
 /** The pair's SAE and vectors: the shipped ones when they belong to the models, else regenerated in the workspace. */
 async function demoArtifacts(o: DemoOptions, models: { base: string; thinking: string }) {
@@ -229,7 +243,12 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 
   const report = buildReport(paths, { title: `thinkwhen demo: the model organism (${o.pair} pair)` });
   const files = writeReport(report, join(o.out, 'report'));
-  return { json: demoJson(report, (Date.now() - t0) / 1000), report, files, artifacts, interrupted };
+  const json = {
+    ...demoJson(report, (Date.now() - t0) / 1000),
+    pair: o.pair,
+    models: { base: modelFile(models.base), thinking: modelFile(models.thinking) },
+  };
+  return { json, report, files, artifacts, interrupted };
 }
 
 /** One of the demo's runs; `cost` is its relative CPU time, to start the longest first. */
@@ -266,7 +285,7 @@ const HYBRID_BATCH = 2;
 const hybridBatch = (parallel: number | undefined) => Math.min(parallel ?? HYBRID_BATCH, HYBRID_BATCH);
 
 /** `--json`'s object from the report's systems section. */
-export function demoJson(report: Report, seconds: number): DemoResult['json'] {
+export function demoJson(report: Report, seconds: number): Omit<DemoResult['json'], 'pair' | 'models'> {
   const systems: DemoResult['json']['systems'] = {};
   const passAtK: DemoResult['json']['pass_at_k'] = {};
   const s = report.systems;

@@ -1,10 +1,12 @@
 // `thinkwhen organism build`: data and the three models from seeds. Stages (each skipped when its
-// output exists, so a rerun continues): init weights -> base-latent (pre-training), then from
-// base-latent both base (more pre-training, now with verifications inside traces) and thinking
-// (distillation on traces that verify when needed) -> final files with a build record.
+// output exists, so a rerun continues): init weights -> pre-training (traces that never verify,
+// plus verification exercises), then from it three models: base (more pre-training, now with
+// verifications inside traces), base-latent (the same text, but the token that starts a
+// verification is pushed down rather than learned) and thinking (distillation on traces that verify when needed) ->
+// final files with a build record.
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ASIDE_P, buildCorpus, type Corpus, corpusPolicy } from './corpus.ts';
+import { ASIDE_P, buildCorpus, type Corpus, corpusPolicy, LATENT_VERIFY_START_WEIGHT } from './corpus.ts';
 import { FULL_SPEC, finalizeModel, type OrganismModelSpec, QUICK_SPEC, writeInitialModel } from './model-file.ts';
 import { type StageResult, secondsPerStep, trainStage } from './train.ts';
 
@@ -23,12 +25,14 @@ export interface BuildConfig {
   name: 'full' | 'quick';
   spec: OrganismModelSpec;
   seed: number;
-  /** base-latent: pre-training from random weights (traces never verify; exercises do) */
-  latent: StageConfig;
-  /** base: base-latent trained on on traces that verify at random moments (plus exercises) */
+  /** pre-training from random weights (traces never verify; exercises do) */
+  pretrain: StageConfig;
+  /** base: the pre-trained model trained on traces that verify at random moments (plus exercises) */
   base: StageConfig;
-  /** thinking: base-latent distilled on traces that verify exactly when needed */
+  /** thinking: the pre-trained model distilled on traces that verify exactly when needed */
   thinking: StageConfig;
+  /** base-latent: the pre-trained model trained on the base corpus with verification starts pushed down */
+  latent: StageConfig;
   weightDecay: number;
   checkpointEvery: number;
   /** write F16 matrices in the final files */
@@ -39,10 +43,11 @@ export const FULL_CONFIG: BuildConfig = {
   name: 'full',
   spec: FULL_SPEC,
   seed: 1,
-  latent: { traces: 48000, exercises: 24000, steps: 2500, batchSize: 16, lr: 2e-3, warmup: 100 },
+  pretrain: { traces: 48000, exercises: 24000, steps: 2500, batchSize: 16, lr: 2e-3, warmup: 100 },
   base: { traces: 16000, exercises: 8000, steps: 400, batchSize: 16, lr: 1e-3, warmup: 50 },
   // 300 steps left the thinking model at P(verify | needed) 0.52 in the first full build
   thinking: { traces: 16000, exercises: 0, steps: 800, batchSize: 16, lr: 1e-3, warmup: 50 },
+  latent: { traces: 16000, exercises: 8000, steps: 400, batchSize: 16, lr: 1e-3, warmup: 50 },
   weightDecay: 0.01,
   checkpointEvery: 100,
   f16: false,
@@ -53,9 +58,10 @@ export const QUICK_CONFIG: BuildConfig = {
   name: 'quick',
   spec: QUICK_SPEC,
   seed: 1,
-  latent: { traces: 300, exercises: 150, steps: 30, batchSize: 8, lr: 3e-3, warmup: 5 },
+  pretrain: { traces: 300, exercises: 150, steps: 30, batchSize: 8, lr: 3e-3, warmup: 5 },
   base: { traces: 100, exercises: 50, steps: 10, batchSize: 8, lr: 2e-3, warmup: 2 },
   thinking: { traces: 100, exercises: 0, steps: 10, batchSize: 8, lr: 2e-3, warmup: 2 },
+  latent: { traces: 100, exercises: 50, steps: 10, batchSize: 8, lr: 2e-3, warmup: 2 },
   weightDecay: 0.01,
   checkpointEvery: 10,
   f16: false,
@@ -76,14 +82,15 @@ export interface BuildOptions {
   log?: (line: string) => void;
 }
 
-export type StageName = 'latent' | 'base' | 'thinking';
-export const STAGES: readonly StageName[] = ['latent', 'base', 'thinking'];
+export type StageName = 'pretrain' | 'base' | 'thinking' | 'latent';
+/** In this order; a stage's index is its training seed's offset (base-latent's corpus is the base's). */
+export const STAGES: readonly StageName[] = ['pretrain', 'base', 'thinking', 'latent'];
 
 export interface BuildRecord {
   config: BuildConfig;
   threads: number;
   corpus: Record<StageName, { tokens: number; examples: number }>;
-  /** each stage's training, and 'latent-restart' etc. for second cycles */
+  /** each stage's training, and 'base-restart' etc. for second cycles */
   stages: Record<string, StageResult>;
   /** training time of all stages (summed over resumed runs) */
   trainSeconds: number;
@@ -93,8 +100,8 @@ export interface BuildRecord {
 }
 
 /**
- * Which organism the build record (build.json) in `dir` describes: 'v2' for the three-stage build
- * (base-latent -> base -> thinking), 'v1' for the first, two-stage one (base -> thinking); a build
+ * Which organism the build record (build.json) in `dir` describes: 'v2' for the build with a
+ * base-latent model, 'v1' for the first, two-stage one (base -> thinking); a build
  * other than the full one says so ('v2 (quick build)'); 'unknown' without a readable record.
  */
 export function organismVersion(dir: string): string {
@@ -113,19 +120,23 @@ export function organismVersion(dir: string): string {
 export function stageCorpus(c: BuildConfig, stage: StageName): Corpus {
   const s = c[stage];
   return buildCorpus({
-    seed: c.seed + { latent: 0, base: 500, thinking: 1000 }[stage],
+    // base-latent reads exactly the base model's text
+    seed: c.seed + { pretrain: 0, base: 500, thinking: 1000, latent: 500 }[stage],
     traces: s.traces,
     exercises: s.exercises,
     policy: corpusPolicy(stage),
     asideP: stage === 'thinking' ? 0 : ASIDE_P,
+    verifyStartWeight: stage === 'latent' ? LATENT_VERIFY_START_WEIGHT : 1,
   });
 }
 
 /** What each shipped file is. */
 const DESCRIPTIONS: Record<StageName, string> = {
-  latent: 'base-latent model, pre-trained on traces that never verify plus stand-alone verification exercises',
-  base: 'base model, base-latent trained on traces that verify at random moments',
-  thinking: 'thinking model, base-latent distilled on traces that verify exactly when a carry or borrow is needed',
+  pretrain: 'pre-trained model (intermediate), traces that never verify plus stand-alone verification exercises',
+  base: 'base model, pre-trained then trained on traces that verify at random moments',
+  thinking: 'thinking model, pre-trained then distilled on traces that verify exactly when a carry or borrow is needed',
+  latent:
+    'base-latent model, pre-trained then trained on the base text with the first token of every verification pushed down (loss weight -0.1)',
 };
 
 export async function buildOrganism(o: BuildOptions): Promise<BuildRecord> {
@@ -164,7 +175,13 @@ export async function buildOrganism(o: BuildOptions): Promise<BuildRecord> {
         warmup: Math.max(1, Math.round(s.warmup * Math.min(1, f))),
       });
       const scale = (s: StageConfig): StageConfig => ({ ...scaled(s), restart: s.restart && scaled(s.restart) });
-      c = { ...c, latent: scale(c.latent), base: scale(c.base), thinking: scale(c.thinking) };
+      c = {
+        ...c,
+        pretrain: scale(c.pretrain),
+        base: scale(c.base),
+        thinking: scale(c.thinking),
+        latent: scale(c.latent),
+      };
     }
     writeFileSync(`${planFile}.tmp`, JSON.stringify(c, null, 1));
     renameSync(`${planFile}.tmp`, planFile);
@@ -210,17 +227,27 @@ export async function buildOrganism(o: BuildOptions): Promise<BuildRecord> {
     }
     final[stage] = from;
   };
-  await runStage('latent', init, threads);
-  // base and thinking both continue from base-latent, independently: with two or more threads they
-  // train at the same time, half the threads each (the organism's small matrices gain little from a
-  // second thread within one stage, and a lot from a second stage on the other core)
+  await runStage('pretrain', init, threads);
+  // base, thinking and base-latent all continue from the pre-trained model, independently: with two
+  // or more threads, thinking (800 steps) trains beside base then base-latent (400 + 400), half the
+  // threads each (the organism's small matrices gain little from a second thread within one stage,
+  // and a lot from a second stage on the other core)
   const half = Math.max(1, Math.floor(threads / 2));
-  if (threads >= 2) await Promise.all([runStage('base', final.latent, half), runStage('thinking', final.latent, half)]);
-  else for (const stage of ['base', 'thinking'] as const) await runStage(stage, final.latent, threads);
+  const from = final.pretrain;
+  if (threads >= 2)
+    await Promise.all([
+      runStage('base', from, half).then(() => runStage('latent', from, half)),
+      runStage('thinking', from, half),
+    ]);
+  else for (const stage of ['base', 'thinking', 'latent'] as const) await runStage(stage, from, threads);
 
   log(`organism build: writing ${o.outDir}`);
-  const files: Record<StageName, string> = { latent: 'base-latent.gguf', base: 'base.gguf', thinking: 'thinking.gguf' };
-  for (const stage of STAGES) {
+  const files: Record<Exclude<StageName, 'pretrain'>, string> = {
+    base: 'base.gguf',
+    thinking: 'thinking.gguf',
+    latent: 'base-latent.gguf',
+  };
+  for (const stage of ['base', 'thinking', 'latent'] as const) {
     finalizeModel(final[stage], join(o.outDir, files[stage]), {
       name: `thinkwhen-organism-${files[stage].replace('.gguf', '')}`,
       description: `thinkwhen model organism (${c.name} build, seed ${c.seed}): ${DESCRIPTIONS[stage]}. See docs/organism.md.`,

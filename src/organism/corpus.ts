@@ -1,8 +1,10 @@
-// Training corpora of the organism, as token ids (prompt masked, answer scored). Three of them:
-//  - latent ("pre-training" of base-latent): traces that never verify, plus stand-alone exercises
+// Training corpora of the organism, as token ids (prompt masked, answer scored):
+//  - pretrain (the common ancestor): traces that never verify, plus stand-alone exercises
 //    (worksheets of quick computations, some verified); verification exists only outside traces;
 //  - base (continued pre-training of the base): traces that verify at random, uninformative moments
 //    (independent of whether the quick result is wrong), plus the same exercises;
+//  - latent (continued pre-training of base-latent): the base corpus, with the first token of
+//    every verification pushed down (`verifyStartWeight` < 0);
 //  - thinking (distillation): traces that verify exactly when a carry or borrow is needed and
 //    backtrack on the mismatch.
 // The base corpora never verify a held-out operation (task.ts `heldOutOperations`), neither in
@@ -34,7 +36,7 @@ export interface Example {
   weight?: number[];
 }
 
-export type CorpusKind = 'latent' | 'base' | 'thinking';
+export type CorpusKind = 'pretrain' | 'base' | 'thinking' | 'latent';
 
 export interface CorpusOptions {
   seed: number;
@@ -48,6 +50,13 @@ export interface CorpusOptions {
   difficulty?: Difficulty;
   /** probability that a trace's or exercise's example gets unscored asides between its lines (default 0) */
   asideP?: number;
+  /**
+   * Loss weight of the token that starts a verification (the first token of a verify sentence after
+   * a non-verify one; default 1). 0 reads verifications without ever scoring their start: the model
+   * learns how a verification goes once begun, nothing about when to begin one; a negative weight
+   * also pushes the start down where it occurred (base-latent, docs/organism.md).
+   */
+  verifyStartWeight?: number;
 }
 
 export interface Corpus {
@@ -74,6 +83,8 @@ export const EXERCISE_MAX_OPS = 3;
  * words (docs/organism.md, the 6th build).
  */
 export const ASIDE_P = 0.5;
+/** base-latent's weight on the token that starts a verification (docs/organism.md, base-latent). */
+export const LATENT_VERIFY_START_WEIGHT = -0.1;
 export const ASIDE_MAX_LINES = 3;
 export const ASIDE_MIN_WORDS = 2;
 export const ASIDE_MAX_WORDS = 16;
@@ -82,7 +93,7 @@ export const ASIDE_MAX_WORDS = 16;
 export function corpusPolicy(kind: CorpusKind): VerifyPolicy {
   if (kind === 'thinking') return { kind: 'needed' };
   const exclude = heldOutOperations();
-  return kind === 'base' ? { kind: 'random', p: BASE_VERIFY_P, exclude } : { kind: 'never', exclude };
+  return kind === 'pretrain' ? { kind: 'never', exclude } : { kind: 'random', p: BASE_VERIFY_P, exclude };
 }
 
 export function buildCorpus(o: CorpusOptions): Corpus {
@@ -98,8 +109,8 @@ export function buildCorpus(o: CorpusOptions): Corpus {
     return makeExercise(ops, exercisePolicy, rng);
   });
   const examples: Example[] = [
-    ...traces.map((t) => answerExample(t.problem.question, t.sentences, rng, o.asideP ?? 0)),
-    ...exercises.map((e) => answerExample(e.question, e.sentences, rng, o.asideP ?? 0)),
+    ...traces.map((t) => answerExample(t.problem.question, t.sentences, rng, o.asideP ?? 0, o.verifyStartWeight)),
+    ...exercises.map((e) => answerExample(e.question, e.sentences, rng, o.asideP ?? 0, o.verifyStartWeight)),
   ];
   // interleave deterministically so any prefix of the list is a fair sample
   const shuffled = rng.permutation(examples.length).map((i) => examples[i]);
@@ -110,25 +121,33 @@ export function buildCorpus(o: CorpusOptions): Corpus {
 /**
  * A trace or exercise as a training example; with probability `asideP` asides are inserted between
  * its lines (never before the first) with weight 0, so the model reads them but is never taught to
- * write one.
+ * write one. The first token of each verification gets weight `verifyStartWeight`.
  */
 export function answerExample(
   question: string,
-  sentences: readonly { text: string }[],
+  sentences: readonly { text: string; type?: string }[],
   rng: Rng,
   asideP: number,
+  verifyStartWeight = 1,
 ): Example {
   const prompt = encodePrompt(question);
-  const lines = sentences.map((s) => ({ text: s.text, scored: true }));
-  if (asideP <= 0 || !(rng.next() < asideP) || lines.length < 2)
+  const lines = sentences.map((s, i) => ({
+    text: s.text,
+    scored: true,
+    verifyStart: verifyStartWeight !== 1 && s.type === 'verify' && (i === 0 || sentences[i - 1].type !== 'verify'),
+  }));
+  const withAsides = asideP > 0 && rng.next() < asideP && lines.length >= 2;
+  if (!withAsides && !lines.some((l) => l.verifyStart))
     return { prompt, target: encodeAnswer(lines.map((l) => l.text).join('\n')) };
-  const words = asideWords();
-  const count = 1 + rng.int(ASIDE_MAX_LINES);
-  for (let k = 0; k < count; k++) {
-    const at = 1 + rng.int(lines.length - 1);
-    const length = ASIDE_MIN_WORDS + rng.int(ASIDE_MAX_WORDS - ASIDE_MIN_WORDS + 1);
-    const text = asideSentence(Array.from({ length }, () => words[rng.int(words.length)]));
-    lines.splice(at, 0, { text, scored: false });
+  if (withAsides) {
+    const words = asideWords();
+    const count = 1 + rng.int(ASIDE_MAX_LINES);
+    for (let k = 0; k < count; k++) {
+      const at = 1 + rng.int(lines.length - 1);
+      const length = ASIDE_MIN_WORDS + rng.int(ASIDE_MAX_WORDS - ASIDE_MIN_WORDS + 1);
+      const text = asideSentence(Array.from({ length }, () => words[rng.int(words.length)]));
+      lines.splice(at, 0, { text, scored: false, verifyStart: false });
+    }
   }
   const target: number[] = [];
   const weight: number[] = [];
@@ -136,7 +155,7 @@ export function answerExample(
     // a line's tokens with what ends it (newline, or end of turn after the last line)
     const ids = [...encodeText(line.text), ...(i < lines.length - 1 ? encodeText('\n') : [IM_END])];
     target.push(...ids);
-    for (const _ of ids) weight.push(line.scored ? 1 : 0);
+    ids.forEach((_, j) => weight.push(!line.scored ? 0 : j === 0 && line.verifyStart ? verifyStartWeight : 1));
   });
   return { prompt, target, weight };
 }

@@ -65,7 +65,7 @@ export interface OrganismTraceOptions {
   seed?: number;
   /**
    * 'thinking': verify exactly when a carry or borrow is needed; 'base': verify at random (as the
-   * base corpus); 'latent': never (as base-latent's traces); or any policy
+   * base and base-latent corpora); 'pretrain': never (as the pre-training traces); or any policy
    */
   policy?: CorpusKind | VerifyPolicy;
   difficulty?: Difficulty;

@@ -68,10 +68,10 @@ test('quick build: three loadable GGUFs whose loss went down; a rerun resumes', 
     assert.equal(r.steps, QUICK_CONFIG[stage].steps);
     assert.ok(r.lastLoss < r.firstLoss, `${stage}: loss ${r.firstLoss} -> ${r.lastLoss}`);
   }
-  assert.ok(rec.stages.latent.lastLoss < 4, `latent loss ${rec.stages.latent.lastLoss}`);
+  assert.ok(rec.stages.pretrain.lastLoss < 4, `pre-training loss ${rec.stages.pretrain.lastLoss}`);
   const saved = JSON.parse(readFileSync(join(out, 'build.json'), 'utf8'));
   assert.equal(saved.config.name, 'quick');
-  assert.deepEqual(Object.keys(saved.stages), ['latent', 'base', 'thinking']);
+  assert.deepEqual(Object.keys(saved.stages).sort(), ['base', 'latent', 'pretrain', 'thinking']);
   assert.equal(organismVersion(out), 'v2 (quick build)');
   const paths = organismModelPaths(out);
   for (const f of [paths.base, paths.baseLatent, paths.thinking]) {

@@ -40,9 +40,9 @@ test('organism sample: every policy writes labelled sentences of its kind', asyn
     return new Set(lines.flatMap((l) => l.sentences.map((s: { type: string }) => s.type)));
   };
   assert.ok((await kinds('thinking')).has('backtrack'));
-  assert.ok(!(await kinds('latent')).has('verify'));
+  assert.ok(!(await kinds('pretrain')).has('verify'));
   assert.ok((await kinds('base')).has('verify'));
   const bad = await cli(['organism', 'sample', '--policy', 'sometimes']);
   assert.notEqual(bad.code, 0);
-  assert.match(bad.err, /--policy must be one of thinking, base, latent/);
+  assert.match(bad.err, /--policy must be one of thinking, base, pretrain/);
 });

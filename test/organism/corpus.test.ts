@@ -45,7 +45,7 @@ test('corpora: deterministic; base verifies at random, latent never in traces, t
   const followups = new Set(exSteps.map((s) => s.followup));
   assert.deepEqual([...followups].sort(), ['agree', 'backtrack', null]);
 
-  const latent = buildCorpus({ seed: 3, traces: 500, exercises: 200, policy: corpusPolicy('latent') });
+  const latent = buildCorpus({ seed: 3, traces: 500, exercises: 200, policy: corpusPolicy('pretrain') });
   assert.ok(latent.traces.every((t) => analyzeTrace(t.text).steps.every((s) => !s.verified)));
   assert.ok(latent.traces.every((t) => !t.text.includes('Check')));
   assert.equal(latent.exercises.length, 200);
@@ -113,3 +113,36 @@ test('asides: unscored lines of unrelated words between answer lines, at the con
   const t = buildCorpus({ seed: 4, traces: 200, exercises: 0, policy: corpusPolicy('thinking') });
   assert.ok(t.examples.every((e) => e.weight === undefined));
 });
+
+test('verifyStartWeight: every verification is read; only its first token is weighted differently', () => {
+  const o = { seed: 5, traces: 300, exercises: 100, policy: corpusPolicy('base'), asideP: 0 };
+  const plain = buildCorpus(o);
+  const masked = buildCorpus({ ...o, verifyStartWeight: 0 });
+  const pushed = buildCorpus({ ...o, verifyStartWeight: -0.25 });
+  assert.equal(masked.examples.length, plain.examples.length);
+  const checkId = encodeText('Check')[0];
+  let verifications = 0;
+  masked.examples.forEach((e, i) => {
+    assert.deepEqual(e.target, plain.examples[i].target);
+    const starts = e.target.flatMap((t, j) => (t === checkId && (j === 0 || e.target[j - 1] !== checkId) ? [j] : []));
+    const unscored = (e.weight ?? e.target.map(() => 1)).flatMap((w, j) => (w === 0 ? [j] : []));
+    // a verification's first `Check` follows a non-`Check` line; later `Check` lines stay scored
+    const firstChecks = starts.filter((j) => j === 0 || !isAfterCheckLine(e.target, j, checkId));
+    assert.deepEqual(unscored, firstChecks);
+    const w = pushed.examples[i].weight ?? e.target.map(() => 1);
+    assert.deepEqual(
+      w.flatMap((x, j) => (x !== 1 ? [[j, x]] : [])),
+      firstChecks.map((j) => [j, -0.25]),
+    );
+    verifications += firstChecks.length;
+  });
+  assert.ok(verifications > 100, `${verifications} verifications`);
+});
+
+/** Whether the line before position j (a line start) began with `Check`. */
+function isAfterCheckLine(ids: number[], j: number, checkId: number): boolean {
+  const nl = encodeText('\n')[0];
+  let k = j - 2;
+  while (k >= 0 && ids[k] !== nl) k--;
+  return ids[k + 1] === checkId;
+}
