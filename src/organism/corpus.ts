@@ -155,7 +155,8 @@ export function answerExample(
     // a line's tokens with what ends it (newline, or end of turn after the last line)
     const ids = [...encodeText(line.text), ...(i < lines.length - 1 ? encodeText('\n') : [IM_END])];
     target.push(...ids);
-    ids.forEach((_, j) => weight.push(!line.scored ? 0 : j === 0 && line.verifyStart ? verifyStartWeight : 1));
+    for (let j = 0; j < ids.length; j++)
+      weight.push(!line.scored ? 0 : j === 0 && line.verifyStart ? verifyStartWeight : 1);
   });
   return { prompt, target, weight };
 }

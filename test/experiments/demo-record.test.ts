@@ -12,7 +12,10 @@ const shipped = organismModelPaths();
 const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
 const record = (pair: 'default' | 'latent'): DemoResult['json'] => {
   const file = new URL(`../../bench/results/demo-organism-${pair}.json`, import.meta.url);
-  assert.ok(existsSync(file), `missing ${file.pathname}: \`thinkwhen demo --pair ${pair} --json > FILE\` (docs/demo.md)`);
+  assert.ok(
+    existsSync(file),
+    `missing ${file.pathname}: \`thinkwhen demo --pair ${pair} --json > FILE\` (docs/demo.md)`,
+  );
   return JSON.parse(readFileSync(file, 'utf8'));
 };
 
@@ -20,7 +23,11 @@ for (const pair of ['default', 'latent'] as const) {
   test(`stored demo (${pair} pair): the shipped models, every system on ≥ 300 problems, consistent gaps`, () => {
     const r = record(pair);
     assert.equal(r.pair, pair);
-    assert.equal(r.models.base.sha256, sha(pair === 'latent' ? shipped.baseLatent : shipped.base), 'another base model');
+    assert.equal(
+      r.models.base.sha256,
+      sha(pair === 'latent' ? shipped.baseLatent : shipped.base),
+      'another base model',
+    );
     assert.equal(r.models.thinking.sha256, sha(shipped.thinking), 'another thinking model');
     assert.deepEqual(Object.keys(r.systems).sort(), [...DEMO_SYSTEMS].sort());
     const base = r.systems.base!;
@@ -36,7 +43,8 @@ for (const pair of ['default', 'latent'] as const) {
       const curve = r.pass_at_k[system];
       assert.ok(curve && Object.keys(curve).length >= 8, `pass@k of ${system}`);
       const ks = Object.keys(curve).map(Number);
-      for (let i = 1; i < ks.length; i++) assert.ok(curve[ks[i]] >= curve[ks[i - 1]] - 1e-12, `${system}: pass@k rises`);
+      for (let i = 1; i < ks.length; i++)
+        assert.ok(curve[ks[i]] >= curve[ks[i - 1]] - 1e-12, `${system}: pass@k rises`);
     }
     assert.ok(r.seconds > 0);
   });
