@@ -55,3 +55,10 @@ test('stored demo (default pair): the hybrid recovers ≥ 80 % of the gap steeri
   assert.ok(h.gap_recovered! >= 0.8, `gap recovered ${h.gap_recovered}`);
   assert.ok(h.steered_mean! <= 0.15, `steered ${h.steered_mean}`);
 });
+
+test('stored demo (base-latent pair): steering recovers the gap where selection among the base model’s own tokens cannot', () => {
+  const s = record('latent').systems;
+  assert.ok(s.hybrid!.gap_recovered! >= 0.8, `hybrid ${s.hybrid!.gap_recovered}`);
+  assert.ok(s.selection_only!.gap_recovered! <= 0.1, `selection_only ${s.selection_only!.gap_recovered}`);
+  assert.ok(s.oracle!.gap_recovered! >= 0.95, `oracle ${s.oracle!.gap_recovered}`);
+});
