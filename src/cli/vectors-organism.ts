@@ -1,17 +1,20 @@
 // The vector stages composed on the model organism: its taxonomy workspace (traces of the thinking
-// model on held-out problems, activations, SAEs, selection — `taxonomy score --organism`), the
+// model on train-split problems, activations, SAEs — `taxonomy score --organism` — and the SAE the
+// organism's hybrid uses, chosen by its readout at the pair's disagreements), the
 // annotation of those traces, the organism's prompt, its parser as ground truth, and the
 // organism-specific defaults (docs/vectors.md says why each differs from the paper's).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
+import { selectByReadout } from '../organism/artifacts.ts';
 import { organismModelPaths, parseSentence } from '../organism/index.ts';
 import { runOrganismChain } from '../organism/taxonomy.ts';
 import type { ExampleSource } from '../steer/examples.ts';
 import { latentsOf, readSelectionFile, readSources, type TaxonomySelection } from '../steer/sources.ts';
 import { writeFileAtomic } from '../steer/vector-set.ts';
 import { annotateTraces } from '../taxonomy/annotate.ts';
+import { readGrid } from '../taxonomy/evaluate.ts';
 import { readSelection } from '../taxonomy/selection.ts';
 import { readTraces } from '../traces/generate.ts';
 
@@ -65,8 +68,13 @@ export async function organismInputs(o: {
       onProgress: o.onProgress,
     });
   }
-  const selection = readSelectionFile(taxDir);
   const tracesPath = join(o.dir, 'traces.jsonl');
+  // the SAE the organism's hybrid would use (docs/demo.md): the best readout, not the paper's score
+  if (readSelectionFile(taxDir).metric !== 'readout') {
+    const grid = await readGrid(taxDir);
+    await selectByReadout({ base, thinking }, tracesPath, taxDir, grid, o.threads, o.onProgress ?? (() => {}));
+  }
+  const selection = readSelectionFile(taxDir);
   const annotatedPath = join(o.dir, `annotated-layer${selection.layer}-k${selection.k}.jsonl`);
   if (!existsSync(annotatedPath)) {
     o.onProgress?.(

@@ -181,10 +181,10 @@ function replaceable(dir: string, marker: string): void {
 /**
  * The SAE of the grid with the best readout at the pair's disagreements (src/organism/artifacts-readout.ts),
  * not the paper's interpretability score: the hybrid reads the category from one token's activation where
- * the two models disagree, and on this organism the offline score's choice (layer 2, K 10) reads the wrong
- * category at most verification points (docs/demo.md, "What the hybrid does on this pair, and why").
+ * the two models disagree, and on the first organism the offline score's choice (layer 2, K 10) read the
+ * wrong category at most verification points (docs/demo.md, "The first organism (v1)").
  */
-async function selectByReadout(
+export async function selectByReadout(
   models: { base: string; thinking: string },
   tracesPath: string,
   taxDir: string,

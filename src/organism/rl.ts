@@ -10,6 +10,7 @@
 //  - knows_how_verify_heldout: `organism eval`'s "knows how" (src/organism/eval.ts) on the model's own
 //    greedy traces, at the quick results of operations no base corpus ever verified;
 //  - pass@k at temperature 1 (unbiased estimator) for the base and the RL model.
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ThinkwhenError } from '../errors.ts';
@@ -120,8 +121,11 @@ export interface OrganismRlLine {
   reward: RlReward;
   one_shot: boolean;
   steps: number;
+  lr: number;
   /** which organism the numbers come from: the build record beside the model RL starts from (organismVersion) */
   organism: string;
+  /** SHA-256 of the model RL started from */
+  base_sha256: string;
 }
 
 export interface OrganismRlResult {
@@ -418,7 +422,9 @@ export async function runOrganismRl(o: OrganismRlOptions): Promise<OrganismRlRes
       reward,
       one_shot: o.oneShot ?? false,
       steps: run.history.length,
+      lr: cfg.lr,
       organism: organismVersion(dirname(basePath)),
+      base_sha256: createHash('sha256').update(readFileSync(basePath)).digest('hex'),
     },
     model: out,
     history: run.history,

@@ -191,6 +191,8 @@ export async function evaluateVectors(o: VectorEvalOptions): Promise<VectorEvalR
     threads: o.threads,
   });
   const categories: CategoryEval[] = [];
+  // a vector with no held-out prompt cannot be measured: it gets a row in `skipped`, with why
+  const unmeasured: Array<{ latent: number; title: string; reason: string }> = [];
   try {
     for (const [latent, v] of [...set.vectors].sort((a, b) => a[0] - b[0])) {
       const examples = byLatent.get(latent) ?? [];
@@ -198,6 +200,7 @@ export async function evaluateVectors(o: VectorEvalOptions): Promise<VectorEvalR
       const type = o.targetLabel(latent);
       if (examples.length === 0) {
         log(`vectors eval: latent ${latent} has no held-out example; not evaluated`);
+        unmeasured.push({ latent, title, reason: 'a vector, but no held-out example to evaluate it on' });
         continue;
       }
       const prompts = examples.map((e) => model.tokenize(e.prompt, { addSpecial }));
@@ -267,11 +270,14 @@ export async function evaluateVectors(o: VectorEvalOptions): Promise<VectorEvalR
     apply_site: set.applyHook,
     coefs,
     categories,
-    skipped: [...set.skipped].map(([latent, reason]) => ({
-      latent,
-      title: set.titles.get(latent) ?? `latent ${latent}`,
-      reason,
-    })),
+    skipped: [
+      ...[...set.skipped].map(([latent, reason]) => ({
+        latent,
+        title: set.titles.get(latent) ?? `latent ${latent}`,
+        reason,
+      })),
+      ...unmeasured,
+    ].sort((a, b) => a.latent - b.latent),
     seconds: (performance.now() - t0) / 1000,
   };
 }
