@@ -126,9 +126,8 @@ const options = {
   window: int({ arg: 'W', help: "pure_steering's one window (default 0; write --window=-1)", min: -1_000_000, max: 0 }),
   'missing-vector': choice({
     arg: 'M',
-    help: 'hybrid: a latent without a vector is an error, or steers with c·bias alone (marked in the record)',
+    help: 'hybrid: a latent without a vector is an error, or steers with c·bias alone (marked in the record); default bias for the organism pairs, else error',
     choices: ['error', 'bias'],
-    default: 'error',
   }),
   ...datasetOptions('default: organism for the organism pairs'),
   out: text({ arg: 'FILE', help: 'run store (default runs/PAIR/DATASET[-N]/NAME.sqlite)' }),

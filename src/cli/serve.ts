@@ -329,6 +329,8 @@ async function hybridModel(
         },
         speculate: values.speculate,
         threads: values.threads,
+        // the organism's shipped sets lack vectors for rare latents: steer those with c·bias (marked), as the demo does
+        missingVector: organism ? 'bias' : undefined,
       },
     },
   );

@@ -51,6 +51,10 @@ export interface HybridRunOptions extends Omit<RunOptions, 'system' | 'modelFile
   /** pure_steering's one cell */
   pureCoefficient?: number;
   pureWindow?: number;
+  /**
+   * a latent without a vector: an error, or c·bias alone (marked per token). Default: 'bias' for the
+   * organism's pairs, whose shipped sets have latents too rare for a vector (docs/demo.md), else 'error'
+   */
   missingVector?: 'error' | 'bias';
   /** speed only: tokens drafted per thinking check (default 4) */
   speculate?: number;
@@ -187,6 +191,7 @@ export async function runHybrid(o: HybridRunOptions): Promise<RunResult> {
   }
   const sae = await resolveSae(o);
   const grid = o.grid ?? preset.grid;
+  const missingVector = o.missingVector ?? (preset.modelsDir ? 'bias' : 'error');
   const name = o.name ?? `hybrid-${o.policy}`;
   const config: RunConfig = {
     name,
@@ -202,7 +207,7 @@ export async function runHybrid(o: HybridRunOptions): Promise<RunResult> {
     maxTokens,
     seed: o.seed ?? 0,
     pure: o.policy === 'pure_steering' ? { coefficient: o.pureCoefficient ?? null, window: o.pureWindow ?? 0 } : null,
-    missingVector: o.missingVector ?? 'error',
+    missingVector,
     samplesPerProblem: sampling.samples,
     sampling: { temperature: sampling.temperature, topP: sampling.topP },
     grader: dataset.graders[0].name,
@@ -241,7 +246,7 @@ export async function runHybrid(o: HybridRunOptions): Promise<RunResult> {
           seed: o.seed,
           pureCoefficient: o.pureCoefficient,
           pureWindow: o.pureWindow,
-          missingVector: o.missingVector,
+          missingVector,
           speculate: o.speculate ?? 4,
           batch: o.parallel,
           threads: o.threads,

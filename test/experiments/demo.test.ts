@@ -13,7 +13,8 @@ import { cli } from '../helpers/cli.ts';
 const tmp = mkdtempSync(join(tmpdir(), 'thinkwhen-demo-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-const quick = ['--problems', '3', '--pass-problems', '2', '--samples', '3', '--threads', '1'];
+// 7 problems: the 7th held-out problem is the first that needs a verification (where the pair disagrees)
+const quick = ['--problems', '7', '--pass-problems', '2', '--samples', '3', '--threads', '1'];
 
 /** The `--json` table without its wall time. */
 const table = (json: { seconds: number }) => ({ ...json, seconds: undefined });
@@ -27,11 +28,13 @@ describe('thinkwhen demo', () => {
     assert.equal(r.code, 0, r.err);
     const json = JSON.parse(r.out);
     twoLanes = json;
-    assert.deepEqual(Object.keys(json).sort(), ['pass_at_k', 'seconds', 'systems']);
+    assert.deepEqual(Object.keys(json).sort(), ['models', 'pair', 'pass_at_k', 'seconds', 'systems']);
+    assert.equal(json.pair, 'default');
+    assert.match(json.models.base.sha256, /^[0-9a-f]{64}$/);
     assert.deepEqual(Object.keys(json.systems).sort(), [...DEMO_SYSTEMS].sort());
     for (const [name, row] of Object.entries(json.systems) as [string, Record<string, number | null>][]) {
       assert.deepEqual(Object.keys(row).sort(), ['acc', 'gap_recovered', 'n', 'steered_mean', 'steered_token'], name);
-      assert.equal(row.n, 3, name);
+      assert.equal(row.n, 7, name);
       assert.ok((row.acc as number) >= 0 && (row.acc as number) <= 1, name);
       const hybrid = name !== 'base' && name !== 'thinking';
       assert.equal(row.steered_mean === null, !hybrid, name);

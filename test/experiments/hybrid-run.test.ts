@@ -59,7 +59,7 @@ describe('thinkwhen run --system hybrid', () => {
             id: p.id,
             prompt: { base: promptIds(base, 'chat', p.question), thinking: promptIds(thinking, 'chat', p.question) },
           })),
-          { grid: preset.grid, maxTokens: 120, threads: 1 },
+          { grid: preset.grid, maxTokens: 120, threads: 1, missingVector: 'bias' },
         ),
       );
       assert.equal(gens.length, 3);

@@ -12,10 +12,11 @@ import {
   POLICIES,
   referenceGenerate,
 } from '../../src/hybrid/index.ts';
-import { crossTokenizerPair, encodeProblems, organismPair, organismProblems } from './fixtures.ts';
+import { crossTokenizerPair, encodeProblems, organismPair, organismProblems, shippedOrganismPair } from './fixtures.ts';
 
 // Window −200 is longer than any text here: it must behave as window 0.
-const GRID = { coefficients: [0.5, 2], windows: [0, -1, -15, -200] };
+// coefficients large enough that the random vectors change tokens of the confident organism v2 models
+const GRID = { coefficients: [2, 8], windows: [0, -1, -15, -200] };
 
 const PLAIN_AND_FAST = [
   { speculate: 1, batch: 1 },
@@ -54,8 +55,13 @@ async function check(
 }
 
 test('organism, paper policy: fast = reference, with and without speculation and batching', async (t) => {
-  const pair = await organismPair();
-  const { ref, out } = await check(t, pair, organismProblems(pair, 2), { grid: GRID, maxTokens: 90 });
+  const pair = await shippedOrganismPair();
+  // the v2 pair disagrees only where a verification starts: three problems, long enough to reach several
+  const { ref, out } = await check(t, pair, organismProblems(pair, 3), {
+    grid: GRID,
+    maxTokens: 200,
+    missingVector: 'bias',
+  });
   const steered = ref.flatMap((r) => r.records.filter((x) => x.steered));
   assert.ok(steered.length >= 3, `only ${steered.length} disagreements: the test would not exercise the grid`);
   assert.ok(
@@ -96,9 +102,10 @@ test('different tokenizers (SPM base, Qwen2 BPE thinking): fast = reference thro
 
 test('sampling (temperature 0.9): fast = reference; each (problem, sample) draws alike in any batch', async (t) => {
   const pair = await organismPair();
-  const [p] = organismProblems(pair, 1, 5);
+  const [p] = organismProblems(pair, 1);
   const problems = [0, 1, 2].map((sample) => ({ ...p, sample }));
-  const o: HybridOptions = { grid: GRID, maxTokens: 60, temperature: 0.9, seed: 7 };
+  // a high temperature: the organism's models are nearly certain of most tokens
+  const o: HybridOptions = { grid: GRID, maxTokens: 60, temperature: 1.5, seed: 7 };
   const { ref } = await check(t, pair, problems, o);
   assert.deepEqual(
     ref.map((r) => r.sample),
@@ -123,7 +130,7 @@ test('only_bias: latents that steer with the same vector share one window-0 sequ
     t,
     pair,
     organismProblems(pair, 2),
-    { grid: { coefficients: [0.5, 2], windows: [0] }, maxTokens: 90, policy: 'only_bias' },
+    { grid: { coefficients: [2, 8], windows: [0] }, maxTokens: 200, policy: 'only_bias' },
     [{ speculate: 4, batch: 2 }],
   );
   // the shared sequence was reused across different latents of one problem (else nothing is tested)

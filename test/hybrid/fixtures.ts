@@ -1,11 +1,15 @@
 // Pairs the hybrid tests run on: the shipped organism (one vocabulary) and two tiny random models
 // with different tokenizers (a small SPM vocabulary and the real Qwen2 BPE one). The SAE and the
-// steering vectors are random (synthetic.ts): the tests check the algorithm, not the vectors.
+// steering vectors are random (synthetic.ts): the tests check the algorithm, not the vectors — except
+// where a test needs steering that changes the organism's tokens (shippedOrganismPair).
 import { Model } from '../../src/engine/index.ts';
+import { resolveSae } from '../../src/experiments/hybrid.ts';
 import { type PromptSpec, promptIds } from '../../src/experiments/prompts.ts';
 import type { HybridPair, HybridProblem } from '../../src/hybrid/index.ts';
 import { randomSae, randomVectors } from '../../src/hybrid/synthetic.ts';
+import { organismArtifactPaths } from '../../src/organism/artifacts.ts';
 import { generateProblems, organismModelPaths } from '../../src/organism/index.ts';
+import { loadVectorSet } from '../../src/steer/vector-set.ts';
 import { tinyLlama, tinyQwen2 } from '../helpers/models.ts';
 
 let organism: Promise<{ base: Model; thinking: Model }> | null = null;
@@ -27,6 +31,14 @@ export async function organismPair(overrides: Partial<HybridPair> = {}): Promise
   };
 }
 
+/** The organism pair with its shipped SAE and vectors: steering that changes the tokens the v2 pair disagrees on. */
+export async function shippedOrganismPair(): Promise<HybridPair> {
+  const pair = await organismPair();
+  const dir = organismArtifactPaths().vectors;
+  const sae = await resolveSae({ vectors: dir });
+  return { ...pair, sae: sae.sae, saeLayer: sae.layer, vectors: await loadVectorSet(dir, pair.base) };
+}
+
 /** Problems with prompts encoded for a pair (`promptIds` of src/experiments/prompts.ts, as the CLI does). */
 export function encodeProblems(
   pair: Pick<HybridPair, 'base' | 'thinking'>,
@@ -43,7 +55,8 @@ export function encodeProblems(
 }
 
 /** Organism problems; both organism models speak ChatML: their own chat prompt on both sides. */
-export function organismProblems(pair: HybridPair, n: number, seed = 5): HybridProblem[] {
+// seed 79: the first two problems need a verification at their first step (the organism v2 pair disagrees only there)
+export function organismProblems(pair: HybridPair, n: number, seed = 79): HybridProblem[] {
   const qs = generateProblems('test', n, seed).map((p, i) => ({ id: `org-${seed}-${i}`, question: p.question }));
   return encodeProblems(pair, qs, { base: 'chat', thinking: 'chat' });
 }

@@ -67,7 +67,8 @@ export async function serve(o: ServeOptions = {}): Promise<RunningServer> {
 }
 
 /** Organism questions (held-out split). */
-export function questions(n: number, seed = 5): string[] {
+// seed 79: the first two problems need a verification at their first step (the organism v2 pair disagrees only there)
+export function questions(n: number, seed = 79): string[] {
   return generateProblems('test', n, seed).map((p) => p.question);
 }
 

@@ -15,8 +15,8 @@ import { encodeVector } from '../../src/serve/steering.ts';
 import { post, questions, serve } from './fixtures.ts';
 
 const [q1] = questions(1);
-/** A prompt the organism answers with a run of ' 9' and no end-of-generation token: 400 tokens keep a slot busy. */
-const LONG = 'hi';
+/** A prompt the organism's base model continues with a run of numbers and no end-of-generation token: 400 tokens keep a slot busy. */
+const LONG = '1 2 3 4 5';
 const vectorDir = mkdtempSync(join(tmpdir(), 'tw-serve-vectors-'));
 const rng = new Rng(7);
 const direction = Float32Array.from({ length: 128 }, () => 3 * rng.normal());
@@ -55,7 +55,7 @@ test('steering: a zero vector changes nothing; inline, by name and by file the s
 
 test('steering: positions limit where the vector is added', async () => {
   const plain = await complete({});
-  const at = async (positions: unknown) => complete({ steering: { name: 'push', coefficient: 0.2, positions } });
+  const at = async (positions: unknown) => complete({ steering: { name: 'push', coefficient: 0.6, positions } });
   const [all, prompt, generated] = [await at('all'), await at('prompt'), await at('generated')];
   assert.equal(new Set([plain, all, prompt, generated]).size, 4, 'four different texts');
   // [0, null) is every position; a range that starts past the text adds nothing

@@ -23,7 +23,9 @@ test('score --organism --json: the chain on the organism, against ground truth',
   const r = await cli([...args, '--json']);
   assert.equal(r.code, 0, r.err);
   const out = JSON.parse(r.out);
-  assert.deepEqual(Object.keys(out), ['layer', 'k', 'ari', 'nmi', 'purity']);
+  assert.deepEqual(Object.keys(out), ['layer', 'k', 'ari', 'nmi', 'purity', 'problems', 'thinking', 'command']);
+  assert.equal(out.problems, 60);
+  assert.match(out.thinking.sha256, /^[0-9a-f]{64}$/);
   assert.ok([5, 10].includes(out.k));
   assert.ok(out.ari > 0.2, `ARI ${out.ari}`);
   assert.ok(out.purity > 0.6, `purity ${out.purity}`);
