@@ -39,7 +39,7 @@ async function check(
     t.diagnostic(
       `${o.policy ?? 'paper'} speculate ${fast.speculate} batch ${fast.batch}: ${cmp.comparedTokens} tokens compared, ` +
         `${cmp.identical}/${cmp.problems} identical, ${cmp.marginExceptions} margin exceptions, ${cmp.mismatches} mismatches; ` +
-        `${run.counters.disagreements} disagreements`,
+        `${run.counters.disagreements} disagreements, ${run.counters.steeredRows} steered rows, ${run.counters.windowRows} window rows, ${run.counters.rejected} rejected`,
     );
     assert.ok(cmp.equal, JSON.stringify(cmp.details));
     // the texts and base-side token ids follow from the records
@@ -69,9 +69,11 @@ test('organism, paper policy: fast = reference, with and without speculation and
     'no steered token differs from the base token: the vectors never changed a token',
   );
   assert.ok(ref.some((r) => r.finishReason === 'eos'));
-  // speculation drafted and threw tokens away; window 0 went through the steered pool
+  // speculation drafted and threw tokens away; window 0 went through the steered pool (the shipped
+  // vectors reach the thinking model's token at window 0, so the early exit skips the other windows:
+  // the cross-tokenizer test below decodes them)
   assert.ok(out[1].counters.rejected > 0);
-  assert.ok(out[1].counters.steeredRows > 0 && out[1].counters.windowRows > 0);
+  assert.ok(out[1].counters.steeredRows > 0);
 });
 
 test('every policy: fast = reference on the organism', async (t) => {
@@ -91,10 +93,12 @@ test('every policy: fast = reference on the organism', async (t) => {
 test('different tokenizers (SPM base, Qwen2 BPE thinking): fast = reference through the text bridge', async (t) => {
   const pair = await crossTokenizerPair();
   const problems = encodeProblems(pair, [{ id: 'a', question: 'What is 12 + 30?' }]);
-  const { ref } = await check(t, pair, problems, {
+  const { ref, out } = await check(t, pair, problems, {
     grid: { coefficients: [1, 3], windows: [0, -1, -15] },
     maxTokens: 16,
   });
+  // the negative windows were re-decoded
+  assert.ok(out[1].counters.windowRows > 0);
   const recs = ref[0].records;
   // unrelated random models disagree at almost every token; the bridge re-encodes across vocabularies
   assert.ok(recs.filter((r) => r.gate === 'disagree').length >= 8);
@@ -136,9 +140,7 @@ test('only_bias: latents that steer with the same vector share one window-0 sequ
   // the shared sequence was reused across different latents of one problem (else nothing is tested)
   const reused = ref.some((r) => new Set(r.records.filter((x) => x.steered).map((x) => x.latent)).size >= 2);
   assert.ok(reused, 'no problem had disagreements in two categories');
-  // one sequence per (problem, coefficient) caught up: far fewer rows than a full re-decode per step
-  const fullRedecodes = ref
-    .flatMap((r) => r.records.filter((x) => x.steered).map((x) => r.promptTokens.base + x.step))
-    .reduce((s, n) => s + 2 * n, 0);
-  assert.ok(out[0].counters.steeredRows < fullRedecodes / 2, `${out[0].counters.steeredRows} rows`);
+  // one sequence per (problem, coefficient) caught up: each decodes the prompt and the text at most once
+  const caughtUp = ref.reduce((s, r) => s + 2 * (r.promptTokens.base + r.records.length), 0);
+  assert.ok(out[0].counters.steeredRows <= caughtUp, `${out[0].counters.steeredRows} rows > ${caughtUp}`);
 });
