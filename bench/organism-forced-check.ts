@@ -4,13 +4,13 @@
 // check is right (knows_how_*); this shows how the wrong ones go wrong.
 // Run: THINKWHEN_THREADS=1 node --import tsx bench/organism-forced-check.ts MODEL.gguf [N=6]
 import { Model } from '../src/engine/index.ts';
-import { greedy } from '../src/organism/eval.ts';
+import { greedy, TEST_SEED } from '../src/organism/eval.ts';
 import { generateProblems } from '../src/organism/task.ts';
 import { promptText } from '../src/organism/vocab.ts';
 
 const [file, n] = [process.argv[2], Number(process.argv[3] ?? 6)];
 if (!file) throw new Error('usage: bench/organism-forced-check.ts MODEL.gguf [N]');
-const prompts = generateProblems('test', n, 20251008).map((p) => promptText(p.question));
+const prompts = generateProblems('test', n, TEST_SEED).map((p) => promptText(p.question));
 const model = await Model.load(file);
 const ctx = model.createContext({
   nCtx: 8 * 512,

@@ -2,7 +2,6 @@
 // steering vectors (shipped, or regenerated from seeds when they do not match the models) → base,
 // thinking, the hybrid and every control on held-out problems → pass@k of base, thinking and hybrid → one
 // report. Every step writes into the workspace and resumes there.
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, join } from 'node:path';
@@ -19,7 +18,7 @@ import {
   pairBaseModel,
 } from '../organism/artifacts.ts';
 import { organismModelPaths } from '../organism/index.ts';
-import { MANIFEST, type VectorSetManifest } from '../steer/vector-set.ts';
+import { fileSha256, MANIFEST, type VectorSetManifest } from '../steer/vector-set.ts';
 import { organismDataset, type RunDataset } from './datasets.ts';
 import { runHybrid } from './hybrid.ts';
 import { runInLanes } from './lanes.ts';
@@ -92,9 +91,9 @@ export interface ModelFile {
   sha256: string;
 }
 
-const modelFile = (path: string): ModelFile => ({
+const modelFile = async (path: string): Promise<ModelFile> => ({
   file: basename(path),
-  sha256: createHash('sha256').update(readFileSync(path)).digest('hex'),
+  sha256: await fileSha256(path),
 });
 
 /** The pair's SAE and vectors: the shipped ones when they belong to the models, else regenerated in the workspace. */
@@ -246,7 +245,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const json = {
     ...demoJson(report, (Date.now() - t0) / 1000),
     pair: o.pair,
-    models: { base: modelFile(models.base), thinking: modelFile(models.thinking) },
+    models: { base: await modelFile(models.base), thinking: await modelFile(models.thinking) },
   };
   return { json, report, files, artifacts, interrupted };
 }

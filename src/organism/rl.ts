@@ -10,7 +10,6 @@
 //  - knows_how_verify_heldout: `organism eval`'s "knows how" (src/organism/eval.ts) on the model's own
 //    greedy traces, at the quick results of operations no base corpus ever verified;
 //  - pass@k at temperature 1 (unbiased estimator) for the base and the RL model.
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ThinkwhenError } from '../errors.ts';
@@ -19,6 +18,7 @@ import { meanPassAtK } from '../eval/metrics.ts';
 import { type GrpoStepStats, trainGrpo } from '../rl/grpo.ts';
 import { sampleCompletions, sampleSeed } from '../rl/sample.ts';
 import { Rng } from '../rng.ts';
+import { fileSha256 } from '../steer/vector-set.ts';
 import { Trainer } from '../train/trainer.ts';
 import { organismVersion } from './build.ts';
 import { corpusPolicy } from './corpus.ts';
@@ -424,7 +424,7 @@ export async function runOrganismRl(o: OrganismRlOptions): Promise<OrganismRlRes
       steps: run.history.length,
       lr: cfg.lr,
       organism: organismVersion(dirname(basePath)),
-      base_sha256: createHash('sha256').update(readFileSync(basePath)).digest('hex'),
+      base_sha256: await fileSha256(basePath),
     },
     model: out,
     history: run.history,

@@ -2,14 +2,13 @@
 // quoted in docs/demo.md): measured on the shipped models, with the defaults' size, and the
 // headline claims of the docs hold in them.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { DEMO_SYSTEMS, type DemoResult } from '../../src/experiments/demo.ts';
 import { organismModelPaths } from '../../src/organism/index.ts';
+import { fileSha256 } from '../../src/steer/vector-set.ts';
 
 const shipped = organismModelPaths();
-const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
 const record = (pair: 'default' | 'latent'): DemoResult['json'] => {
   const file = new URL(`../../bench/results/demo-organism-${pair}.json`, import.meta.url);
   assert.ok(
@@ -20,15 +19,15 @@ const record = (pair: 'default' | 'latent'): DemoResult['json'] => {
 };
 
 for (const pair of ['default', 'latent'] as const) {
-  test(`stored demo (${pair} pair): the shipped models, every system on ≥ 300 problems, consistent gaps`, () => {
+  test(`stored demo (${pair} pair): the shipped models, every system on ≥ 300 problems, consistent gaps`, async () => {
     const r = record(pair);
     assert.equal(r.pair, pair);
     assert.equal(
       r.models.base.sha256,
-      sha(pair === 'latent' ? shipped.baseLatent : shipped.base),
+      await fileSha256(pair === 'latent' ? shipped.baseLatent : shipped.base),
       'another base model',
     );
-    assert.equal(r.models.thinking.sha256, sha(shipped.thinking), 'another thinking model');
+    assert.equal(r.models.thinking.sha256, await fileSha256(shipped.thinking), 'another thinking model');
     assert.deepEqual(Object.keys(r.systems).sort(), [...DEMO_SYSTEMS].sort());
     const base = r.systems.base!;
     const thinking = r.systems.thinking!;

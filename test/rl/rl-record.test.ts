@@ -2,19 +2,19 @@
 // quoted in docs/rl.md): measured on the shipped base model with the default settings, its fields
 // consistent, and what the docs say about it.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { organismModelPaths } from '../../src/organism/index.ts';
 import { type OrganismRlLine, RL_DEFAULT } from '../../src/organism/rl.ts';
+import { fileSha256 } from '../../src/steer/vector-set.ts';
 
 const file = new URL('../../bench/results/rl-organism.json', import.meta.url);
 
-test('stored RL run: the shipped base model, the default settings, every field', () => {
+test('stored RL run: the shipped base model, the default settings, every field', async () => {
   assert.ok(existsSync(file), `missing ${file.pathname}: \`thinkwhen organism rl --json\` (docs/rl.md)`);
   const r: OrganismRlLine = JSON.parse(readFileSync(file, 'utf8'));
   const base = organismModelPaths().base;
-  assert.equal(r.base_sha256, createHash('sha256').update(readFileSync(base)).digest('hex'), 'another base model');
+  assert.equal(r.base_sha256, await fileSha256(base), 'another base model');
   assert.equal(r.organism, 'v2');
   assert.equal(r.steps, RL_DEFAULT.steps);
   assert.equal(r.lr, RL_DEFAULT.lr);
