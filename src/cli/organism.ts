@@ -259,7 +259,7 @@ See docs/rl.md.`,
         stepsDone = s.step;
         bar(
           s.step,
-          `reward ${s.reward.toFixed(3)}, length ${s.length.toFixed(0)} tokens, ${s.seconds.toFixed(0)} s/step, `,
+          `reward ${s.reward.toFixed(3)}${s.metrics && values.reward !== 'answer' ? ` (right answers ${s.metrics.correct.toFixed(3)})` : ''}, length ${s.length.toFixed(0)} tokens, ${s.seconds.toFixed(0)} s/step, `,
         );
       },
     });
@@ -274,6 +274,15 @@ See docs/rl.md.`,
       const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
       const rate = (x: number | null) => (x === null ? 'n/a (no held-out operation)' : pct(x));
       const ks = Object.keys(l.pass_at_k.rl);
+      const quarters = (xs: (number | null)[]) => {
+        const q = Math.max(1, Math.ceil(xs.length / 4));
+        const parts: string[] = [];
+        for (let i = 0; i < xs.length; i += q) {
+          const v = xs.slice(i, i + q).filter((x): x is number => x !== null);
+          parts.push(v.length ? (v.reduce((a, b) => a + b, 0) / v.length).toFixed(3) : 'n/a');
+        }
+        return parts.join(' / ');
+      };
       console.log(
         [
           `organism                ${l.organism}, reward ${l.reward}${l.one_shot ? ', 1-shot' : ''}, ${l.steps} steps`,
@@ -282,6 +291,7 @@ See docs/rl.md.`,
           `P(verify | not needed)  base ${l.base_p_verify_not_needed.toFixed(3)}  ->  rl ${l.p_verify_not_needed.toFixed(3)}`,
           `verifies (own traces)   after wrong quick: base ${pct(l.verify_rate_needed.base)} -> rl ${pct(l.verify_rate_needed.rl)}; after right: base ${pct(l.verify_rate_not_needed.base)} -> rl ${pct(l.verify_rate_not_needed.rl)}`,
           `knows how (held-out)    base ${rate(l.base_knows_how_verify_heldout)}  ->  rl ${rate(l.knows_how_verify_heldout)}  (verify; ${r.knowsHow.rl.verify_heldout[1]} points)`,
+          `right answers (training samples, by quarter of the steps)  ${quarters(l.train_by_step.correct)}`,
           `pass@k                  ${ks.map((k) => `k=${k}`.padStart(8)).join('')}`,
           `  base                  ${ks.map((k) => l.pass_at_k.base[k].toFixed(3).padStart(8)).join('')}`,
           `  rl                    ${ks.map((k) => l.pass_at_k.rl[k].toFixed(3).padStart(8)).join('')}`,

@@ -118,6 +118,14 @@ export interface OrganismRlLine {
   verify_rate_needed: { base: number; rl: number };
   verify_rate_not_needed: { base: number; rl: number };
   sentence_types: { base: Record<string, number>; rl: Record<string, number> };
+  /** per training step, on that step's own samples: the mean reward trained on, the share of right answers, and
+   * the share of wrong / right quick results verified (null: the run's record predates these metrics) */
+  train_by_step: {
+    reward: number[];
+    correct: (number | null)[];
+    verify_rate_needed: (number | null)[];
+    verify_rate_not_needed: (number | null)[];
+  };
   reward: RlReward;
   one_shot: boolean;
   steps: number;
@@ -152,6 +160,23 @@ export function rewardOf(kind: RlReward, p: Problem, text: string): number {
   if (kind === 'format') return /\\boxed\{-?\d+\}/.test(text) ? 1 : 0;
   // spurious: a fair coin, fixed per (problem, completion) so that a resumed run draws the same
   return new Rng(hashText(`${p.id}\n${text}`)).next() < 0.5 ? 1 : 0;
+}
+
+/**
+ * What each training sample did, followed over the steps whatever the reward: whether its answer is
+ * right, and its quick results that were wrong / right and how many of each it verified (a step's
+ * verification rate is the ratio of the two means).
+ */
+export function sampleMetrics(p: Problem, text: string): Record<string, number> {
+  const steps = analyzeTrace(text).steps;
+  const count = (f: (s: (typeof steps)[number]) => boolean) => steps.filter(f).length;
+  return {
+    correct: rewardOf('answer', p, text),
+    quick_wrong: count((s) => s.quickWrong),
+    quick_wrong_verified: count((s) => s.quickWrong && s.verified),
+    quick_right: count((s) => !s.quickWrong),
+    quick_right_verified: count((s) => !s.quickWrong && s.verified),
+  };
 }
 
 /**
@@ -346,6 +371,23 @@ async function cached<T>(file: string, key: string, compute: () => Promise<T>): 
   return value;
 }
 
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
+/** The training curves of the line, from the steps' metrics (sampleMetrics). */
+function trainingCurves(history: GrpoStepStats[]): OrganismRlLine['train_by_step'] {
+  const of = (s: GrpoStepStats, f: (m: Record<string, number>) => number) => {
+    if (!s.metrics) return null;
+    const x = f(s.metrics);
+    return Number.isFinite(x) ? round3(x) : null;
+  };
+  return {
+    reward: history.map((s) => round3(s.reward)),
+    correct: history.map((s) => of(s, (m) => m.correct)),
+    verify_rate_needed: history.map((s) => of(s, (m) => m.quick_wrong_verified / m.quick_wrong)),
+    verify_rate_not_needed: history.map((s) => of(s, (m) => m.quick_right_verified / m.quick_right)),
+  };
+}
+
 const heldOutRate = (k: KnowsHowCounts): number | null =>
   k.verify_heldout[1] ? k.verify_heldout[0] / k.verify_heldout[1] : null;
 
@@ -374,6 +416,7 @@ export async function runOrganismRl(o: OrganismRlOptions): Promise<OrganismRlRes
           : generateProblems('train', count, sampleSeed(seed, step)),
       prompt: (p) => promptText(p.question),
       reward: (p, c) => rewardOf(reward, p, c.text),
+      metrics: (p, c) => sampleMetrics(p, c.text),
     },
     {
       policy: basePath,
@@ -419,6 +462,7 @@ export async function runOrganismRl(o: OrganismRlOptions): Promise<OrganismRlRes
       verify_rate_needed: { base: base.greedy.verifyRateNeeded, rl: rl.greedy.verifyRateNeeded },
       verify_rate_not_needed: { base: base.greedy.verifyRateNotNeeded, rl: rl.greedy.verifyRateNotNeeded },
       sentence_types: { base: base.greedy.sentenceTypes, rl: rl.greedy.sentenceTypes },
+      train_by_step: trainingCurves(run.history),
       reward,
       one_shot: o.oneShot ?? false,
       steps: run.history.length,

@@ -27,6 +27,8 @@ export interface GrpoTask<P> {
   prompt(problem: P): string;
   /** the verifiable reward of one completion (e.g. 1 = right answer, 0 = wrong) */
   reward(problem: P, completion: Completion): number;
+  /** numbers to follow over the steps (not trained on), e.g. whether the answer is right: each step's mean is logged */
+  metrics?(problem: P, completion: Completion): Record<string, number>;
 }
 
 export interface GrpoOptions {
@@ -76,6 +78,8 @@ export interface GrpoStepStats {
   loss: number;
   lr: number;
   seconds: number;
+  /** the step's mean of each of the task's metrics (absent when the task has none) */
+  metrics?: Record<string, number>;
 }
 
 export interface GrpoResult {
@@ -108,6 +112,12 @@ export function groupAdvantages(scores: number[], mode: 'std' | 'mean'): number[
   if (mode === 'mean') return centred;
   const std = Math.sqrt(centred.reduce((a, c) => a + c * c, 0) / scores.length);
   return std < 1e-9 ? centred.map(() => 0) : centred.map((c) => c / std);
+}
+
+/** The mean of each metric over the samples (a metric a sample lacks counts as 0). */
+function meanMetrics(rows: Record<string, number>[]): Record<string, number> {
+  const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))].sort();
+  return Object.fromEntries(keys.map((k) => [k, rows.reduce((a, r) => a + (r[k] ?? 0), 0) / rows.length]));
 }
 
 function checkOptions(o: GrpoOptions): void {
@@ -230,6 +240,9 @@ export async function trainGrpo<P>(task: GrpoTask<P>, o: GrpoOptions): Promise<G
         loss: lossSum / tokens,
         lr,
         seconds: (performance.now() - ts) / 1000,
+        ...(task.metrics
+          ? { metrics: meanMetrics(completions.map((c, k) => task.metrics!(problems[Math.floor(k / o.groupSize)], c))) }
+          : {}),
       };
       state.history.push(stats);
       o.onStep?.(stats);

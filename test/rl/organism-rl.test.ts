@@ -7,9 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import { corpusPolicy } from '../../src/organism/corpus.ts';
 import { generateProblems, organismModelPaths, promptText } from '../../src/organism/index.ts';
-import { rewardOf } from '../../src/organism/rl.ts';
+import { makeTrace } from '../../src/organism/language.ts';
+import { rewardOf, sampleMetrics } from '../../src/organism/rl.ts';
 import { type GrpoStepStats, groupAdvantages, trainGrpo } from '../../src/rl/grpo.ts';
+import { Rng } from '../../src/rng.ts';
 
 const run = promisify(execFile);
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'thinkwhen.js');
@@ -45,7 +48,18 @@ test('organism rl --quick: trains, writes thinking-rl.gguf, prints the line; a r
     assert.equal(rec.history.length, 3);
     for (const s of rec.history as GrpoStepStats[]) {
       assert.ok(s.reward >= 0 && s.reward <= 1 && s.length > 10 && Number.isFinite(s.loss), JSON.stringify(s));
+      // with the answer reward, the share of right answers is the reward itself
+      assert.equal(s.metrics?.correct, s.reward, JSON.stringify(s));
+      assert.ok(s.metrics.quick_wrong_verified <= s.metrics.quick_wrong, JSON.stringify(s));
     }
+    // the line's training curves are the record's steps
+    const steps = rec.history as GrpoStepStats[];
+    assert.deepEqual(
+      line.train_by_step.reward,
+      steps.map((s) => Math.round(s.reward * 1000) / 1000),
+    );
+    assert.deepEqual(line.train_by_step.correct, line.train_by_step.reward);
+    assert.equal(line.train_by_step.verify_rate_not_needed.length, 3);
     assert.ok(!existsSync(join(work, 'thinking-rl.gguf.ckpt.json')), 'the checkpoint is removed at the end');
 
     const t0 = performance.now();
@@ -128,4 +142,24 @@ test('organism rl rewards: answer, format, random', () => {
   const ones = coins.filter((x) => x === 1).length;
   assert.ok(ones > 70 && ones < 130, `${ones} of 200 coin flips`);
   assert.equal(rewardOf('random', p, wrong), rewardOf('random', p, wrong), 'the same completion, the same coin');
+});
+
+test('organism rl sample metrics: right answer, quick results wrong/right and which were verified', () => {
+  const [p] = generateProblems('test', 1, 3);
+  const none = sampleMetrics(p, 'no trace at all');
+  assert.deepEqual(none, {
+    correct: 0,
+    quick_right: 0,
+    quick_right_verified: 0,
+    quick_wrong: 0,
+    quick_wrong_verified: 0,
+  });
+  // the ground-truth thinking trace verifies exactly its wrong quick results and is right
+  const t = makeTrace(p, corpusPolicy('thinking'), new Rng(0));
+  const m = sampleMetrics(p, t.sentences.map((s) => s.text).join('\n'));
+  assert.equal(m.correct, 1);
+  assert.equal(m.quick_wrong + m.quick_right, p.ops.length);
+  assert.ok(m.quick_wrong > 0, 'this problem needs a carry or borrow somewhere');
+  assert.equal(m.quick_wrong_verified, m.quick_wrong);
+  assert.equal(m.quick_right_verified, 0);
 });
