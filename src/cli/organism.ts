@@ -161,16 +161,17 @@ const sample = defineCommand({
 const rl = defineCommand({
   name: 'organism rl',
   summary: 'RL with a verifiable reward (GRPO) from the base model; measures what RL changed (resumable)',
-  usage: '[--quick] [--json] [--work DIR] [--steps N] [--reward answer|random|format] [--one-shot] [--threads N]',
+  usage: '[--quick] [--json] [--work DIR] [--steps N] [--reward answer|random|format] [--one-shot] [--kl BETA] [--threads N]',
   description: `Trains the organism's base model with reinforcement learning (GRPO: a group of samples per
 problem at temperature 1, reward = the boxed answer is right minus a cost per generated token,
-group-normalised advantage, no KL term) on the project's own trainer, writes thinking-rl.gguf into
-the work folder, then measures on held-out problems: greedy accuracy, P(the next sentence starts a
-verification) after quick results where a carry or borrow is needed and where it is not, from the
-logits, knows-how on held-out operations (as organism eval measures it), and pass@k at
-temperature 1 (unbiased estimator) for the base and the RL model. Resumable: rerun the same
-command to continue (checkpoints in the work folder); a finished run prints its result at once.
-See docs/rl.md.`,
+group-normalised advantage, an optional KL penalty to the base model with --kl) on the project's
+own trainer, writes thinking-rl.gguf into the work folder, then measures on held-out problems:
+greedy accuracy, P(the next sentence starts a verification) after quick results where a carry or
+borrow is needed and where it is not, from the logits, knows-how on held-out operations (as
+organism eval measures it), and pass@k at temperature 1 (unbiased estimator) for the base and the
+RL model. The JSON line also holds the training curves (train_by_step: reward, right answers and
+verification rates of each step's samples). Resumable: rerun the same command to continue
+(checkpoints in the work folder); a finished run prints its result at once. See docs/rl.md.`,
   options: {
     quick: flag('a miniature run (3 steps, few samples; about a minute): checks the pipeline, not the result'),
     json: flag(
@@ -182,6 +183,11 @@ See docs/rl.md.`,
     }),
     steps: int({ help: 'optimizer steps (default: 40; quick 3)', min: 1, max: 1_000_000 }),
     lr: num({ help: 'learning rate (default 3e-5)', min: 0, max: 1 }),
+    kl: num({
+      help: 'β of a KL penalty to the base model (per-token k3 estimate, as GRPO; default 0: none)',
+      min: 0,
+      max: 100,
+    }),
     'token-cost': num({ help: 'reward subtracted per generated token (default 0.001)', min: 0, max: 1 }),
     reward: choice({
       help: 'answer: the boxed answer is right; random: a coin flip (spurious reward); format: any boxed integer',
@@ -221,6 +227,7 @@ See docs/rl.md.`,
       steps: values.steps ?? base.steps,
       lr: values.lr ?? base.lr,
       tokenCost: values['token-cost'] ?? base.tokenCost,
+      ...(values.kl ? { klCoef: values.kl } : {}),
       evalProblems: values['eval-n'] ?? base.evalProblems,
       passProblems: values['pass-problems'] ?? base.passProblems,
       passSamples: values['pass-samples'] ?? base.passSamples,

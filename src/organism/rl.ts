@@ -43,6 +43,8 @@ export interface RlConfig {
   /** 'mean' (Dr. GRPO): a token-cost difference stays as small as it is; 'std' would blow it up to ±1 */
   advantage: 'std' | 'mean';
   lr: number;
+  /** β of the KL penalty to the base model (absent: none, and no reference model loaded) */
+  klCoef?: number;
   checkpointEvery: number;
   /** held-out problems for acc and P(verify) */
   evalProblems: number;
@@ -125,11 +127,15 @@ export interface OrganismRlLine {
     correct: (number | null)[];
     verify_rate_needed: (number | null)[];
     verify_rate_not_needed: (number | null)[];
+    /** with a KL penalty: the step's KL(π ‖ base) per token (k3 estimate); else null */
+    kl: (number | null)[];
   };
   reward: RlReward;
   one_shot: boolean;
   steps: number;
   lr: number;
+  /** β of the KL penalty to the base model (0: none) */
+  kl_coef: number;
   /** which organism the numbers come from: the build record beside the model RL starts from (organismVersion) */
   organism: string;
   /** SHA-256 of the model RL started from */
@@ -385,6 +391,7 @@ function trainingCurves(history: GrpoStepStats[]): OrganismRlLine['train_by_step
     correct: history.map((s) => of(s, (m) => m.correct)),
     verify_rate_needed: history.map((s) => of(s, (m) => m.quick_wrong_verified / m.quick_wrong)),
     verify_rate_not_needed: history.map((s) => of(s, (m) => m.quick_right_verified / m.quick_right)),
+    kl: history.map((s) => (s.kl === undefined ? null : Math.round(s.kl * 1e5) / 1e5)),
   };
 }
 
@@ -428,6 +435,7 @@ export async function runOrganismRl(o: OrganismRlOptions): Promise<OrganismRlRes
       tokenCost: cfg.tokenCost,
       advantage: cfg.advantage,
       lr: cfg.lr,
+      ...(cfg.klCoef ? { klCoef: cfg.klCoef } : {}),
       checkpointEvery: cfg.checkpointEvery,
       seed,
       threads: o.threads,
@@ -467,6 +475,7 @@ export async function runOrganismRl(o: OrganismRlOptions): Promise<OrganismRlRes
       one_shot: o.oneShot ?? false,
       steps: run.history.length,
       lr: cfg.lr,
+      kl_coef: cfg.klCoef ?? 0,
       organism: organismVersion(dirname(basePath)),
       base_sha256: await fileSha256(basePath),
     },

@@ -5,9 +5,10 @@
 // mean (divided by the group's standard deviation for 'std'), and one AdamW step on
 //   loss = − Σ_i A_i Σ_t log π(y_it) / (tokens generated in the step)
 // (the trainer's per-token loss weights carry A_i). The samples come from exactly the weights being
-// trained, so the update is on-policy and needs no importance ratio or clipping. No KL term to the
-// reference policy (not implemented: the reference log-probabilities would need a second forward pass
-// per step; the token cost and few steps are the regularisers here).
+// trained, so the update is on-policy and needs no importance ratio or clipping. Optionally a KL
+// penalty β · KL(π ‖ π_ref) to a frozen reference policy (default: the initial one), estimated per
+// token as GRPO does (k3 = r − log r − 1, r = π_ref(y_t) / π(y_t)); its gradient (1 − r) ∇ log π(y_t)
+// is one more per-token loss weight, β (r − 1), so it costs two forward passes per step and no new op.
 //
 // Seeded: the problems of step s and the seed of every sample depend only on (seed, s, problem,
 // sample). Resumable: a checkpoint (weights, Adam moments, history) every `checkpointEvery` steps; a
@@ -15,7 +16,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ThinkwhenError } from '../errors.ts';
-import { exampleBatch } from '../train/batch.ts';
+import { type Example, exampleBatch } from '../train/batch.ts';
 import { readCheckpoint, removeCheckpoint, restoreCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
 import { scheduledLr } from '../train/loop.ts';
 import { Trainer } from '../train/trainer.ts';
@@ -46,6 +47,11 @@ export interface GrpoOptions {
   tokenCost?: number;
   /** 'std' (GRPO: (r − mean) / std) or 'mean' (Dr. GRPO: r − mean); default 'std' */
   advantage?: 'std' | 'mean';
+  /** β of the KL penalty to the reference policy (default 0: no penalty, no reference model loaded) */
+  klCoef?: number;
+  /** the reference policy of the KL penalty (default: `policy`, the initial weights); given with klCoef 0,
+   * the KL is measured (GrpoStepStats.kl) but not penalised */
+  reference?: string;
   lr?: number;
   warmupSteps?: number;
   weightDecay?: number;
@@ -78,6 +84,8 @@ export interface GrpoStepStats {
   loss: number;
   lr: number;
   seconds: number;
+  /** with a reference: the mean per-token k3 estimate of KL(π ‖ π_ref) on the step's samples */
+  kl?: number;
   /** the step's mean of each of the task's metrics (absent when the task has none) */
   metrics?: Record<string, number>;
 }
@@ -160,7 +168,10 @@ export async function trainGrpo<P>(task: GrpoTask<P>, o: GrpoOptions): Promise<G
       'choose another output path, or delete the file',
     );
   mkdirSync(dirname(o.out), { recursive: true });
+  const beta = o.klCoef ?? 0;
   const tr = Trainer.open(o.policy, { mode: 'weights', threads: o.threads });
+  // the reference is frozen: opened for forward passes only (and only when there is a KL to penalise or measure)
+  const ref = beta > 0 || o.reference ? Trainer.open(o.reference ?? o.policy, { mode: 'vectors', threads: o.threads }) : null;
   try {
     let state: RunState = { identity, history: [] };
     let start = 0;
@@ -209,9 +220,11 @@ export async function trainGrpo<P>(task: GrpoTask<P>, o: GrpoOptions): Promise<G
         if (a.every((x) => x === 0)) flatGroups++;
         advantages.push(...a);
       }
-      const examples = completions
-        .map((c, k) => ({ prompt: c.prompt, target: c.tokens, weight: advantages[k] }))
-        .filter((e) => e.weight !== 0 && e.target.length > 0);
+      // without a KL penalty a sample of advantage 0 contributes nothing; with one, every sample does
+      const examples: Example[] = completions
+        .map((c, k) => ({ prompt: c.prompt, target: c.tokens, weight: advantages[k] as Example['weight'] }))
+        .filter((e) => e.target.length > 0 && (ref !== null || e.weight !== 0));
+      const kl = ref ? await addKlWeights(tr, ref, examples, beta, micro) : undefined;
       const tokens = lengths.reduce((a, b) => a + b, 0);
       const lr = scheduledLr(o.lr ?? 1e-4, step, o.steps, 'constant', o.warmupSteps ?? 0);
       let lossSum = 0;
@@ -240,6 +253,7 @@ export async function trainGrpo<P>(task: GrpoTask<P>, o: GrpoOptions): Promise<G
         loss: lossSum / tokens,
         lr,
         seconds: (performance.now() - ts) / 1000,
+        ...(kl !== undefined ? { kl } : {}),
         ...(task.metrics
           ? { metrics: meanMetrics(completions.map((c, k) => task.metrics!(problems[Math.floor(k / o.groupSize)], c))) }
           : {}),
@@ -264,5 +278,63 @@ export async function trainGrpo<P>(task: GrpoTask<P>, o: GrpoOptions): Promise<G
     };
   } finally {
     tr.free();
+    ref?.free();
   }
+}
+
+/** log π(y_t) of every target token of each example, under the trainer's current weights. */
+export async function targetLogProbs(tr: Trainer, examples: Example[], micro: number): Promise<Float64Array[]> {
+  const out: Float64Array[] = [];
+  for (let i = 0; i < examples.length; i += micro) {
+    const chunk = examples.slice(i, i + micro).map((e) => ({ prompt: e.prompt, target: e.target }));
+    const { steer: _, ...b } = exampleBatch(chunk);
+    const r = await tr.run({ ...b, logits: true });
+    const V = tr.nVocab;
+    chunk.forEach((e, j) => {
+      const lp = new Float64Array(e.target.length);
+      for (let t = 0; t < e.target.length; t++) {
+        const row = r.logits!.subarray(
+          (j * b.seqLen + e.prompt.length - 1 + t) * V,
+          (j * b.seqLen + e.prompt.length + t) * V,
+        );
+        let max = -Infinity;
+        for (const x of row) max = Math.max(max, x);
+        let z = 0;
+        for (const x of row) z += Math.exp(x - max);
+        lp[t] = row[e.target[t]] - max - Math.log(z);
+      }
+      out.push(lp);
+    });
+  }
+  return out;
+}
+
+/**
+ * Turns each example's advantage into per-token weights A + β (r_t − 1), r_t = π_ref(y_t) / π(y_t):
+ * the gradient of β · k3 added to the policy gradient. Returns the mean k3 over the tokens.
+ */
+async function addKlWeights(
+  tr: Trainer,
+  ref: Trainer,
+  examples: Example[],
+  beta: number,
+  micro: number,
+): Promise<number> {
+  const pol = await targetLogProbs(tr, examples, micro);
+  const base = await targetLogProbs(ref, examples, micro);
+  let k3 = 0;
+  let n = 0;
+  examples.forEach((e, i) => {
+    const a = e.weight as number;
+    const w = new Float64Array(e.target.length);
+    for (let t = 0; t < w.length; t++) {
+      const logR = base[i][t] - pol[i][t];
+      const r = Math.exp(logR);
+      w[t] = a + beta * (r - 1);
+      k3 += r - logR - 1;
+      n++;
+    }
+    e.weight = w;
+  });
+  return n ? k3 / n : 0;
 }

@@ -60,6 +60,8 @@ test('organism rl --quick: trains, writes thinking-rl.gguf, prints the line; a r
     );
     assert.deepEqual(line.train_by_step.correct, line.train_by_step.reward);
     assert.equal(line.train_by_step.verify_rate_not_needed.length, 3);
+    assert.equal(line.kl_coef, 0);
+    assert.deepEqual(line.train_by_step.kl, [null, null, null], 'no KL penalty, no reference model: no KL measured');
     assert.ok(!existsSync(join(work, 'thinking-rl.gguf.ckpt.json')), 'the checkpoint is removed at the end');
 
     const t0 = performance.now();
