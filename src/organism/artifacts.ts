@@ -195,9 +195,13 @@ export async function selectByReadout(
   const cache = join(taxDir, 'readout.json');
   const pair = `${sha256(models.base)} ${sha256(models.thinking)}`;
   let readout: Record<string, number> | null = null;
+  let positions: number | null = null;
   if (existsSync(cache)) {
     const cached = JSON.parse(readFileSync(cache, 'utf8'));
-    if (cached.pair === pair) readout = cached.readout;
+    if (cached.pair === pair) {
+      readout = cached.readout;
+      positions = cached.details?.positions ?? null;
+    }
   }
   if (!readout) {
     log(`artifacts: readout of ${grid.entries.length} SAEs at the pair's disagreements on the train traces`);
@@ -207,6 +211,7 @@ export async function selectByReadout(
       const traces = (await readTraces(tracesPath)).records;
       const r = await measureReadout({ base, thinking }, traces, grid.entries, { threads });
       readout = Object.fromEntries(r.entries.map((e) => [`${e.layer}/${e.k}`, e.readout]));
+      positions = r.positions;
       const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
       log(
         `artifacts: ${r.positions} disagreement positions (${r.boundaryPositions} at a sentence start); readout (at sentence starts / inside): ${r.entries.map((e) => `L${e.layer} K${e.k} ${pct(e.readout)} (${pct(e.boundary)} / ${pct(e.inside)})`).join(', ')}`,
@@ -224,6 +229,13 @@ export async function selectByReadout(
     ...grid,
     entries: grid.entries.map((e) => ({ ...e, metrics: { ...e.metrics, readout: measured[`${e.layer}/${e.k}`] } })),
   };
+  if (positions === 0) {
+    // every readout is 0 %: it cannot choose (e.g. an RL model that still decodes like its base)
+    log(
+      "artifacts: the two models never disagree on the train traces, so no readout can choose: the SAE is selected by the paper's offline score; a hybrid of this pair steers only where they disagree, if anywhere",
+    );
+    return writeSelection(taxDir, scored, 'offline');
+  }
   return writeSelection(taxDir, scored, 'readout');
 }
 

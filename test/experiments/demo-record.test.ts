@@ -61,3 +61,19 @@ test('stored demo (base-latent pair): steering recovers the gap where selection 
   assert.ok(s.selection_only!.gap_recovered! <= 0.1, `selection_only ${s.selection_only!.gap_recovered}`);
   assert.ok(s.oracle!.gap_recovered! >= 0.95, `oracle ${s.oracle!.gap_recovered}`);
 });
+
+test('stored demo with the RL model as controller (docs/rl.md): it never disagrees with the base, so the hybrid is the base', async () => {
+  const file = new URL('../../bench/results/demo-organism-rl-controller.json', import.meta.url);
+  assert.ok(existsSync(file), `missing ${file.pathname}: the commands in docs/rl.md, "The RL model as controller"`);
+  const r: DemoResult['json'] = JSON.parse(readFileSync(file, 'utf8'));
+  assert.equal(r.models.base.sha256, await fileSha256(shipped.base), 'another base model');
+  assert.notEqual(r.models.thinking.sha256, await fileSha256(shipped.thinking), 'the controller is not the RL model');
+  const distilled = record('default').systems;
+  const s = r.systems;
+  assert.equal(s.base!.acc, distilled.base!.acc, 'the same base model on the same problems');
+  for (const name of DEMO_SYSTEMS) {
+    assert.ok(s[name]!.n >= 300, name);
+    assert.equal(s[name]!.acc, s.base!.acc, `${name} decodes exactly as the base`);
+    if (name !== 'base' && name !== 'thinking') assert.equal(s[name]!.steered_mean, 0, name);
+  }
+});

@@ -27,6 +27,10 @@ test('stored RL run: the shipped base model, the default settings, every field',
     for (let i = 1; i < v.length; i++) assert.ok(v[i] >= v[i - 1], `${who}: pass@k rises`);
   }
   for (const x of [r.acc, r.base_acc, r.p_verify_needed, r.p_verify_not_needed]) assert.ok(x >= 0 && x <= 1);
+  assert.equal(r.kl_coef, 0);
+  assert.equal(r.train_by_step.reward.length, RL_DEFAULT.steps);
+  // the answer reward: the reward of a step is its share of right answers
+  assert.deepEqual(r.train_by_step.correct, r.train_by_step.reward);
 });
 
 test('stored RL run: RL beats the base at pass@1 (barely), and lowers P(verify) needed or not (docs/rl.md)', () => {
