@@ -161,7 +161,8 @@ const sample = defineCommand({
 const rl = defineCommand({
   name: 'organism rl',
   summary: 'RL with a verifiable reward (GRPO) from the base model; measures what RL changed (resumable)',
-  usage: '[--quick] [--json] [--work DIR] [--steps N] [--reward answer|random|format] [--one-shot] [--kl BETA] [--threads N]',
+  usage:
+    '[--quick] [--json] [--work DIR] [--steps N] [--reward answer|random|format] [--one-shot] [--kl BETA] [--threads N]',
   description: `Trains the organism's base model with reinforcement learning (GRPO: a group of samples per
 problem at temperature 1, reward = the boxed answer is right minus a cost per generated token,
 group-normalised advantage, an optional KL penalty to the base model with --kl) on the project's

@@ -171,7 +171,8 @@ export async function trainGrpo<P>(task: GrpoTask<P>, o: GrpoOptions): Promise<G
   const beta = o.klCoef ?? 0;
   const tr = Trainer.open(o.policy, { mode: 'weights', threads: o.threads });
   // the reference is frozen: opened for forward passes only (and only when there is a KL to penalise or measure)
-  const ref = beta > 0 || o.reference ? Trainer.open(o.reference ?? o.policy, { mode: 'vectors', threads: o.threads }) : null;
+  const ref =
+    beta > 0 || o.reference ? Trainer.open(o.reference ?? o.policy, { mode: 'vectors', threads: o.threads }) : null;
   try {
     let state: RunState = { identity, history: [] };
     let start = 0;
