@@ -284,7 +284,7 @@ export async function trainGrpo<P>(task: GrpoTask<P>, o: GrpoOptions): Promise<G
 }
 
 /** log π(y_t) of every target token of each example, under the trainer's current weights. */
-export async function targetLogProbs(tr: Trainer, examples: Example[], micro: number): Promise<Float64Array[]> {
+async function targetLogProbs(tr: Trainer, examples: Example[], micro: number): Promise<Float64Array[]> {
   const out: Float64Array[] = [];
   for (let i = 0; i < examples.length; i += micro) {
     const chunk = examples.slice(i, i + micro).map((e) => ({ prompt: e.prompt, target: e.target }));
@@ -310,6 +310,9 @@ export async function targetLogProbs(tr: Trainer, examples: Example[], micro: nu
   return out;
 }
 
+/** log r is clamped to ±10: a token the policy has all but ruled out (r = e^40, say) cannot blow up a step. */
+const MAX_LOG_RATIO = 10;
+
 /**
  * Turns each example's advantage into per-token weights A + β (r_t − 1), r_t = π_ref(y_t) / π(y_t):
  * the gradient of β · k3 added to the policy gradient. Returns the mean k3 over the tokens.
@@ -329,7 +332,7 @@ async function addKlWeights(
     const a = e.weight as number;
     const w = new Float64Array(e.target.length);
     for (let t = 0; t < w.length; t++) {
-      const logR = base[i][t] - pol[i][t];
+      const logR = Math.min(MAX_LOG_RATIO, Math.max(-MAX_LOG_RATIO, base[i][t] - pol[i][t]));
       const r = Math.exp(logR);
       w[t] = a + beta * (r - 1);
       k3 += r - logR - 1;
