@@ -18,6 +18,8 @@ export const VARIANTS: Record<string, string[]> = {
   format: ['--reward', 'format'],
   one_shot: ['--one-shot'],
   cost0: ['--token-cost', '0'], // no cost per token
+  lr1e4: ['--lr', '1e-4'], // a larger step
+  lr1e4_kl: ['--lr', '1e-4', '--kl', '0.1'], // the larger step held near the base by a KL penalty
 };
 const COMMON = ['--json', '--threads', '1', '--pass-samples', '64'];
 

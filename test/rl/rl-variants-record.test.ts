@@ -11,11 +11,13 @@ import { fileSha256 } from '../../src/steer/vector-set.ts';
 const file = new URL('../../bench/results/rl-organism-variants.json', import.meta.url);
 
 /** What each variant changed: its flag in the command, and the line's reward / one_shot. */
-const EXPECTED: Record<string, { flag: string; reward: string; oneShot: boolean }> = {
+const EXPECTED: Record<string, { flag: string; reward: string; oneShot: boolean; lr?: number; kl?: number }> = {
   random: { flag: '--reward random', reward: 'random', oneShot: false },
   format: { flag: '--reward format', reward: 'format', oneShot: false },
   one_shot: { flag: '--one-shot', reward: 'answer', oneShot: true },
   cost0: { flag: '--token-cost 0', reward: 'answer', oneShot: false },
+  lr1e4: { flag: '--lr 1e-4', reward: 'answer', oneShot: false, lr: 1e-4 },
+  lr1e4_kl: { flag: '--lr 1e-4 --kl 0.1', reward: 'answer', oneShot: false, lr: 1e-4, kl: 0.1 },
 };
 
 function load(): Record<string, { command: string; line: OrganismRlLine }> {
@@ -35,8 +37,14 @@ test('stored RL variants: the shipped base model, the default settings but one c
     assert.equal(line.reward, e.reward, name);
     assert.equal(line.one_shot, e.oneShot, name);
     assert.equal(line.steps, RL_DEFAULT.steps, name);
-    assert.equal(line.lr, RL_DEFAULT.lr, name);
-    assert.equal(line.kl_coef, 0, name);
+    assert.equal(line.lr, e.lr ?? RL_DEFAULT.lr, name);
+    assert.equal(line.kl_coef, e.kl ?? 0, name);
+    // the KL to the base is measured exactly when it is penalised
+    assert.equal(
+      line.train_by_step.kl.every((x) => x !== null && x >= 0),
+      e.kl !== undefined,
+      `${name}: ${line.train_by_step.kl}`,
+    );
     for (const curve of [line.train_by_step.reward, line.train_by_step.correct]) {
       assert.equal(curve.length, RL_DEFAULT.steps, name);
       assert.ok(
@@ -75,4 +83,12 @@ test('stored RL variants: what docs/rl.md says of them', () => {
   assert.ok(mean(r.slice(30)) > mean(r.slice(0, 10)) + 0.3, `1-shot reward ${r}`);
   assert.ok(o.p_verify_needed > 2 * o.base_p_verify_needed && o.p_verify_not_needed > 2 * o.base_p_verify_not_needed);
   assert.ok(o.pass_at_k.rl['16'] > o.pass_at_k.base['16'] + 0.05, JSON.stringify(o.pass_at_k));
+  // the larger step moves P(verify) further down; the KL penalty holds it (and greedy accuracy) nearer the base
+  const [big, held] = [v.lr1e4.line, v.lr1e4_kl.line];
+  const stored: OrganismRlLine = JSON.parse(
+    readFileSync(new URL('../../bench/results/rl-organism.json', import.meta.url), 'utf8'),
+  );
+  assert.ok(big.p_verify_needed < stored.p_verify_needed && big.p_verify_not_needed < stored.p_verify_not_needed);
+  assert.ok(held.p_verify_needed > big.p_verify_needed && held.p_verify_not_needed > big.p_verify_not_needed);
+  assert.ok(held.acc > big.acc, `greedy accuracy ${held.acc} with the penalty, ${big.acc} without`);
 });
