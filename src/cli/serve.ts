@@ -174,7 +174,7 @@ cannot start (a missing model file, a port in use).`,
     const hybrid = values.vectors
       ? { vectors: values.vectors }
       : organism
-        ? shippedHybrid(organismArtifactPaths(), paths)
+        ? await shippedHybrid(organismArtifactPaths(), paths)
         : { off: 'pass --vectors DIR (a vector set of this base model, `thinkwhen vectors train`) to serve it' };
     const vectorDirs = (values['vector-dir']?.split(',') ?? ('vectors' in hybrid ? [hybrid.vectors] : [])).filter(
       Boolean,
@@ -233,11 +233,11 @@ cannot start (a missing model file, a port in use).`,
  * The organism's hybrid without --vectors: its shipped vector set (whose manifest names the shipped
  * SAE) when artifacts.json says both were made from these models; else why not and how to get one.
  */
-export function shippedHybrid(
+export async function shippedHybrid(
   artifacts: ArtifactPaths,
   models: { base: string; thinking: string },
-): { vectors: string } | { off: string } {
-  const why = artifactsMismatch(artifacts, models);
+): Promise<{ vectors: string } | { off: string }> {
+  const why = await artifactsMismatch(artifacts, models);
   if (why === null) return { vectors: artifacts.vectors };
   return {
     off:

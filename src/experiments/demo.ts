@@ -99,10 +99,10 @@ const modelFile = async (path: string): Promise<ModelFile> => ({
 /** The pair's SAE and vectors: the shipped ones when they belong to the models, else regenerated in the workspace. */
 async function demoArtifacts(o: DemoOptions, models: { base: string; thinking: string }) {
   const shipped = organismArtifactPaths(o.models, o.pair);
-  const why = artifactsMismatch(shipped, models);
+  const why = await artifactsMismatch(shipped, models);
   if (why === null) return { paths: shipped, regenerated: null };
   const local = organismArtifactPaths(join(o.out, 'artifacts'), o.pair);
-  if (artifactsMismatch(local, models) === null) return { paths: local, regenerated: why };
+  if ((await artifactsMismatch(local, models)) === null) return { paths: local, regenerated: why };
   o.onLog?.(
     `demo: the shipped SAE and vectors cannot be used (${why}); regenerating them from seeds into ${local.dir}`,
   );

@@ -6,7 +6,6 @@
 // Seed hygiene: the traces the taxonomy and the vectors learn from are the thinking model's answers
 // to TRAIN-split problems (ARTIFACT_SEED), never the held-out test problems that `organism eval`,
 // `thinkwhen run --dataset organism` and the demo evaluate on.
-import { createHash } from 'node:crypto';
 import {
   copyFileSync,
   existsSync,
@@ -22,7 +21,7 @@ import { Model } from '../engine/index.ts';
 import { ThinkwhenError } from '../errors.ts';
 import { latentsOf, readSelectionFile, readSources } from '../steer/sources.ts';
 import { PAPER_TRAIN_SETTINGS, trainVectorSet, type VectorTrainSettings } from '../steer/train.ts';
-import { type VectorSetManifest, writeManifest } from '../steer/vector-set.ts';
+import { fileSha256, type VectorSetManifest, writeManifest } from '../steer/vector-set.ts';
 import { annotateTraces } from '../taxonomy/annotate.ts';
 import type { Grid } from '../taxonomy/evaluate.ts';
 import { type Selection, writeSelection } from '../taxonomy/selection.ts';
@@ -122,10 +121,11 @@ export interface ArtifactRecord {
   skipped: Array<{ latent: number; reason: string }>;
 }
 
-const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
-
 /** Why the artifacts in `paths` do not belong to the models in `models` (null: they do). */
-export function artifactsMismatch(paths: ArtifactPaths, models: { base: string; thinking: string }): string | null {
+export async function artifactsMismatch(
+  paths: ArtifactPaths,
+  models: { base: string; thinking: string },
+): Promise<string | null> {
   if (!existsSync(paths.record)) return `no ${paths.record}`;
   let rec: ArtifactRecord;
   try {
@@ -136,13 +136,13 @@ export function artifactsMismatch(paths: ArtifactPaths, models: { base: string; 
   if (rec.format !== ARTIFACTS_FORMAT) return `${paths.record} is not a ${ARTIFACTS_FORMAT} record`;
   for (const role of ['base', 'thinking'] as const) {
     if (!existsSync(models[role])) return `no ${role} model at ${models[role]}`;
-    if (sha256(models[role]) !== rec.models[role])
+    if ((await fileSha256(models[role])) !== rec.models[role])
       return `${basename(models[role])} is not the model they were made from`;
   }
   for (const [file, hash] of Object.entries(rec.files)) {
     const p = join(paths.dir, file);
     if (!existsSync(p)) return `${p} is missing`;
-    if (sha256(p) !== hash) return `${p} was changed after it was made`;
+    if ((await fileSha256(p)) !== hash) return `${p} was changed after it was made`;
   }
   return null;
 }
@@ -193,7 +193,7 @@ export async function selectByReadout(
   log: (line: string) => void,
 ): Promise<Selection> {
   const cache = join(taxDir, 'readout.json');
-  const pair = `${sha256(models.base)} ${sha256(models.thinking)}`;
+  const pair = `${await fileSha256(models.base)} ${await fileSha256(models.thinking)}`;
   let readout: Record<string, number> | null = null;
   let positions: number | null = null;
   if (existsSync(cache)) {
@@ -338,7 +338,7 @@ export async function buildOrganismArtifacts(o: BuildArtifactsOptions): Promise<
   writeManifest(stageVectors, shipped);
   const record: ArtifactRecord = {
     format: ARTIFACTS_FORMAT,
-    models: { base: sha256(models.base), thinking: sha256(models.thinking) },
+    models: { base: await fileSha256(models.base), thinking: await fileSha256(models.thinking) },
     seeds: {
       problems: ARTIFACT_SEED,
       split: 'train',
@@ -355,8 +355,10 @@ export async function buildOrganismArtifacts(o: BuildArtifactsOptions): Promise<
       purity: selection.metrics.purity ?? Number.NaN,
     },
     files: Object.fromEntries([
-      ['sae/sae.safetensors', sha256(join(stage, 'sae', 'sae.safetensors'))],
-      ...files.map((f) => [`${basename(paths.vectors)}/${f}`, sha256(join(stageVectors, f))]),
+      ['sae/sae.safetensors', await fileSha256(join(stage, 'sae', 'sae.safetensors'))],
+      ...(await Promise.all(
+        files.map(async (f) => [`${basename(paths.vectors)}/${f}`, await fileSha256(join(stageVectors, f))]),
+      )),
     ]),
     skipped: manifest.skipped.map((s) => ({ latent: s.latent, reason: String(s.reason) })),
   };

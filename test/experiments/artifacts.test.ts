@@ -33,15 +33,15 @@ const models = organismModelPaths();
 const record = (): ArtifactRecord => JSON.parse(readFileSync(shipped.record, 'utf8'));
 
 describe('shipped organism artifacts', () => {
-  it('are there, made from the shipped models, and unchanged since', () => {
+  it('are there, made from the shipped models, and unchanged since', async () => {
     assert.ok(existsSync(shipped.record), `${shipped.record} is missing: regenerate with buildOrganismArtifacts`);
-    assert.equal(artifactsMismatch(shipped, { base: models.base, thinking: models.thinking }), null);
+    assert.equal(await artifactsMismatch(shipped, { base: models.base, thinking: models.thinking }), null);
     const r = record();
     assert.ok(Object.keys(r.files).includes('sae/sae.safetensors'));
     assert.ok(Object.keys(r.files).includes('vectors/bias.gguf'));
     // a changed model or file is noticed
     assert.match(
-      artifactsMismatch(shipped, { base: models.thinking, thinking: models.thinking }) ?? '',
+      (await artifactsMismatch(shipped, { base: models.thinking, thinking: models.thinking })) ?? '',
       /is not the model/,
     );
   });

@@ -64,7 +64,7 @@ test('thinkwhen serve: base, thinking and hybrid on a free port; SIGTERM exits 0
 
 test('thinkwhen serve with no arguments: the hybrid from the shipped artifacts when they belong to the models, else one line why not', async () => {
   // Whichever state the shipped organism is in (the artifacts are regenerated whenever its models are).
-  const why = artifactsMismatch(organismArtifactPaths(), models);
+  const why = await artifactsMismatch(organismArtifactPaths(), models);
   const s = await startServe([]);
   try {
     if (why === null) {
@@ -95,14 +95,14 @@ test('thinkwhen serve with no arguments: the hybrid from the shipped artifacts w
   }
 });
 
-test('shippedHybrid: artifacts that are not there or not of these models turn the hybrid off, saying why and how', () => {
+test('shippedHybrid: artifacts that are not there or not of these models turn the hybrid off, saying why and how', async () => {
   const empty = organismArtifactPaths(mkdtempSync(join(tmpdir(), 'tw-serve-noartifacts-')));
-  const off = shippedHybrid(empty, models);
+  const off = await shippedHybrid(empty, models);
   assert.ok('off' in off);
   assert.match(off.off, /do not belong to its models \(no .*artifacts\.json\)/);
   assert.match(off.off, /thinkwhen demo .*--vectors runs\/demo\/default\/artifacts\/vectors/);
   // the shipped artifacts with the models swapped round are not theirs either
-  const swapped = shippedHybrid(organismArtifactPaths(), { base: models.thinking, thinking: models.base });
+  const swapped = await shippedHybrid(organismArtifactPaths(), { base: models.thinking, thinking: models.base });
   assert.ok('off' in swapped);
   assert.match(swapped.off, /do not belong to its models/);
 });
