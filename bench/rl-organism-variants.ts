@@ -12,8 +12,8 @@ const run = promisify(execFile);
 const root = join(import.meta.dirname, '..');
 const out = join(root, 'bench', 'results', 'rl-organism-variants.json');
 
-/** Every variant: the default settings but pass@k on 64 samples, and one change. */
-export const VARIANTS: Record<string, string[]> = {
+/** Every variant: the default settings but pass@k on 64 samples, and its change. */
+const VARIANTS: Record<string, string[]> = {
   random: ['--reward', 'random'],
   format: ['--reward', 'format'],
   one_shot: ['--one-shot'],
