@@ -1,6 +1,6 @@
 // The stored pass@k comparison of docs/rl.md (bench/results/rl-organism-compare/, a `thinkwhen report`
 // of five run stores): base, distilled thinking, the RL model, and the hybrid with each of the two as
-// controller, all on the same 16 held-out problems × 64 samples at temperature 1; the models are the
+// controller, all on the same 16 held-out problems × 256 samples at temperature 1; the models are the
 // shipped ones and the RL model of the stored controller demo; what the docs say holds.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -11,7 +11,9 @@ import { fileSha256 } from '../../src/steer/vector-set.ts';
 
 const file = new URL('../../bench/results/rl-organism-compare/report.json', import.meta.url);
 const controllerDemo = new URL('../../bench/results/demo-organism-rl-controller.json', import.meta.url);
-const NAMES = ['base-n64-t1', 'thinking-n64-t1', 'hybrid-n64-t1', 'rl-n64-t1', 'hybrid-rl-n64-t1'];
+const SAMPLES = 256;
+const NAMES = ['base', 'thinking', 'hybrid', 'rl', 'hybrid-rl'].map((s) => `${s}-n${SAMPLES}-t1`);
+const [BASE, THINKING, HYBRID, RL, HYBRID_RL] = NAMES;
 
 interface Run {
   name: string;
@@ -36,23 +38,23 @@ function load(): Record<string, Run> {
 }
 const at = (r: Run, k: number) => r.passAtK.find((p) => p.k === k)!.value;
 
-test('stored pass@k comparison: five complete runs of 16 problems × 64 samples at T 1, of the right models', async () => {
+test(`stored pass@k comparison: five complete runs of 16 problems × ${SAMPLES} samples at T 1, of the right models`, async () => {
   const runs = load();
   assert.deepEqual(Object.keys(runs).sort(), [...NAMES].sort());
   for (const r of Object.values(runs)) {
-    assert.ok(r.complete && r.problems === 16 && r.samplesPerProblem === 64, r.name);
+    assert.ok(r.complete && r.problems === 16 && r.samplesPerProblem === SAMPLES, r.name);
     assert.equal(r.config.sampling.temperature, 1, r.name);
     for (let i = 1; i < r.passAtK.length; i++) assert.ok(r.passAtK[i].value >= r.passAtK[i - 1].value - 1e-12, r.name);
   }
   const m = organismModelPaths();
-  assert.equal(runs['base-n64-t1'].config.model?.sha256, modelFingerprint(m.base).sha256, 'another base model');
-  assert.equal(runs['thinking-n64-t1'].config.model?.sha256, modelFingerprint(m.thinking).sha256);
+  assert.equal(runs[BASE].config.model?.sha256, modelFingerprint(m.base).sha256, 'another base model');
+  assert.equal(runs[THINKING].config.model?.sha256, modelFingerprint(m.thinking).sha256);
   const baseSha = await fileSha256(m.base);
-  for (const h of ['hybrid-n64-t1', 'hybrid-rl-n64-t1']) assert.equal(runs[h].config.base?.sha256, baseSha, h);
-  assert.equal(runs['hybrid-n64-t1'].config.thinking?.sha256, await fileSha256(m.thinking));
+  for (const h of [HYBRID, HYBRID_RL]) assert.equal(runs[h].config.base?.sha256, baseSha, h);
+  assert.equal(runs[HYBRID].config.thinking?.sha256, await fileSha256(m.thinking));
   // the RL controller is the model of the stored controller demo
   const demo = JSON.parse(readFileSync(controllerDemo, 'utf8'));
-  assert.equal(runs['hybrid-rl-n64-t1'].config.thinking?.sha256, demo.models.thinking.sha256);
+  assert.equal(runs[HYBRID_RL].config.thinking?.sha256, demo.models.thinking.sha256);
 });
 
 test('stored pass@k comparison: what docs/rl.md says of it', () => {
