@@ -27,6 +27,15 @@ export function argmax(logits: Float32Array): number {
   return best;
 }
 
+/** log softmax(logits)[token], computed stably (max subtracted). */
+export function logProb(logits: Float32Array, token: number): number {
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
+  return logits[token] - (Math.log(sum) + max);
+}
+
 export function createSampler(opts: SamplerOptions = {}): Sampler {
   const temperature = opts.temperature ?? 0;
   if (temperature <= 0) return argmax;

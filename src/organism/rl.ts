@@ -12,6 +12,7 @@
 //  - pass@k at temperature 1 (unbiased estimator) for the base and the RL model.
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { logProb } from '../engine/sampling.ts';
 import { ThinkwhenError } from '../errors.ts';
 import { gradeResponse } from '../eval/answer/index.ts';
 import { meanPassAtK } from '../eval/metrics.ts';
@@ -239,12 +240,8 @@ export async function verifyProbabilities(
       const V = tr.nVocab;
       chunk.forEach((c, b) => {
         const row = r.logits!.subarray((b * T + c.tokens.length - 1) * V, (b * T + c.tokens.length) * V);
-        let max = -Infinity;
-        for (const x of row) max = Math.max(max, x);
-        let z = 0;
-        for (const x of row) z += Math.exp(x - max);
         const k = c.needed ? 0 : 1;
-        sums[k] += Math.exp(row[check[0]] - max) / z;
+        sums[k] += Math.exp(logProb(row, check[0]));
         counts[k]++;
       });
     }

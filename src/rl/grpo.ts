@@ -15,6 +15,7 @@
 // rerun with the same options continues from it, and a finished run (out + its record) returns at once.
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { logProb } from '../engine/sampling.ts';
 import { ThinkwhenError } from '../errors.ts';
 import { type Example, exampleBatch } from '../train/batch.ts';
 import { readCheckpoint, removeCheckpoint, restoreCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
@@ -221,11 +222,18 @@ export async function trainGrpo<P>(task: GrpoTask<P>, o: GrpoOptions): Promise<G
         if (a.every((x) => x === 0)) flatGroups++;
         advantages.push(...a);
       }
+      const sampled = completions
+        .map((c, k) => ({ prompt: c.prompt, target: c.tokens, advantage: advantages[k] }))
+        .filter((e) => e.target.length > 0);
+      const kl = ref ? await klToReference(tr, ref, sampled, micro) : undefined;
       // without a KL penalty a sample of advantage 0 contributes nothing; with one, every sample does
-      const examples: Example[] = completions
-        .map((c, k) => ({ prompt: c.prompt, target: c.tokens, weight: advantages[k] as Example['weight'] }))
-        .filter((e) => e.target.length > 0 && (ref !== null || e.weight !== 0));
-      const kl = ref ? await addKlWeights(tr, ref, examples, beta, micro) : undefined;
+      const examples: Example[] =
+        kl && beta > 0
+          ? sampled.map((e, i) => ({
+              ...e,
+              weight: kl.logRatios[i].map((lr) => e.advantage + beta * (Math.exp(lr) - 1)),
+            }))
+          : sampled.filter((e) => e.advantage !== 0).map((e) => ({ ...e, weight: e.advantage }));
       const tokens = lengths.reduce((a, b) => a + b, 0);
       const lr = scheduledLr(o.lr ?? 1e-4, step, o.steps, 'constant', o.warmupSteps ?? 0);
       let lossSum = 0;
@@ -254,7 +262,7 @@ export async function trainGrpo<P>(task: GrpoTask<P>, o: GrpoOptions): Promise<G
         loss: lossSum / tokens,
         lr,
         seconds: (performance.now() - ts) / 1000,
-        ...(kl !== undefined ? { kl } : {}),
+        ...(kl ? { kl: kl.meanK3 } : {}),
         ...(task.metrics
           ? { metrics: meanMetrics(completions.map((c, k) => task.metrics!(problems[Math.floor(k / o.groupSize)], c))) }
           : {}),
@@ -294,15 +302,8 @@ async function targetLogProbs(tr: Trainer, examples: Example[], micro: number): 
     chunk.forEach((e, j) => {
       const lp = new Float64Array(e.target.length);
       for (let t = 0; t < e.target.length; t++) {
-        const row = r.logits!.subarray(
-          (j * b.seqLen + e.prompt.length - 1 + t) * V,
-          (j * b.seqLen + e.prompt.length + t) * V,
-        );
-        let max = -Infinity;
-        for (const x of row) max = Math.max(max, x);
-        let z = 0;
-        for (const x of row) z += Math.exp(x - max);
-        lp[t] = row[e.target[t]] - max - Math.log(z);
+        const row = (j * b.seqLen + e.prompt.length - 1 + t) * V;
+        lp[t] = logProb(r.logits!.subarray(row, row + V), e.target[t]);
       }
       out.push(lp);
     });
@@ -314,31 +315,27 @@ async function targetLogProbs(tr: Trainer, examples: Example[], micro: number): 
 const MAX_LOG_RATIO = 10;
 
 /**
- * Turns each example's advantage into per-token weights A + β (r_t − 1), r_t = π_ref(y_t) / π(y_t):
- * the gradient of β · k3 added to the policy gradient. Returns the mean k3 over the tokens.
+ * log r_t = log π_ref(y_t) − log π(y_t) of every sampled token (clamped), and the mean per-token k3
+ * estimate of KL(π ‖ π_ref), r − log r − 1. The penalty's gradient β (1 − r) ∇ log π(y_t) is the
+ * per-token loss weight β (r − 1) added to the advantage.
  */
-async function addKlWeights(
+async function klToReference(
   tr: Trainer,
   ref: Trainer,
   examples: Example[],
-  beta: number,
   micro: number,
-): Promise<number> {
+): Promise<{ logRatios: Float64Array[]; meanK3: number }> {
   const pol = await targetLogProbs(tr, examples, micro);
   const base = await targetLogProbs(ref, examples, micro);
   let k3 = 0;
   let n = 0;
-  examples.forEach((e, i) => {
-    const a = e.weight as number;
-    const w = new Float64Array(e.target.length);
-    for (let t = 0; t < w.length; t++) {
-      const logR = Math.min(MAX_LOG_RATIO, Math.max(-MAX_LOG_RATIO, base[i][t] - pol[i][t]));
-      const r = Math.exp(logR);
-      w[t] = a + beta * (r - 1);
-      k3 += r - logR - 1;
+  const logRatios = base.map((b, i) =>
+    b.map((lb, t) => {
+      const logR = Math.min(MAX_LOG_RATIO, Math.max(-MAX_LOG_RATIO, lb - pol[i][t]));
+      k3 += Math.exp(logR) - logR - 1;
       n++;
-    }
-    e.weight = w;
-  });
-  return n ? k3 / n : 0;
+      return logR;
+    }),
+  );
+  return { logRatios, meanK3: n ? k3 / n : 0 };
 }

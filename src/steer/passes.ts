@@ -1,7 +1,7 @@
 // Forward passes of the base model over many short texts, several sequences packed into one
 // context: the perplexity of example targets (the paper's example selection, method.md §2.6 step
 // 4) and mean residuals over token ranges (difference of means, method.md §8).
-import type { BatchToken, HookRequest, Model } from '../engine/index.ts';
+import { type BatchToken, type HookRequest, logProb, type Model } from '../engine/index.ts';
 
 export interface PassSequence {
   tokens: ArrayLike<number>;
@@ -79,14 +79,6 @@ export async function packedPasses(
   }
 }
 
-function crossEntropy(logits: Float32Array, next: number): number {
-  let max = Number.NEGATIVE_INFINITY;
-  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
-  let sum = 0;
-  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
-  return Math.log(sum) + max - logits[next];
-}
-
 /**
  * The paper's perplexity of each example: prompt + target tokenised together, the prompt alone for
  * its length; mean natural-log CE over positions len(prompt)−1 … end−2, each predicting the next
@@ -134,7 +126,7 @@ export async function targetPerplexities(
     o,
     {
       logits: (k, t, logits) => {
-        ce[k][t] = crossEntropy(logits, carriers[k].tokens[t + 1]);
+        ce[k][t] = -logProb(logits, carriers[k].tokens[t + 1]);
       },
     },
   );
