@@ -13,7 +13,7 @@ const file = new URL('../../bench/results/rl-organism-compare/report.json', impo
 const controllerDemo = new URL('../../bench/results/demo-organism-rl-controller.json', import.meta.url);
 const SAMPLES = 256;
 const NAMES = ['base', 'thinking', 'hybrid', 'rl', 'hybrid-rl'].map((s) => `${s}-n${SAMPLES}-t1`);
-const [BASE, THINKING, HYBRID, RL, HYBRID_RL] = NAMES;
+const [BASE, THINKING, HYBRID, , HYBRID_RL] = NAMES;
 
 interface Run {
   name: string;
